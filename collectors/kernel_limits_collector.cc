@@ -1,0 +1,43 @@
+#include "collectors/kernel_limits_collector.h"
+
+namespace portwatch {
+
+CollectStatus KernelLimitsCollector::Collect(const Config& /*config*/,
+                                             std::vector<prometheus::MetricFamily>& out) {
+  CollectStatus status;
+  auto fail = [&status](const std::string& what) {
+    status.ok = false;
+    status.error += (status.error.empty() ? "cannot read " : ", ") + what;
+  };
+
+  if (std::optional<int64_t> buckets = procfs_.ReadInteger("sys/net/ipv4/tcp_max_tw_buckets")) {
+    FamilyBuilder("portwatch_tcp_max_tw_buckets",
+                  "net.ipv4.tcp_max_tw_buckets: TIME_WAIT sockets beyond this are destroyed at "
+                  "once (counted in portwatch_tcpext_tcp_time_wait_overflow_total).",
+                  prometheus::MetricType::Gauge)
+        .Add(static_cast<double>(*buckets))
+        .MoveTo(out);
+  } else {
+    fail("net.ipv4.tcp_max_tw_buckets");
+  }
+
+  std::optional<std::string> range_text = procfs_.ReadFile("sys/net/ipv4/ip_local_port_range");
+  if (std::optional<EphemeralRange> range =
+          range_text ? ParseEphemeralRange(*range_text) : std::nullopt) {
+    FamilyBuilder("portwatch_ephemeral_port_range_first",
+                  "First port of net.ipv4.ip_local_port_range (IPv4 and IPv6).",
+                  prometheus::MetricType::Gauge)
+        .Add(range->first)
+        .MoveTo(out);
+    FamilyBuilder("portwatch_ephemeral_port_range_last",
+                  "Last port of net.ipv4.ip_local_port_range (IPv4 and IPv6).",
+                  prometheus::MetricType::Gauge)
+        .Add(range->last)
+        .MoveTo(out);
+  } else {
+    fail("net.ipv4.ip_local_port_range");
+  }
+  return status;
+}
+
+}  // namespace portwatch

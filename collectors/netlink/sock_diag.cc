@@ -1,0 +1,196 @@
+#include "collectors/netlink/sock_diag.h"
+
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace portwatch::netlink {
+
+namespace {
+
+// The kernel caps dump datagrams at 32 KiB; twice that leaves room and never truncates.
+constexpr size_t kReceiveBufferBytes = 64 * 1024;
+// A dump of the largest possible table ends far sooner; this only stops a broken source.
+constexpr uint64_t kMaxDatagramsPerDump = 1ULL << 26;
+
+struct DumpRequestMessage {
+  nlmsghdr header;
+  inet_diag_req_v2 body;
+};
+
+bool IsUnsupportedErrno(int error) {
+  return error == ENOENT || error == EOPNOTSUPP || error == EPROTONOSUPPORT ||
+         error == EAFNOSUPPORT;
+}
+
+SocketRecord DecodeSocket(const inet_diag_msg& message) {
+  SocketRecord record;
+  record.family = message.idiag_family;
+  record.state = message.idiag_state;
+  record.timer = message.idiag_timer;
+  record.local_port = ntohs(message.id.idiag_sport);
+  record.remote_port = ntohs(message.id.idiag_dport);
+  std::memcpy(record.local_address.data(), message.id.idiag_src, record.local_address.size());
+  std::memcpy(record.remote_address.data(), message.id.idiag_dst, record.remote_address.size());
+  record.timer_expires_ms = message.idiag_expires;
+  record.uid = message.idiag_uid;
+  record.inode = message.idiag_inode;
+  return record;
+}
+
+DumpResult Failure(std::string error, uint64_t sockets) {
+  DumpResult result;
+  result.outcome = DumpOutcome::kFailed;
+  result.error = std::move(error);
+  result.sockets = sockets;
+  return result;
+}
+
+}  // namespace
+
+std::string_view ProtocolName(Protocol protocol) {
+  return protocol == Protocol::kTcp ? "tcp" : "udp";
+}
+
+std::string_view FamilyName(Family family) {
+  return family == Family::kIpv4 ? "ipv4" : "ipv6";
+}
+
+std::string_view StateName(Protocol protocol, uint8_t state) {
+  if (protocol == Protocol::kUdp && state == kClose) {
+    return "unconn";
+  }
+  switch (state) {
+    case kEstablished:
+      return "established";
+    case kSynSent:
+      return "syn_sent";
+    case kSynRecv:
+    case kNewSynRecv:
+      return "syn_recv";
+    case kFinWait1:
+      return "fin_wait1";
+    case kFinWait2:
+      return "fin_wait2";
+    case kTimeWait:
+      return "time_wait";
+    case kClose:
+      return "close";
+    case kCloseWait:
+      return "close_wait";
+    case kLastAck:
+      return "last_ack";
+    case kListen:
+      return "listen";
+    case kClosing:
+      return "closing";
+    default:
+      return "unknown";
+  }
+}
+
+std::vector<std::byte> BuildDumpRequest(const DumpRequest& request, uint32_t sequence) {
+  DumpRequestMessage message{};
+  message.header.nlmsg_len = sizeof(message);
+  message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  message.header.nlmsg_seq = sequence;
+  message.body.sdiag_family = request.family == Family::kIpv4 ? AF_INET : AF_INET6;
+  message.body.sdiag_protocol = request.protocol == Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
+  message.body.idiag_states = request.states;
+  std::vector<std::byte> bytes(sizeof(message));
+  std::memcpy(bytes.data(), &message, sizeof(message));
+  return bytes;
+}
+
+DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVisitor& visit) {
+  const uint32_t sequence = transport.NextSequence();
+  if (int error = transport.Send(BuildDumpRequest(request, sequence)); error != 0) {
+    if (IsUnsupportedErrno(error)) {
+      return DumpResult{DumpOutcome::kUnsupported, std::strerror(error), 0, 0};
+    }
+    return Failure(std::string("netlink send: ") + std::strerror(error), 0);
+  }
+  const uint32_t port_id = transport.PortId();
+
+  // 8-byte alignment is what NLMSG_ALIGN assumes for the headers we cast to.
+  alignas(8) static thread_local std::byte buffer[kReceiveBufferBytes];
+  DumpResult result;
+  bool interrupted = false;
+  for (uint64_t datagram = 0; datagram < kMaxDatagramsPerDump; ++datagram) {
+    bool truncated = false;
+    ssize_t received = transport.Receive(buffer, truncated);
+    if (received < 0) {
+      return Failure(std::string("netlink receive: ") + std::strerror(static_cast<int>(-received)),
+                     result.sockets);
+    }
+    if (truncated) {
+      return Failure("netlink datagram truncated", result.sockets);
+    }
+    int remaining = static_cast<int>(received);
+    auto* header = reinterpret_cast<nlmsghdr*>(buffer);
+    for (; NLMSG_OK(header, remaining); header = NLMSG_NEXT(header, remaining)) {
+      if (header->nlmsg_seq != sequence || header->nlmsg_pid != port_id) {
+        result.stray_messages++;
+        continue;
+      }
+      if ((header->nlmsg_flags & NLM_F_DUMP_INTR) != 0) {
+        interrupted = true;
+      }
+      if (header->nlmsg_type == NLMSG_DONE) {
+        // Since Linux 4.x the DONE payload carries the dump's error code, if any.
+        if (header->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
+          int done_error = 0;
+          std::memcpy(&done_error, NLMSG_DATA(header), sizeof(done_error));
+          if (done_error < 0) {
+            if (IsUnsupportedErrno(-done_error)) {
+              return DumpResult{DumpOutcome::kUnsupported, std::strerror(-done_error),
+                                result.sockets, result.stray_messages};
+            }
+            return Failure(std::string("dump ended with error: ") + std::strerror(-done_error),
+                           result.sockets);
+          }
+        }
+        result.outcome = interrupted ? DumpOutcome::kInterrupted : DumpOutcome::kComplete;
+        if (interrupted) {
+          result.error = "dump interrupted (NLM_F_DUMP_INTR): the socket table changed";
+        }
+        return result;
+      }
+      if (header->nlmsg_type == NLMSG_ERROR) {
+        if (header->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) {
+          return Failure("truncated NLMSG_ERROR", result.sockets);
+        }
+        nlmsgerr error_message{};
+        std::memcpy(&error_message, NLMSG_DATA(header), sizeof(error_message));
+        const int error = -error_message.error;
+        if (IsUnsupportedErrno(error)) {
+          return DumpResult{DumpOutcome::kUnsupported, std::strerror(error), result.sockets,
+                            result.stray_messages};
+        }
+        return Failure(std::string("kernel error: ") + std::strerror(error), result.sockets);
+      }
+      if (header->nlmsg_type != SOCK_DIAG_BY_FAMILY) {
+        continue;
+      }
+      if (header->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) {
+        return Failure("truncated inet_diag_msg", result.sockets);
+      }
+      inet_diag_msg message{};
+      std::memcpy(&message, NLMSG_DATA(header), sizeof(message));
+      visit(DecodeSocket(message));
+      result.sockets++;
+    }
+    if (remaining != 0) {
+      return Failure("truncated netlink message header", result.sockets);
+    }
+  }
+  return Failure("dump did not end", result.sockets);
+}
+
+}  // namespace portwatch::netlink

@@ -1,0 +1,85 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "collectors/netlink/transport.h"
+
+namespace portwatch::netlink {
+
+enum class Protocol : uint8_t { kTcp, kUdp };
+enum class Family : uint8_t { kIpv4, kIpv6 };
+
+/// Kernel socket states as sock_diag reports them (include/net/tcp_states.h).
+enum SocketState : uint8_t {
+  kEstablished = 1,
+  kSynSent = 2,
+  kSynRecv = 3,
+  kFinWait1 = 4,
+  kFinWait2 = 5,
+  kTimeWait = 6,
+  kClose = 7,
+  kCloseWait = 8,
+  kLastAck = 9,
+  kListen = 10,
+  kClosing = 11,
+  kNewSynRecv = 12,
+  kMaxState = 12,
+};
+
+constexpr uint32_t StateBit(SocketState state) { return 1U << state; }
+constexpr uint32_t kAllStates = 0x1ffe;  // states 1..12
+
+std::string_view ProtocolName(Protocol protocol);
+std::string_view FamilyName(Family family);
+/// ss-style lowercase state name; UDP's unconnected state (kClose) reads "unconn".
+std::string_view StateName(Protocol protocol, uint8_t state);
+
+struct DumpRequest {
+  Protocol protocol = Protocol::kTcp;
+  Family family = Family::kIpv4;
+  uint32_t states = kAllStates;
+};
+
+/// One socket as sock_diag reports it, with the fields portwatch aggregates on.
+struct SocketRecord {
+  uint8_t family = 0;  ///< AF_INET or AF_INET6
+  uint8_t state = 0;   ///< SocketState
+  uint8_t timer = 0;   ///< idiag_timer: 1 retransmit, 2 keepalive, 3 TIME_WAIT, 4 zero window
+  uint16_t local_port = 0;
+  uint16_t remote_port = 0;
+  std::array<uint8_t, 16> local_address{};   ///< network order; IPv4 in the first 4 bytes
+  std::array<uint8_t, 16> remote_address{};
+  uint32_t timer_expires_ms = 0;
+  uint32_t uid = 0;
+  uint32_t inode = 0;
+};
+
+enum class DumpOutcome {
+  kComplete,     ///< every socket was read
+  kInterrupted,  ///< NLM_F_DUMP_INTR: the table changed during the dump, counts may be off
+  kUnsupported,  ///< the kernel lacks this protocol or family: no data, not an error
+  kFailed,
+};
+
+struct DumpResult {
+  DumpOutcome outcome = DumpOutcome::kFailed;
+  std::string error;
+  uint64_t sockets = 0;
+  uint64_t stray_messages = 0;  ///< replies to another request (wrong sequence or port id)
+};
+
+using SocketVisitor = std::function<void(const SocketRecord&)>;
+
+/// Builds the SOCK_DIAG_BY_FAMILY dump request message for `request` with sequence `sequence`.
+std::vector<std::byte> BuildDumpRequest(const DumpRequest& request, uint32_t sequence);
+
+/// Runs one dump over `transport` and hands every socket to `visit`, validating sequence, port
+/// id, lengths, NLMSG_ERROR, NLMSG_DONE and NLM_F_DUMP_INTR on the way.
+DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVisitor& visit);
+
+}  // namespace portwatch::netlink

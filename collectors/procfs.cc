@@ -1,0 +1,91 @@
+#include "collectors/procfs.h"
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace portwatch {
+
+namespace {
+
+std::vector<std::string> SplitWords(const std::string& line) {
+  std::vector<std::string> words;
+  std::istringstream stream(line);
+  std::string word;
+  while (stream >> word) {
+    words.push_back(word);
+  }
+  return words;
+}
+
+template <typename Integer>
+bool ParseInteger(const std::string& text, Integer& value) {
+  const char* end = text.data() + text.size();
+  auto [next, error] = std::from_chars(text.data(), end, value);
+  return error == std::errc() && next == end;
+}
+
+}  // namespace
+
+std::optional<std::string> ProcFs::ReadFile(const std::string& relative_path) const {
+  std::ifstream in(root_ + "/" + relative_path);
+  if (!in) {
+    return std::nullopt;
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) {
+    return std::nullopt;
+  }
+  return contents.str();
+}
+
+std::optional<int64_t> ProcFs::ReadInteger(const std::string& relative_path) const {
+  std::optional<std::string> text = ReadFile(relative_path);
+  if (!text) {
+    return std::nullopt;
+  }
+  std::vector<std::string> words = SplitWords(*text);
+  int64_t value = 0;
+  if (words.size() != 1 || !ParseInteger(words[0], value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<EphemeralRange> ParseEphemeralRange(const std::string& text) {
+  std::vector<std::string> words = SplitWords(text);
+  uint16_t first = 0;
+  uint16_t last = 0;
+  if (words.size() != 2 || !ParseInteger(words[0], first) || !ParseInteger(words[1], last) ||
+      first > last) {
+    return std::nullopt;
+  }
+  return EphemeralRange{first, last};
+}
+
+std::map<std::string, std::map<std::string, uint64_t>> ParseNetstat(const std::string& text) {
+  std::map<std::string, std::map<std::string, uint64_t>> result;
+  std::istringstream stream(text);
+  std::string header_line;
+  std::string value_line;
+  while (std::getline(stream, header_line) && std::getline(stream, value_line)) {
+    std::vector<std::string> names = SplitWords(header_line);
+    std::vector<std::string> values = SplitWords(value_line);
+    if (names.empty() || names.size() != values.size() || names[0] != values[0] ||
+        names[0].back() != ':') {
+      continue;
+    }
+    std::string prefix = names[0].substr(0, names[0].size() - 1);
+    for (size_t i = 1; i < names.size(); ++i) {
+      uint64_t value = 0;
+      if (ParseInteger(values[i], value)) {
+        result[prefix][names[i]] = value;
+      }
+    }
+  }
+  return result;
+}
+
+}  // namespace portwatch

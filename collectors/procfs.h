@@ -1,0 +1,41 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace portwatch {
+
+/// Reads kernel files below a root that is "/proc" in production and a fixture tree in tests.
+class ProcFs {
+ public:
+  explicit ProcFs(std::string root = "/proc") : root_(std::move(root)) {}
+
+  const std::string& Root() const { return root_; }
+  /// Whole file below the root, or nullopt when it cannot be read.
+  std::optional<std::string> ReadFile(const std::string& relative_path) const;
+  /// One integer sysctl, e.g. "sys/net/ipv4/tcp_max_tw_buckets".
+  std::optional<int64_t> ReadInteger(const std::string& relative_path) const;
+
+ private:
+  std::string root_;
+};
+
+/// net.ipv4.ip_local_port_range, which the kernel uses for IPv4 and IPv6 alike.
+struct EphemeralRange {
+  uint16_t first = 32768;
+  uint16_t last = 60999;
+
+  bool Contains(uint32_t port) const { return port >= first && port <= last; }
+  uint32_t Size() const { return last >= first ? last - first + 1U : 0U; }
+};
+
+/// Parses "32768\t60999". Returns nullopt on anything else.
+std::optional<EphemeralRange> ParseEphemeralRange(const std::string& text);
+
+/// Parses /proc/net/netstat (or /proc/net/snmp): header/value line pairs per prefix, e.g.
+/// result["TcpExt"]["TW"]. Lines whose header and values disagree are skipped.
+std::map<std::string, std::map<std::string, uint64_t>> ParseNetstat(const std::string& text);
+
+}  // namespace portwatch

@@ -1,0 +1,112 @@
+#include "collectors/socket_owners.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <memory>
+
+namespace portwatch {
+
+namespace {
+
+struct DirCloser {
+  void operator()(DIR* dir) const { ::closedir(dir); }
+};
+using UniqueDir = std::unique_ptr<DIR, DirCloser>;
+
+bool ParsePid(const char* name, pid_t& pid) {
+  const char* end = name + std::strlen(name);
+  auto [next, error] = std::from_chars(name, end, pid);
+  return error == std::errc() && next == end && pid > 0;
+}
+
+/// Returns the inode of "socket:[12345]", or 0 for any other link.
+uint32_t SocketInode(const char* link, size_t length) {
+  constexpr std::string_view kPrefix = "socket:[";
+  std::string_view text(link, length);
+  if (text.size() < kPrefix.size() + 2 || text.substr(0, kPrefix.size()) != kPrefix ||
+      text.back() != ']') {
+    return 0;
+  }
+  uint32_t inode = 0;
+  auto [next, error] = std::from_chars(text.data() + kPrefix.size(), text.data() + text.size() - 1,
+                                       inode);
+  return error == std::errc() && next == text.data() + text.size() - 1 ? inode : 0;
+}
+
+std::string Trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\0')) {
+    text.pop_back();
+  }
+  return text;
+}
+
+}  // namespace
+
+SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uint32_t>& inodes) {
+  SocketOwners owners;
+  if (inodes.empty()) {
+    return owners;
+  }
+  UniqueDir proc(::opendir(procfs.Root().c_str()));
+  if (!proc) {
+    return owners;
+  }
+  while (const dirent* process_entry = ::readdir(proc.get())) {
+    pid_t pid = 0;
+    if (!ParsePid(process_entry->d_name, pid)) {
+      continue;
+    }
+    owners.processes_scanned++;
+    const std::string fd_path = procfs.Root() + "/" + process_entry->d_name + "/fd";
+    UniqueDir fds(::opendir(fd_path.c_str()));
+    if (!fds) {
+      owners.processes_skipped++;
+      continue;
+    }
+    std::vector<uint32_t> held;
+    while (const dirent* fd_entry = ::readdir(fds.get())) {
+      if (fd_entry->d_name[0] == '.') {
+        continue;
+      }
+      char link[64];
+      const std::string link_path = fd_path + "/" + fd_entry->d_name;
+      ssize_t length = ::readlink(link_path.c_str(), link, sizeof(link));
+      if (length <= 0) {
+        continue;  // closed since readdir: not an error
+      }
+      uint32_t inode = SocketInode(link, static_cast<size_t>(length));
+      if (inode != 0 && inodes.count(inode) != 0 &&
+          std::find(held.begin(), held.end(), inode) == held.end()) {
+        held.push_back(inode);
+      }
+    }
+    if (held.empty()) {
+      continue;
+    }
+    ProcessInfo info;
+    info.pid = pid;
+    const std::string pid_dir = std::string(process_entry->d_name);
+    info.command = Trimmed(procfs.ReadFile(pid_dir + "/comm").value_or(""));
+    std::string cmdline = procfs.ReadFile(pid_dir + "/cmdline").value_or("");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    info.cmdline = Trimmed(std::move(cmdline));
+    for (uint32_t inode : held) {
+      owners.by_inode[inode].push_back(info);
+    }
+  }
+  return owners;
+}
+
+std::string DescribeProcess(const ProcessInfo& process) {
+  std::string text = "pid " + std::to_string(process.pid) + " (" + process.command;
+  if (!process.cmdline.empty()) {
+    text += ": " + process.cmdline;
+  }
+  return text + ")";
+}
+
+}  // namespace portwatch

@@ -1,0 +1,190 @@
+#include "collectors/socket_table.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "collectors/collector.h"
+
+namespace portwatch {
+
+namespace {
+
+using netlink::Protocol;
+
+constexpr std::array<Protocol, 2> kProtocolsInOrder = {Protocol::kTcp, Protocol::kUdp};
+constexpr std::array<netlink::Family, 2> kFamiliesInOrder = {netlink::Family::kIpv4,
+                                                             netlink::Family::kIpv6};
+
+struct RankedPort {
+  uint64_t sockets;
+  size_t protocol;
+  uint32_t port;
+};
+
+/// Picks which (protocol, port) pairs keep their own series: every protected one, then the
+/// busiest others up to `cap` in total. Returns the set of folded pairs and how many there are.
+class SeriesBudget {
+ public:
+  SeriesBudget(std::vector<RankedPort> candidates, size_t protected_count, size_t cap) {
+    std::sort(candidates.begin(), candidates.end(), [](const RankedPort& a, const RankedPort& b) {
+      return std::tie(b.sockets, a.protocol, a.port) < std::tie(a.sockets, b.protocol, b.port);
+    });
+    size_t keep = cap > protected_count ? cap - protected_count : 0;
+    for (size_t i = keep; i < candidates.size(); ++i) {
+      folded_[candidates[i].protocol].set(candidates[i].port);
+      folded_count_++;
+    }
+  }
+  bool Folded(size_t protocol, uint32_t port) const { return folded_[protocol].test(port); }
+  size_t FoldedCount() const { return folded_count_; }
+
+ private:
+  std::vector<std::bitset<65536>> folded_ = std::vector<std::bitset<65536>>(2);
+  size_t folded_count_ = 0;
+};
+
+}  // namespace
+
+SocketTable::SocketTable(EphemeralRange range, Limits limits) : range_(range), limits_(limits) {}
+
+bool SocketTable::IsListening(Protocol protocol, uint8_t state) {
+  return protocol == Protocol::kTcp ? state == netlink::kListen : state == netlink::kClose;
+}
+
+void SocketTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
+  const size_t protocol_index = static_cast<size_t>(protocol);
+  const size_t family_index = record.family == AF_INET6 ? 1 : 0;
+  const size_t state = record.state < kStates ? record.state : 0;
+  std::unique_ptr<PortCounts>& local = local_[LocalIndex(protocol_index, family_index, state)];
+  if (!local) {
+    local = std::make_unique<PortCounts>();
+  }
+  (*local)[record.local_port]++;
+  if (IsListening(protocol, record.state)) {
+    listening_[protocol_index].set(record.local_port);
+  } else if (FoldsAsEphemeral(protocol_index, record.local_port)) {
+    std::unique_ptr<PortCounts>& peer = peer_[PeerIndex(protocol_index, state)];
+    if (!peer) {
+      peer = std::make_unique<PortCounts>();
+    }
+    (*peer)[record.remote_port]++;
+  }
+}
+
+void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out) const {
+  // Rank the ports that would get their own series.
+  std::vector<std::vector<uint64_t>> port_totals(kProtocols, std::vector<uint64_t>(kPorts));
+  std::vector<std::vector<uint64_t>> peer_totals(kProtocols, std::vector<uint64_t>(kPorts));
+  for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
+    for (size_t state = 0; state < kStates; ++state) {
+      for (size_t family = 0; family < kFamilies; ++family) {
+        if (const auto& counts = local_[LocalIndex(protocol, family, state)]) {
+          for (uint32_t port = 0; port < kPorts; ++port) {
+            port_totals[protocol][port] += (*counts)[port];
+          }
+        }
+      }
+      if (const auto& counts = peer_[PeerIndex(protocol, state)]) {
+        for (uint32_t port = 0; port < kPorts; ++port) {
+          peer_totals[protocol][port] += (*counts)[port];
+        }
+      }
+    }
+  }
+  std::vector<RankedPort> port_candidates;
+  std::vector<RankedPort> peer_candidates;
+  size_t listening_ports = 0;
+  for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
+    for (uint32_t port = 0; port < kPorts; ++port) {
+      if (listening_[protocol].test(port)) {
+        listening_ports++;
+      } else if (port_totals[protocol][port] > 0 && !FoldsAsEphemeral(protocol, port)) {
+        port_candidates.push_back({port_totals[protocol][port], protocol, port});
+      }
+      if (peer_totals[protocol][port] > 0) {
+        peer_candidates.push_back({peer_totals[protocol][port], protocol, port});
+      }
+    }
+  }
+  const SeriesBudget port_budget(std::move(port_candidates), listening_ports,
+                                 limits_.max_port_series);
+  const SeriesBudget peer_budget(std::move(peer_candidates), 0, limits_.max_peer_port_series);
+
+  // Sum into labelled series; folding makes several ports share one series.
+  std::map<std::tuple<size_t, size_t, size_t, std::string>, uint64_t> sockets;
+  std::map<std::tuple<size_t, size_t, std::string>, uint64_t> peers;
+  for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
+    for (size_t state = 0; state < kStates; ++state) {
+      for (size_t family = 0; family < kFamilies; ++family) {
+        const auto& counts = local_[LocalIndex(protocol, family, state)];
+        if (!counts) {
+          continue;
+        }
+        for (uint32_t port = 0; port < kPorts; ++port) {
+          if ((*counts)[port] == 0) {
+            continue;
+          }
+          std::string label = FoldsAsEphemeral(protocol, port) ? "ephemeral"
+                              : port_budget.Folded(protocol, port) ? "other"
+                                                                   : std::to_string(port);
+          sockets[{protocol, family, state, std::move(label)}] += (*counts)[port];
+        }
+      }
+      if (const auto& counts = peer_[PeerIndex(protocol, state)]) {
+        for (uint32_t port = 0; port < kPorts; ++port) {
+          if ((*counts)[port] != 0) {
+            std::string label =
+                peer_budget.Folded(protocol, port) ? "other" : std::to_string(port);
+            peers[{protocol, state, std::move(label)}] += (*counts)[port];
+          }
+        }
+      }
+    }
+  }
+
+  FamilyBuilder socket_family(
+      "portwatch_sockets",
+      "Sockets by local port and state, read from the kernel via sock_diag. Client-side sockets "
+      "on ephemeral ports nobody listens on fold into port=\"ephemeral\"; ports beyond "
+      "max_port_series fold into port=\"other\".",
+      prometheus::MetricType::Gauge);
+  for (const auto& [key, count] : sockets) {
+    const auto& [protocol, family, state, port] = key;
+    const Protocol proto = kProtocolsInOrder[protocol];
+    socket_family.Add({{"family", std::string(netlink::FamilyName(kFamiliesInOrder[family]))},
+                       {"port", port},
+                       {"protocol", std::string(netlink::ProtocolName(proto))},
+                       {"state", std::string(netlink::StateName(proto, state))}},
+                      static_cast<double>(count));
+  }
+  socket_family.MoveTo(out);
+
+  FamilyBuilder peer_family(
+      "portwatch_peer_sockets",
+      "Client-side sockets (local port folded as ephemeral) by the remote port they talk to and "
+      "state; remote ports beyond max_peer_port_series fold into peer_port=\"other\".",
+      prometheus::MetricType::Gauge);
+  for (const auto& [key, count] : peers) {
+    const auto& [protocol, state, peer_port] = key;
+    const Protocol proto = kProtocolsInOrder[protocol];
+    peer_family.Add({{"peer_port", peer_port},
+                     {"protocol", std::string(netlink::ProtocolName(proto))},
+                     {"state", std::string(netlink::StateName(proto, state))}},
+                    static_cast<double>(count));
+  }
+  peer_family.MoveTo(out);
+
+  FamilyBuilder folded("portwatch_port_series_folded",
+                       "Ports folded into the \"other\" series because a cardinality cap "
+                       "(max_port_series, max_peer_port_series) was reached.",
+                       prometheus::MetricType::Gauge);
+  folded.Add({{"metric", "portwatch_peer_sockets"}}, static_cast<double>(peer_budget.FoldedCount()));
+  folded.Add({{"metric", "portwatch_sockets"}}, static_cast<double>(port_budget.FoldedCount()));
+  folded.MoveTo(out);
+}
+
+}  // namespace portwatch

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <prometheus/metric_family.h>
+
+#include <array>
+#include <bitset>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "collectors/netlink/sock_diag.h"
+#include "collectors/procfs.h"
+
+namespace portwatch {
+
+/// Per-scrape aggregate of the socket table. Memory is bounded by the port space, never by the
+/// number of sockets: each (protocol, family, state) gets one dense per-port counter array.
+///
+/// A socket whose local port lies in the ephemeral range and that nobody listens on (no TCP
+/// LISTEN / unconnected UDP socket of that protocol) is a client-side socket: it folds into
+/// port="ephemeral" and is counted by its remote port instead. Because that decision is made
+/// while reading, every listening socket of a protocol must be added before its other sockets.
+class SocketTable {
+ public:
+  struct Limits {
+    size_t max_port_series = 1000;
+    size_t max_peer_port_series = 100;
+  };
+
+  SocketTable(EphemeralRange range, Limits limits);
+
+  static bool IsListening(netlink::Protocol protocol, uint8_t state);
+
+  void Add(netlink::Protocol protocol, const netlink::SocketRecord& record);
+
+  /// portwatch_sockets, portwatch_peer_sockets and portwatch_port_series_folded.
+  void AppendMetrics(std::vector<prometheus::MetricFamily>& out) const;
+
+ private:
+  static constexpr size_t kPorts = 65536;
+  static constexpr size_t kStates = netlink::kMaxState + 1;
+  static constexpr size_t kProtocols = 2;
+  static constexpr size_t kFamilies = 2;
+  using PortCounts = std::array<uint32_t, kPorts>;
+
+  static size_t LocalIndex(size_t protocol, size_t family, size_t state) {
+    return (protocol * kFamilies + family) * kStates + state;
+  }
+  static size_t PeerIndex(size_t protocol, size_t state) { return protocol * kStates + state; }
+  bool FoldsAsEphemeral(size_t protocol, uint32_t port) const {
+    return range_.Contains(port) && !listening_[protocol].test(port);
+  }
+
+  EphemeralRange range_;
+  Limits limits_;
+  std::array<std::unique_ptr<PortCounts>, kProtocols * kFamilies * kStates> local_;
+  std::array<std::unique_ptr<PortCounts>, kProtocols * kStates> peer_;
+  // On the heap, like everything sized by the port space: web threads have small stacks.
+  std::vector<std::bitset<kPorts>> listening_ = std::vector<std::bitset<kPorts>>(kProtocols);
+};
+
+}  // namespace portwatch

@@ -1,0 +1,55 @@
+#include "exporter/flags.h"
+
+#include <CLI/CLI.hpp>
+
+#include "exporter/registry.h"
+
+namespace portwatch {
+
+FlagsResult ParseFlags(int argc, const char* const* argv, const std::string& version) {
+  Options options;
+  CLI::App app{"portwatch_exporter: Prometheus exporter for port ownership, TIME_WAIT and "
+               "\"Address already in use\" bind conflicts."};
+  app.set_version_flag("--version", "portwatch_exporter " + version);
+  app.add_option("--web.listen-address", options.web.listen_address,
+                 "Address to serve metrics on: HOST:PORT, :PORT (every address) or [IPV6]:PORT")
+      ->capture_default_str();
+  app.add_option("--web.telemetry-path", options.web.telemetry_path, "Path under which to expose metrics")
+      ->capture_default_str()
+      ->check([](const std::string& path) {
+        return !path.empty() && path[0] == '/' && path.rfind("/-/", 0) != 0
+                   ? std::string()
+                   : std::string("must start with / and not with /-/");
+      });
+  app.add_option("--config.file", options.config_file,
+                 "YAML config file; without it the embedded default config is used");
+  app.add_flag("--config.check", options.config_check, "Validate the config and exit");
+  app.add_option("--log.level", options.log_level, "Log level: debug, info, warn, error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.add_option("--debug.record-netlink", options.record_netlink,
+                 "Run the sockets collector once, record its netlink exchanges to this file "
+                 "(a test fixture), print the metrics and exit");
+
+  std::map<std::string, bool> enabled;
+  for (const CollectorSpec& spec : KnownCollectors()) {
+    enabled[spec.name] = spec.enabled_by_default;
+    app.add_flag("--collector." + spec.name + ",!--no-collector." + spec.name, enabled[spec.name],
+                 "Enable the " + spec.name + " collector: " + spec.help +
+                     (spec.enabled_by_default ? " (default: enabled)" : " (default: disabled)"));
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return FlagsResult{std::nullopt, app.exit(error)};
+  }
+  for (const auto& [name, on] : enabled) {
+    if (on) {
+      options.enabled_collectors.insert(name);
+    }
+  }
+  return FlagsResult{std::move(options), 0};
+}
+
+}  // namespace portwatch

@@ -1,0 +1,137 @@
+// portwatch_exporter: flags, wiring and the signal loop. Everything else lives in tested modules.
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "collectors/netlink/transport.h"
+#include "collectors/sockets_collector.h"
+#include "exporter/bind_diagnosis.h"
+#include "exporter/build_info.h"
+#include "exporter/collector_runner.h"
+#include "exporter/config.h"
+#include "exporter/config_store.h"
+#include "exporter/flags.h"
+#include "exporter/logging.h"
+#include "exporter/registry.h"
+#include "exporter/web.h"
+
+namespace {
+
+using portwatch::Config;
+
+/// --debug.record-netlink: one sockets collection through a recording transport.
+int RecordNetlink(const Config& config, const std::string& path) {
+  std::string error;
+  std::unique_ptr<portwatch::netlink::KernelTransport> kernel =
+      portwatch::netlink::KernelTransport::Open(error);
+  if (!kernel) {
+    std::cerr << "portwatch_exporter: " << error << "\n";
+    return 1;
+  }
+  auto recorder = std::make_unique<portwatch::netlink::RecordingTransport>(*kernel, path);
+  if (!recorder->Ok()) {
+    std::cerr << "portwatch_exporter: cannot write " << path << "\n";
+    return 1;
+  }
+  portwatch::SocketsCollector collector(
+      portwatch::ProcFs(), [&recorder](std::string&) -> std::unique_ptr<portwatch::netlink::Transport> {
+        return std::move(recorder);
+      });
+  std::vector<prometheus::MetricFamily> families;
+  portwatch::CollectStatus status = collector.Collect(config, families);
+  std::cout << prometheus::TextSerializer().Serialize(families);
+  if (!status.ok) {
+    std::cerr << "portwatch_exporter: " << status.error << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const portwatch::BuildInfo build = portwatch::CurrentBuild();
+  portwatch::FlagsResult flags = portwatch::ParseFlags(argc, argv, build.version);
+  if (!flags.options) {
+    return flags.exit_code;
+  }
+  const portwatch::Options& options = *flags.options;
+  portwatch::SetupLogging(options.log_level);
+
+  portwatch::ConfigResult loaded = portwatch::LoadConfig(options.config_file);
+  if (!loaded.config) {
+    spdlog::error("msg=\"invalid config, not starting\" err=\"{}\"", loaded.error);
+    std::cerr << "portwatch_exporter: " << loaded.error << "\n";
+    return 1;
+  }
+  if (options.config_check) {
+    std::cout << loaded.config->source << ": config OK\n";
+    return 0;
+  }
+  if (!options.record_netlink.empty()) {
+    return RecordNetlink(*loaded.config, options.record_netlink);
+  }
+  portwatch::ListenAddress address;
+  std::string address_error;
+  if (!portwatch::ParseListenAddress(options.web.listen_address, address, address_error)) {
+    std::cerr << "portwatch_exporter: " << address_error << "\n";
+    return 2;
+  }
+
+  // Block the signals before any thread exists so every thread inherits the mask and only
+  // sigwait() below sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  portwatch::ConfigStore config_store(std::move(*loaded.config), options.config_file);
+  auto runner = std::make_shared<portwatch::CollectorRunner>(
+      portwatch::BuildCollectors(options.enabled_collectors), config_store, build);
+  auto reload = [&config_store]() {
+    std::string error = config_store.Reload();
+    if (error.empty()) {
+      spdlog::info("msg=\"config reloaded\" source=\"{}\"", config_store.Current()->source);
+    } else {
+      spdlog::error("msg=\"config reload failed, keeping the previous config\" err=\"{}\"", error);
+    }
+    return error;
+  };
+
+  std::unique_ptr<portwatch::WebServer> web;
+  try {
+    web = std::make_unique<portwatch::WebServer>(options.web, address, runner, reload);
+  } catch (const std::exception&) {
+    const std::string why = portwatch::ExplainListenFailure(address);
+    spdlog::error("msg=\"cannot listen\" address=\"{}\" err=\"{}\"", options.web.listen_address,
+                  why);
+    std::cerr << "portwatch_exporter: cannot listen on " << options.web.listen_address << ": "
+              << why << "\n";
+    return 1;
+  }
+  const std::vector<int> ports = web->ListeningPorts();
+  spdlog::info("msg=\"listening\" address=\"{}\" port={} telemetry_path={} version={}",
+               options.web.listen_address, ports.empty() ? 0 : ports.front(),
+               options.web.telemetry_path, build.version);
+
+  while (true) {
+    int signal_number = 0;
+    if (sigwait(&signals, &signal_number) != 0) {
+      continue;
+    }
+    if (signal_number == SIGHUP) {
+      reload();
+      continue;
+    }
+    spdlog::info("msg=\"shutting down\" signal={}", signal_number);
+    break;
+  }
+  web.reset();
+  return 0;
+}

@@ -1,0 +1,47 @@
+#include "tests/support/netns.h"
+
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "collectors/netlink/transport.h"
+
+namespace portwatch::testing {
+
+std::string EnterPrivateNetworkNamespace() {
+  if (::unshare(CLONE_NEWNET) != 0) {
+    return std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno) + " (run as root)";
+  }
+  netlink::UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.Valid()) {
+    return std::string("socket: ") + std::strerror(errno);
+  }
+  ifreq request{};
+  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(fd.Get(), SIOCGIFFLAGS, &request) != 0) {
+    return std::string("SIOCGIFFLAGS lo: ") + std::strerror(errno);
+  }
+  request.ifr_flags |= IFF_UP;
+  if (::ioctl(fd.Get(), SIOCSIFFLAGS, &request) != 0) {
+    return std::string("SIOCSIFFLAGS lo: ") + std::strerror(errno);
+  }
+  return "";
+}
+
+std::string WriteSysctl(const std::string& name, const std::string& value) {
+  std::ofstream out("/proc/sys/" + name);
+  out << value << "\n";
+  out.close();
+  if (!out) {
+    return "cannot write /proc/sys/" + name;
+  }
+  return "";
+}
+
+}  // namespace portwatch::testing

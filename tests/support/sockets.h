@@ -1,0 +1,29 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "collectors/netlink/transport.h"
+
+namespace portwatch::testing {
+
+using netlink::UniqueFd;
+
+/// A bound socket of `type` (SOCK_STREAM or SOCK_DGRAM) on `address` ("127.0.0.1", "::1",
+/// "0.0.0.0", "::"), IPV6_V6ONLY set for IPv6. Invalid fd on failure.
+UniqueFd Bind(int type, const std::string& address, uint16_t port, bool reuse_address = false);
+/// Bind() plus listen().
+UniqueFd Listen(const std::string& address, uint16_t port, bool reuse_address = false);
+/// A TCP (or UDP, with SOCK_DGRAM) socket connected to address:port from an ephemeral port.
+UniqueFd Connect(int type, const std::string& address, uint16_t port);
+/// Like Connect(), from a socket first bound to local_address:local_port.
+UniqueFd ConnectFrom(int type, const std::string& local_address, uint16_t local_port,
+                     const std::string& address, uint16_t port);
+/// accept() with a 5 s bound.
+UniqueFd Accept(const UniqueFd& listener);
+/// Reads until the peer's FIN (bounded by a 5 s timeout). True when EOF was seen.
+bool WaitForEof(const UniqueFd& fd);
+/// The local port a socket is bound to.
+uint16_t LocalPort(const UniqueFd& fd);
+
+}  // namespace portwatch::testing

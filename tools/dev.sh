@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# portwatch's one entry point for set-up, build, run and test on a Debian machine.
+#   tools/dev.sh run [exporter flags...]  install what is needed, build, run the exporter
+#   tools/dev.sh test                     install what is needed, build, run every test
+#                                         (a normal build, then again under ASan+UBSan)
+#   tools/dev.sh bench                    build and run the benchmarks (root, needs netns)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  g++ cmake make pkg-config git ca-certificates
+  prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
+  libgtest-dev libgmock-dev
+  iproute2 procps curl prometheus clang-format
+)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_deps() {
+  local missing=()
+  for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+build() {  # build DIR [cmake args...]
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+}
+
+case "${1:-}" in
+  run)
+    shift
+    install_deps
+    build build/release
+    exec build/release/portwatch_exporter "$@"
+    ;;
+  test)
+    install_deps
+    build build/release
+    (cd build/release && ctest --output-on-failure -j "$(nproc)")
+    build build/sanitize -DPORTWATCH_SANITIZE=ON
+    (cd build/sanitize && ctest --output-on-failure -j "$(nproc)")
+    ;;
+  bench)
+    shift
+    install_deps
+    build build/release
+    cmake --build build/release --target bench -- ARGS="$*"
+    ;;
+  *)
+    echo "usage: tools/dev.sh run [flags...] | test | bench" >&2
+    exit 2
+    ;;
+esac
