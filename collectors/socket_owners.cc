@@ -32,8 +32,8 @@ uint32_t SocketInode(const char* link, size_t length) {
     return 0;
   }
   uint32_t inode = 0;
-  auto [next, error] = std::from_chars(text.data() + kPrefix.size(), text.data() + text.size() - 1,
-                                       inode);
+  auto [next, error] =
+      std::from_chars(text.data() + kPrefix.size(), text.data() + text.size() - 1, inode);
   return error == std::errc() && next == text.data() + text.size() - 1 ? inode : 0;
 }
 

@@ -128,7 +128,7 @@ void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out) cons
           if ((*counts)[port] == 0) {
             continue;
           }
-          std::string label = FoldsAsEphemeral(protocol, port) ? "ephemeral"
+          std::string label = FoldsAsEphemeral(protocol, port)     ? "ephemeral"
                               : port_budget.Folded(protocol, port) ? "other"
                                                                    : std::to_string(port);
           sockets[{protocol, family, state, std::move(label)}] += (*counts)[port];
@@ -137,8 +137,7 @@ void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out) cons
       if (const auto& counts = peer_[PeerIndex(protocol, state)]) {
         for (uint32_t port = 0; port < kPorts; ++port) {
           if ((*counts)[port] != 0) {
-            std::string label =
-                peer_budget.Folded(protocol, port) ? "other" : std::to_string(port);
+            std::string label = peer_budget.Folded(protocol, port) ? "other" : std::to_string(port);
             peers[{protocol, state, std::move(label)}] += (*counts)[port];
           }
         }
@@ -182,7 +181,8 @@ void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out) cons
                        "Ports folded into the \"other\" series because a cardinality cap "
                        "(max_port_series, max_peer_port_series) was reached.",
                        prometheus::MetricType::Gauge);
-  folded.Add({{"metric", "portwatch_peer_sockets"}}, static_cast<double>(peer_budget.FoldedCount()));
+  folded.Add({{"metric", "portwatch_peer_sockets"}},
+             static_cast<double>(peer_budget.FoldedCount()));
   folded.Add({{"metric", "portwatch_sockets"}}, static_cast<double>(port_budget.FoldedCount()));
   folded.MoveTo(out);
 }

@@ -1,12 +1,12 @@
 #pragma once
 
-#include <prometheus/metric_family.h>
-
 #include <array>
 #include <bitset>
 #include <cstdint>
 #include <memory>
 #include <vector>
+
+#include <prometheus/metric_family.h>
 
 #include "collectors/netlink/sock_diag.h"
 #include "collectors/procfs.h"

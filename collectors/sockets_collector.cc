@@ -68,11 +68,11 @@ CollectStatus SocketsCollector::Collect(const Config& config,
       if (!listening_pass && !available[{t.protocol, t.family}]) {
         continue;
       }
-      netlink::DumpResult result = netlink::Dump(
-          *transport, request,
-          [&table, protocol = t.protocol](const netlink::SocketRecord& record) {
-            table.Add(protocol, record);
-          });
+      netlink::DumpResult result =
+          netlink::Dump(*transport, request,
+                        [&table, protocol = t.protocol](const netlink::SocketRecord& record) {
+                          table.Add(protocol, record);
+                        });
       sockets_read[{t.protocol, t.family}] += result.sockets;
       available[{t.protocol, t.family}] = result.outcome != DumpOutcome::kUnsupported;
       if (result.outcome == DumpOutcome::kFailed || result.outcome == DumpOutcome::kInterrupted) {

@@ -14,14 +14,12 @@ namespace portwatch {
 class SocketsCollector : public Collector {
  public:
   /// Opens a transport for one scrape; returns nullptr and sets the error when it cannot.
-  using TransportFactory =
-      std::function<std::unique_ptr<netlink::Transport>(std::string& error)>;
+  using TransportFactory = std::function<std::unique_ptr<netlink::Transport>(std::string& error)>;
 
   SocketsCollector(ProcFs procfs, TransportFactory open_transport);
 
   std::string_view Name() const override { return "sockets"; }
-  CollectStatus Collect(const Config& config,
-                        std::vector<prometheus::MetricFamily>& out) override;
+  CollectStatus Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
 
  private:
   ProcFs procfs_;

@@ -33,7 +33,8 @@ int ProbeBind(const ListenAddress& address) {
     target.sin6_family = AF_INET6;
     target.sin6_port = htons(address.port);
     target.sin6_addr = in6addr_any;
-    if (!address.host.empty() && ::inet_pton(AF_INET6, address.host.c_str(), &target.sin6_addr) != 1) {
+    if (!address.host.empty() &&
+        ::inet_pton(AF_INET6, address.host.c_str(), &target.sin6_addr) != 1) {
       return EINVAL;
     }
     result = ::bind(fd.Get(), reinterpret_cast<sockaddr*>(&target), sizeof(target));
@@ -73,17 +74,17 @@ std::string ExplainListenFailure(const ListenAddress& address) {
   std::map<std::string, uint64_t> states;
   std::unordered_set<uint32_t> inodes;
   for (netlink::Family family : {netlink::Family::kIpv4, netlink::Family::kIpv6}) {
-    netlink::Dump(*transport, {netlink::Protocol::kTcp, family, netlink::kAllStates},
-                  [&](const netlink::SocketRecord& record) {
-                    if (record.local_port != address.port) {
-                      return;
-                    }
-                    states[std::string(netlink::StateName(netlink::Protocol::kTcp,
-                                                          record.state))]++;
-                    if (record.inode != 0) {
-                      inodes.insert(record.inode);
-                    }
-                  });
+    netlink::Dump(
+        *transport, {netlink::Protocol::kTcp, family, netlink::kAllStates},
+        [&](const netlink::SocketRecord& record) {
+          if (record.local_port != address.port) {
+            return;
+          }
+          states[std::string(netlink::StateName(netlink::Protocol::kTcp, record.state))]++;
+          if (record.inode != 0) {
+            inodes.insert(record.inode);
+          }
+        });
   }
   std::string message = std::string(std::strerror(error)) + ": port " + port;
   SocketOwners owners = FindSocketOwners(ProcFs(), inodes);
@@ -99,8 +100,9 @@ std::string ExplainListenFailure(const ListenAddress& address) {
       message += (i == 0 ? " " : ", ") + holders[i];
     }
   } else if (!inodes.empty()) {
-    message += " is held by a process portwatch cannot see (another PID namespace, or no "
-               "privilege to read its fds)";
+    message +=
+        " is held by a process portwatch cannot see (another PID namespace, or no "
+        "privilege to read its fds)";
   }
   std::string sockets;
   for (const auto& [state, count] : states) {

@@ -1,9 +1,9 @@
 #include "exporter/collector_runner.h"
 
-#include <spdlog/spdlog.h>
-
 #include <chrono>
 #include <exception>
+
+#include <spdlog/spdlog.h>
 
 namespace portwatch {
 

@@ -1,13 +1,13 @@
 #pragma once
 
-#include <prometheus/collectable.h>
-
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include <prometheus/collectable.h>
 
 #include "collectors/collector.h"
 #include "exporter/config_store.h"

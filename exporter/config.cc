@@ -1,13 +1,13 @@
 #include "exporter/config.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <fstream>
 #include <limits>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
+
+#include <yaml-cpp/yaml.h>
 
 namespace portwatch {
 
@@ -113,8 +113,7 @@ SocketsConfig ParseSockets(const YAML::Node& node) {
     sockets.udp = chosen.count("udp") != 0;
   }
   if (const YAML::Node families = node["families"]) {
-    std::set<std::string> chosen =
-        ParseChoiceList(families, path + ".families", {"ipv4", "ipv6"});
+    std::set<std::string> chosen = ParseChoiceList(families, path + ".families", {"ipv4", "ipv6"});
     sockets.ipv4 = chosen.count("ipv4") != 0;
     sockets.ipv6 = chosen.count("ipv6") != 0;
   }

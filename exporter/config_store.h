@@ -1,11 +1,11 @@
 #pragma once
 
-#include <prometheus/metric_family.h>
-
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include <prometheus/metric_family.h>
 
 #include "exporter/config.h"
 

@@ -8,13 +8,15 @@ namespace portwatch {
 
 FlagsResult ParseFlags(int argc, const char* const* argv, const std::string& version) {
   Options options;
-  CLI::App app{"portwatch_exporter: Prometheus exporter for port ownership, TIME_WAIT and "
-               "\"Address already in use\" bind conflicts."};
+  CLI::App app{
+      "portwatch_exporter: Prometheus exporter for port ownership, TIME_WAIT and "
+      "\"Address already in use\" bind conflicts."};
   app.set_version_flag("--version", "portwatch_exporter " + version);
   app.add_option("--web.listen-address", options.web.listen_address,
                  "Address to serve metrics on: HOST:PORT, :PORT (every address) or [IPV6]:PORT")
       ->capture_default_str();
-  app.add_option("--web.telemetry-path", options.web.telemetry_path, "Path under which to expose metrics")
+  app.add_option("--web.telemetry-path", options.web.telemetry_path,
+                 "Path under which to expose metrics")
       ->capture_default_str()
       ->check([](const std::string& path) {
         return !path.empty() && path[0] == '/' && path.rfind("/-/", 0) != 0

@@ -1,11 +1,11 @@
 // portwatch_exporter: flags, wiring and the signal loop. Everything else lives in tested modules.
-#include <prometheus/text_serializer.h>
-#include <spdlog/spdlog.h>
-
 #include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <memory>
+
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
 
 #include "collectors/netlink/transport.h"
 #include "collectors/sockets_collector.h"
@@ -38,7 +38,8 @@ int RecordNetlink(const Config& config, const std::string& path) {
     return 1;
   }
   portwatch::SocketsCollector collector(
-      portwatch::ProcFs(), [&recorder](std::string&) -> std::unique_ptr<portwatch::netlink::Transport> {
+      portwatch::ProcFs(),
+      [&recorder](std::string&) -> std::unique_ptr<portwatch::netlink::Transport> {
         return std::move(recorder);
       });
   std::vector<prometheus::MetricFamily> families;

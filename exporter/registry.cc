@@ -8,8 +8,7 @@ namespace portwatch {
 
 const std::vector<CollectorSpec>& KnownCollectors() {
   static const std::vector<CollectorSpec> kCollectors = {
-      {"sockets", "TCP/UDP sockets per protocol, family, state and port (netlink sock_diag)",
-       true},
+      {"sockets", "TCP/UDP sockets per protocol, family, state and port (netlink sock_diag)", true},
       {"kernel_limits", "tcp_max_tw_buckets and the ephemeral port range (/proc/sys)", true},
       {"netstat", "TcpExt TIME_WAIT and listen queue counters (/proc/net/netstat)", true},
   };

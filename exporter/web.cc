@@ -140,8 +140,9 @@ WebServer::WebServer(const WebOptions& options, const ListenAddress& address,
   callbacks.log_message = SilenceCivetLog;
   // CivetWeb sets SO_REUSEADDR on its listening sockets, so a restart never waits for the
   // TIME_WAIT that the previous incarnation's scrapes left behind (tested end to end).
-  std::vector<std::string> civet_options = {"listening_ports", CivetListeningPort(address),
-                                            "num_threads", "4", "request_timeout_ms", "10000"};
+  std::vector<std::string> civet_options = {"listening_ports",    CivetListeningPort(address),
+                                            "num_threads",        "4",
+                                            "request_timeout_ms", "10000"};
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(civet_options, &callbacks);
   } catch (const std::exception& error) {

@@ -1,12 +1,12 @@
 #pragma once
 
-#include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
-
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
 
 namespace portwatch {
 

@@ -57,9 +57,7 @@ std::string_view ProtocolName(Protocol protocol) {
   return protocol == Protocol::kTcp ? "tcp" : "udp";
 }
 
-std::string_view FamilyName(Family family) {
-  return family == Family::kIpv4 ? "ipv4" : "ipv6";
-}
+std::string_view FamilyName(Family family) { return family == Family::kIpv4 ? "ipv4" : "ipv6"; }
 
 std::string_view StateName(Protocol protocol, uint8_t state) {
   if (protocol == Protocol::kUdp && state == kClose) {

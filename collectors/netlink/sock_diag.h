@@ -52,7 +52,7 @@ struct SocketRecord {
   uint8_t timer = 0;   ///< idiag_timer: 1 retransmit, 2 keepalive, 3 TIME_WAIT, 4 zero window
   uint16_t local_port = 0;
   uint16_t remote_port = 0;
-  std::array<uint8_t, 16> local_address{};   ///< network order; IPv4 in the first 4 bytes
+  std::array<uint8_t, 16> local_address{};  ///< network order; IPv4 in the first 4 bytes
   std::array<uint8_t, 16> remote_address{};
   uint32_t timer_expires_ms = 0;
   uint32_t uid = 0;

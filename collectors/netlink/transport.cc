@@ -122,7 +122,8 @@ RecordingTransport::RecordingTransport(Transport& inner, const std::string& path
 void RecordingTransport::Write(uint32_t kind, uint32_t value, std::span<const std::byte> bytes) {
   const uint32_t header[3] = {kind, value, static_cast<uint32_t>(bytes.size())};
   out_.write(reinterpret_cast<const char*>(header), sizeof(header));
-  out_.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out_.write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
 }
 
 int RecordingTransport::Send(std::span<const std::byte> request) {
@@ -135,8 +136,7 @@ ssize_t RecordingTransport::Receive(std::span<std::byte> buffer, bool& truncated
   if (received < 0) {
     Write(kRecordReceiveError, static_cast<uint32_t>(-received), {});
   } else {
-    Write(kRecordDatagram, truncated ? 1 : 0,
-          buffer.first(static_cast<size_t>(received)));
+    Write(kRecordDatagram, truncated ? 1 : 0, buffer.first(static_cast<size_t>(received)));
   }
   out_.flush();
   return received;
@@ -157,7 +157,8 @@ std::unique_ptr<ReplayTransport> ReplayTransport::Load(const std::string& path,
   uint32_t header[3];
   while (in.read(reinterpret_cast<char*>(header), sizeof(header))) {
     std::vector<std::byte> bytes(header[2]);
-    if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()))) {
+    if (!in.read(reinterpret_cast<char*>(bytes.data()),
+                 static_cast<std::streamsize>(bytes.size()))) {
       error = path + ": truncated record";
       return nullptr;
     }

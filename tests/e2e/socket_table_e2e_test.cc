@@ -1,6 +1,5 @@
 // End to end: a known socket table in a private network namespace, the real exporter binary
 // inside it, and exact counts asserted on a real /metrics scrape.
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -9,6 +8,8 @@
 #include <map>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "tests/support/exporter_process.h"
 #include "tests/support/http.h"
@@ -36,9 +37,9 @@ class SocketTableE2eTest : public ::testing::Test {
     std::string last;
     for (int attempt = 0; attempt < 50; ++attempt) {
       HttpResponse response = HttpRequest(kExporterPort, "GET", "/metrics");
-      last = response.status == 200 ? response.body
-                                     : "scrape failed: " + std::to_string(response.status) + " " +
-                                           response.error;
+      last = response.status == 200
+                 ? response.body
+                 : "scrape failed: " + std::to_string(response.status) + " " + response.error;
       Exposition exposition(last);
       bool all = response.status == 200;
       for (const auto& [key, value] : expected) {
@@ -104,8 +105,7 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
   UniqueFd udp_v6 = Bind(SOCK_DGRAM, "::1", 5354);
   UniqueFd udp_client = Connect(SOCK_DGRAM, "127.0.0.1", 5353);
   UniqueFd udp_fixed = Bind(SOCK_DGRAM, "127.0.0.1", 7000);
-  ASSERT_TRUE(udp_v4.Valid() && udp_v6.Valid() && udp_client.Valid() &&
-              udp_fixed.Valid());
+  ASSERT_TRUE(udp_v4.Valid() && udp_v6.Valid() && udp_client.Valid() && udp_fixed.Valid());
   ASSERT_GE(LocalPort(udp_client), 40000);
 
   ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY,
@@ -148,8 +148,8 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
   EXPECT_EQ(metrics.Value("portwatch_scrape_collector_success", {{"collector", "sockets"}}), 1);
   EXPECT_EQ(metrics.Value("portwatch_ephemeral_port_range_first"), 40000);
   EXPECT_EQ(metrics.Value("portwatch_ephemeral_port_range_last"), 40999);
-  EXPECT_EQ(metrics.Value("portwatch_scrape_sockets_read", {{"family", "ipv4"}, {"protocol", "udp"}}),
-            3);
+  EXPECT_EQ(
+      metrics.Value("portwatch_scrape_sockets_read", {{"family", "ipv4"}, {"protocol", "udp"}}), 3);
 }
 
 TEST_F(SocketTableE2eTest, CardinalityCapFoldsTheQuietestPortsButNeverListeners) {
@@ -169,15 +169,19 @@ TEST_F(SocketTableE2eTest, CardinalityCapFoldsTheQuietestPortsButNeverListeners)
                             "--config.file=" + config_path, "--no-collector.netstat"});
   ASSERT_TRUE(exporter.WaitReady(kExporterPort)) << exporter.Log();
   Exposition metrics = ScrapeUntil({{Sockets("tcp", "ipv4", "established", "other"), 4}});
-  EXPECT_EQ(metrics.Value("portwatch_sockets", {{"family", "ipv4"}, {"port", "5000"},
-                                                {"protocol", "tcp"}, {"state", "listen"}}),
+  EXPECT_EQ(metrics.Value(
+                "portwatch_sockets",
+                {{"family", "ipv4"}, {"port", "5000"}, {"protocol", "tcp"}, {"state", "listen"}}),
             1);
   EXPECT_EQ(metrics.Value("portwatch_port_series_folded", {{"metric", "portwatch_sockets"}}), 4);
-  EXPECT_EQ(metrics.Value("portwatch_sockets", {{"family", "ipv4"}, {"port", "other"},
-                                                {"protocol", "tcp"}, {"state", "established"}}),
-            4);
-  EXPECT_EQ(metrics.Value("portwatch_sockets", {{"family", "ipv4"}, {"port", "5001"},
-                                                {"protocol", "tcp"}, {"state", "listen"}}),
+  EXPECT_EQ(
+      metrics.Value(
+          "portwatch_sockets",
+          {{"family", "ipv4"}, {"port", "other"}, {"protocol", "tcp"}, {"state", "established"}}),
+      4);
+  EXPECT_EQ(metrics.Value(
+                "portwatch_sockets",
+                {{"family", "ipv4"}, {"port", "5001"}, {"protocol", "tcp"}, {"state", "listen"}}),
             1);
   // --no-collector.netstat turned that collector off.
   EXPECT_FALSE(metrics.Value("portwatch_scrape_collector_success", {{"collector", "netstat"}}));

@@ -32,8 +32,8 @@ HttpResponse HttpRequest(uint16_t port, const std::string& method, const std::st
     response.error = std::string("connect: ") + std::strerror(errno);
     return response;
   }
-  const std::string request = method + " " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n" +
-                              "Content-Length: 0\r\n\r\n";
+  const std::string request =
+      method + " " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n" + "Content-Length: 0\r\n\r\n";
   if (::send(fd.Get(), request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     response.error = std::string("send: ") + std::strerror(errno);

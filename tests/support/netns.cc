@@ -1,6 +1,5 @@
 #include "tests/support/netns.h"
 
-#include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -9,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <net/if.h>
 
 #include "collectors/netlink/transport.h"
 
