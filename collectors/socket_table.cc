@@ -49,14 +49,18 @@ class SeriesBudget {
 
 }  // namespace
 
-SocketTable::SocketTable(EphemeralRange range, Limits limits) : range_(range), limits_(limits) {}
+SocketTable::SocketTable(EphemeralRange range, Limits limits, ListeningSet seed)
+    : range_(range),
+      limits_(limits),
+      listening_(seed.size() == kProtocols ? std::move(seed) : ListeningSet(kProtocols)),
+      counted_as_client_(kProtocols) {}
 
 bool SocketTable::IsListening(Protocol protocol, uint8_t state) {
   return protocol == Protocol::kTcp ? state == netlink::kListen : state == netlink::kClose;
 }
 
 void SocketTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
-  const size_t protocol_index = static_cast<size_t>(protocol);
+  const auto protocol_index = static_cast<size_t>(protocol);
   const size_t family_index = record.family == AF_INET6 ? 1 : 0;
   const size_t state = record.state < kStates ? record.state : 0;
   std::unique_ptr<PortCounts>& local = local_[LocalIndex(protocol_index, family_index, state)];
@@ -66,7 +70,9 @@ void SocketTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
   (*local)[record.local_port]++;
   if (IsListening(protocol, record.state)) {
     listening_[protocol_index].set(record.local_port);
+    late_listeners_ = late_listeners_ || counted_as_client_[protocol_index].test(record.local_port);
   } else if (FoldsAsEphemeral(protocol_index, record.local_port)) {
+    counted_as_client_[protocol_index].set(record.local_port);
     std::unique_ptr<PortCounts>& peer = peer_[PeerIndex(protocol_index, state)];
     if (!peer) {
       peer = std::make_unique<PortCounts>();

@@ -18,20 +18,27 @@ namespace portwatch {
 ///
 /// A socket whose local port lies in the ephemeral range and that nobody listens on (no TCP
 /// LISTEN / unconnected UDP socket of that protocol) is a client-side socket: it folds into
-/// port="ephemeral" and is counted by its remote port instead. Because that decision is made
-/// while reading, every listening socket of a protocol must be added before its other sockets.
+/// port="ephemeral" and is counted by its remote port instead. That decision is made while
+/// reading, so no socket has to be stored. The kernel lists a family's TCP listeners before its
+/// other sockets, but not across families nor for UDP: when a listener turns up on a port whose
+/// sockets were already counted as client-side, HasLateListeners() says so, and the caller reads
+/// the table again into a SocketTable seeded with ListeningPorts().
 class SocketTable {
  public:
   struct Limits {
     size_t max_port_series = 1000;
     size_t max_peer_port_series = 100;
   };
+  /// Per protocol (tcp, udp), the ports with a listening socket.
+  using ListeningSet = std::vector<std::bitset<65536>>;
 
-  SocketTable(EphemeralRange range, Limits limits);
+  SocketTable(EphemeralRange range, Limits limits, ListeningSet seed = {});
 
   static bool IsListening(netlink::Protocol protocol, uint8_t state);
 
   void Add(netlink::Protocol protocol, const netlink::SocketRecord& record);
+  bool HasLateListeners() const { return late_listeners_; }
+  const ListeningSet& ListeningPorts() const { return listening_; }
 
   /// portwatch_sockets, portwatch_peer_sockets and portwatch_port_series_folded.
   void AppendMetrics(std::vector<prometheus::MetricFamily>& out) const;
@@ -56,7 +63,9 @@ class SocketTable {
   std::array<std::unique_ptr<PortCounts>, kProtocols * kFamilies * kStates> local_;
   std::array<std::unique_ptr<PortCounts>, kProtocols * kStates> peer_;
   // On the heap, like everything sized by the port space: web threads have small stacks.
-  std::vector<std::bitset<kPorts>> listening_ = std::vector<std::bitset<kPorts>>(kProtocols);
+  ListeningSet listening_;
+  ListeningSet counted_as_client_;  ///< ephemeral ports whose sockets went to peer counts
+  bool late_listeners_ = false;
 };
 
 }  // namespace portwatch

@@ -12,17 +12,11 @@ namespace {
 using netlink::DumpOutcome;
 using netlink::Family;
 using netlink::Protocol;
-using netlink::StateBit;
 
 struct Table {
   Protocol protocol;
   Family family;
 };
-
-/// States that make a port "listened on": read first so folding can be decided while reading.
-uint32_t ListeningStates(Protocol protocol) {
-  return protocol == Protocol::kTcp ? StateBit(netlink::kListen) : StateBit(netlink::kClose);
-}
 
 }  // namespace
 
@@ -56,24 +50,24 @@ CollectStatus SocketsCollector::Collect(const Config& config,
     }
   }
 
-  SocketTable table(*range, {options.max_port_series, options.max_peer_port_series});
+  // One dump per protocol and family. A second read happens only when a listener showed up
+  // after sockets on its port had been counted as client-side (see SocketTable).
+  std::unique_ptr<SocketTable> table;
   std::map<std::pair<Protocol, Family>, uint64_t> sockets_read;
   std::map<std::pair<Protocol, Family>, bool> available;
-  // Two passes partition each table by state, so every socket is still read exactly once.
-  for (bool listening_pass : {true, false}) {
+  SocketTable::ListeningSet seed;
+  for (int pass = 0; pass < 2; ++pass) {
+    table = std::make_unique<SocketTable>(
+        *range, SocketTable::Limits{options.max_port_series, options.max_peer_port_series},
+        std::move(seed));
+    sockets_read.clear();
     for (const Table& t : tables) {
-      const uint32_t listening = ListeningStates(t.protocol);
-      netlink::DumpRequest request{t.protocol, t.family,
-                                   listening_pass ? listening : netlink::kAllStates & ~listening};
-      if (!listening_pass && !available[{t.protocol, t.family}]) {
-        continue;
-      }
-      netlink::DumpResult result =
-          netlink::Dump(*transport, request,
-                        [&table, protocol = t.protocol](const netlink::SocketRecord& record) {
-                          table.Add(protocol, record);
-                        });
-      sockets_read[{t.protocol, t.family}] += result.sockets;
+      netlink::DumpResult result = netlink::Dump(
+          *transport, {t.protocol, t.family, netlink::kAllStates},
+          [&table, protocol = t.protocol](const netlink::SocketRecord& record) {
+            table->Add(protocol, record);
+          });
+      sockets_read[{t.protocol, t.family}] = result.sockets;
       available[{t.protocol, t.family}] = result.outcome != DumpOutcome::kUnsupported;
       if (result.outcome == DumpOutcome::kFailed || result.outcome == DumpOutcome::kInterrupted) {
         status.ok = false;
@@ -82,9 +76,10 @@ CollectStatus SocketsCollector::Collect(const Config& config,
         break;
       }
     }
-    if (!status.ok) {
+    if (!status.ok || !table->HasLateListeners()) {
       break;
     }
+    seed = table->ListeningPorts();
   }
 
   FamilyBuilder available_family(
@@ -109,7 +104,7 @@ CollectStatus SocketsCollector::Collect(const Config& config,
   read_family.MoveTo(out);
   // A partial table would show wrong counts; a gap is the honest answer.
   if (status.ok) {
-    table.AppendMetrics(out);
+    table->AppendMetrics(out);
   }
   return status;
 }

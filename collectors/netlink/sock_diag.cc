@@ -14,7 +14,7 @@ namespace portwatch::netlink {
 namespace {
 
 // The kernel caps dump datagrams at 32 KiB; twice that leaves room and never truncates.
-constexpr size_t kReceiveBufferBytes = 64 * 1024;
+constexpr size_t kReceiveBufferBytes = size_t{64} * 1024;
 // A dump of the largest possible table ends far sooner; this only stops a broken source.
 constexpr uint64_t kMaxDatagramsPerDump = 1ULL << 26;
 

@@ -100,6 +100,11 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
   // A client bound to a fixed port outside the ephemeral range keeps its port label.
   held.push_back(ConnectFrom(SOCK_STREAM, "127.0.0.1", 6000, "127.0.0.1", 5000));
   held.push_back(Accept(listener_v4));
+  // An IPv4 client on an in-range port that an IPv6-only socket listens on: the IPv4 table is
+  // read first, so the listener shows up late and the table is read again.
+  UniqueFd listener_v6_in_range = Listen("::1", 40600);
+  held.push_back(ConnectFrom(SOCK_STREAM, "127.0.0.1", 40600, "127.0.0.1", 5000));
+  held.push_back(Accept(listener_v4));
   // UDP: two bound servers, a connected client from an ephemeral port, one from a fixed port.
   UniqueFd udp_v4 = Bind(SOCK_DGRAM, "127.0.0.1", 5353);
   UniqueFd udp_v6 = Bind(SOCK_DGRAM, "::1", 5354);
@@ -115,7 +120,9 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
   // The scrape itself is one more connection: its client side folds as ephemeral.
   const std::map<std::string, double> expected = {
       {Sockets("tcp", "ipv4", "listen", "5000"), 1},
-      {Sockets("tcp", "ipv4", "established", "5000"), 3 + 1},
+      {Sockets("tcp", "ipv4", "established", "5000"), 3 + 1 + 1},
+      {Sockets("tcp", "ipv6", "listen", "40600"), 1},
+      {Sockets("tcp", "ipv4", "established", "40600"), 1},
       {Sockets("tcp", "ipv4", "time_wait", "5000"), 2},
       {Sockets("tcp", "ipv6", "listen", "5001"), 1},
       {Sockets("tcp", "ipv6", "time_wait", "ephemeral"), 4},
