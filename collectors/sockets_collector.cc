@@ -62,11 +62,11 @@ CollectStatus SocketsCollector::Collect(const Config& config,
         std::move(seed));
     sockets_read.clear();
     for (const Table& t : tables) {
-      netlink::DumpResult result = netlink::Dump(
-          *transport, {t.protocol, t.family, netlink::kAllStates},
-          [&table, protocol = t.protocol](const netlink::SocketRecord& record) {
-            table->Add(protocol, record);
-          });
+      netlink::DumpResult result =
+          netlink::Dump(*transport, {t.protocol, t.family, netlink::kAllStates},
+                        [&table, protocol = t.protocol](const netlink::SocketRecord& record) {
+                          table->Add(protocol, record);
+                        });
       sockets_read[{t.protocol, t.family}] = result.sockets;
       available[{t.protocol, t.family}] = result.outcome != DumpOutcome::kUnsupported;
       if (result.outcome == DumpOutcome::kFailed || result.outcome == DumpOutcome::kInterrupted) {

@@ -52,7 +52,8 @@ TEST_F(DaemonE2eTest, PortTakenExitsNonZeroNamingTheHolder) {
   UniqueFd squatter = Listen("127.0.0.1", kPort);
   ASSERT_TRUE(squatter.Valid());
   ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY, {kListen});
-  EXPECT_EQ(exporter.WaitExit(10), 1);
+  // Finding the holder reads every process's fds, like `ss -p`: slow on a host with many.
+  EXPECT_EQ(exporter.WaitExit(60), 1);
   const std::string log = exporter.Log();
   EXPECT_NE(log.find("Address already in use: port 9792 is held by pid " +
                      std::to_string(::getpid()) + " (e2e_test"),
