@@ -1,5 +1,7 @@
 // End to end: a known socket table in a private network namespace, the real exporter binary
 // inside it, and exact counts asserted on a real /metrics scrape.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -97,6 +99,16 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
     client = UniqueFd();
     ASSERT_TRUE(WaitForEof(server));
   }
+  // SYN-RECV request sockets: with TCP_DEFER_ACCEPT the server keeps a connection that sent no
+  // data as a request socket, though the client side is established.
+  UniqueFd deferring_listener = Listen("127.0.0.1", 5002);
+  const int defer_seconds = 30;
+  ASSERT_EQ(::setsockopt(deferring_listener.Get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds,
+                         sizeof(defer_seconds)),
+            0);
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(Connect(SOCK_STREAM, "127.0.0.1", 5002));
+  }
   // A client bound to a fixed port outside the ephemeral range keeps its port label.
   held.push_back(ConnectFrom(SOCK_STREAM, "127.0.0.1", 6000, "127.0.0.1", 5000));
   held.push_back(Accept(listener_v4));
@@ -128,7 +140,9 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
       {Sockets("tcp", "ipv6", "time_wait", "ephemeral"), 4},
       {Sockets("tcp", "ipv4", "listen", "40500"), 1},
       {Sockets("tcp", "ipv4", "established", "40500"), 1},
-      {Sockets("tcp", "ipv4", "established", "ephemeral"), 3 + 1 + 1},
+      {Sockets("tcp", "ipv4", "listen", "5002"), 1},
+      {Sockets("tcp", "ipv4", "syn_recv", "5002"), 2},
+      {Sockets("tcp", "ipv4", "established", "ephemeral"), 3 + 1 + 2 + 1},
       {Sockets("tcp", "ipv4", "established", "6000"), 1},
       {Sockets("tcp", "ipv4", "listen", std::to_string(kExporterPort)), 1},
       {Sockets("tcp", "ipv4", "established", std::to_string(kExporterPort)), 1},
@@ -138,6 +152,7 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
       {Sockets("udp", "ipv4", "unconn", "7000"), 1},
       {Peers("tcp", "established", "5000"), 3},
       {Peers("tcp", "established", "40500"), 1},
+      {Peers("tcp", "established", "5002"), 2},
       {Peers("tcp", "established", std::to_string(kExporterPort)), 1},
       {Peers("tcp", "time_wait", "5001"), 4},
       {Peers("udp", "established", "5353"), 1},
