@@ -176,6 +176,31 @@ TEST_F(DaemonE2eTest, LiveScrapePassesPromtoolCheckMetrics) {
   ::unlink(path.c_str());
 }
 
+TEST_F(DaemonE2eTest, ConcurrentScrapesAllAnswerWithTheSameCounts) {
+  UniqueFd listener = Listen("127.0.0.1", 5000);
+  ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY, {kListen});
+  ASSERT_TRUE(exporter.WaitReady(kPort)) << exporter.Log();
+  constexpr int kScrapers = 8;
+  std::vector<HttpResponse> responses(kScrapers);
+  std::vector<std::thread> scrapers;
+  for (int i = 0; i < kScrapers; ++i) {
+    scrapers.emplace_back(
+        [&responses, i] { responses[i] = HttpRequest(kPort, "GET", "/metrics"); });
+  }
+  for (std::thread& scraper : scrapers) {
+    scraper.join();
+  }
+  for (const HttpResponse& response : responses) {
+    ASSERT_EQ(response.status, 200) << response.error;
+    Exposition metrics(response.body);
+    EXPECT_EQ(metrics.Value("portwatch_scrape_collector_success", {{"collector", "sockets"}}), 1);
+    EXPECT_EQ(metrics.Value(
+                  "portwatch_sockets",
+                  {{"family", "ipv4"}, {"port", "5000"}, {"protocol", "tcp"}, {"state", "listen"}}),
+              1);
+  }
+}
+
 TEST_F(DaemonE2eTest, VersionAndHelpFollowExporterConventions) {
   std::string output;
   EXPECT_EQ(RunCommand({PORTWATCH_EXPORTER_BINARY, "--version"}, output), 0);
