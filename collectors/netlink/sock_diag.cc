@@ -59,10 +59,7 @@ std::string_view ProtocolName(Protocol protocol) {
 
 std::string_view FamilyName(Family family) { return family == Family::kIpv4 ? "ipv4" : "ipv6"; }
 
-std::string_view StateName(Protocol protocol, uint8_t state) {
-  if (protocol == Protocol::kUdp && state == kClose) {
-    return "unconn";
-  }
+std::string_view StateName(Protocol /*protocol*/, uint8_t state) {
   switch (state) {
     case kEstablished:
       return "established";
@@ -78,7 +75,7 @@ std::string_view StateName(Protocol protocol, uint8_t state) {
     case kTimeWait:
       return "time_wait";
     case kClose:
-      return "close";
+      return "unconn";
     case kCloseWait:
       return "close_wait";
     case kLastAck:

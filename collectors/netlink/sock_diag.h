@@ -28,15 +28,20 @@ enum SocketState : uint8_t {
   kListen = 10,
   kClosing = 11,
   kNewSynRecv = 12,
+  /// Request-only pseudo-state (Linux 6.10+): also dump TCP sockets that are bound but neither
+  /// listening nor connected; they are reported as kClose. Older kernels ignore the bit.
+  kBoundInactive = 13,
   kMaxState = 12,
 };
 
 constexpr uint32_t StateBit(SocketState state) { return 1U << state; }
-constexpr uint32_t kAllStates = 0x1ffe;  // states 1..12
+/// Every state 1..12 plus the bound-inactive pseudo-state.
+constexpr uint32_t kAllStates = 0x3ffe;
 
 std::string_view ProtocolName(Protocol protocol);
 std::string_view FamilyName(Family family);
-/// ss-style lowercase state name; UDP's unconnected state (kClose) reads "unconn".
+/// ss-style lowercase state name; kClose reads "unconn": a bound socket that neither listens nor
+/// is connected (a UDP server, or a TCP socket between bind() and listen()/connect()).
 std::string_view StateName(Protocol protocol, uint8_t state);
 
 struct DumpRequest {

@@ -109,6 +109,9 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
   for (int i = 0; i < 2; ++i) {
     held.push_back(Connect(SOCK_STREAM, "127.0.0.1", 5002));
   }
+  // A TCP socket bound but never listening nor connected (visible since Linux 6.10).
+  UniqueFd bound_only = Bind(SOCK_STREAM, "127.0.0.1", 6001);
+  ASSERT_TRUE(bound_only.Valid());
   // A client bound to a fixed port outside the ephemeral range keeps its port label.
   held.push_back(ConnectFrom(SOCK_STREAM, "127.0.0.1", 6000, "127.0.0.1", 5000));
   held.push_back(Accept(listener_v4));
@@ -144,6 +147,7 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
       {Sockets("tcp", "ipv4", "syn_recv", "5002"), 2},
       {Sockets("tcp", "ipv4", "established", "ephemeral"), 3 + 1 + 2 + 1},
       {Sockets("tcp", "ipv4", "established", "6000"), 1},
+      {Sockets("tcp", "ipv4", "unconn", "6001"), 1},
       {Sockets("tcp", "ipv4", "listen", std::to_string(kExporterPort)), 1},
       {Sockets("tcp", "ipv4", "established", std::to_string(kExporterPort)), 1},
       {Sockets("udp", "ipv4", "unconn", "5353"), 1},
