@@ -1,6 +1,7 @@
 #include "collectors/socket_owners.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,11 +45,32 @@ std::string Trimmed(std::string text) {
   return text;
 }
 
+ProcessInfo Identify(const ProcFs& procfs, pid_t pid, const std::string& pid_dir) {
+  ProcessInfo info;
+  info.pid = pid;
+  struct stat status {};
+  if (::stat((procfs.Root() + "/" + pid_dir).c_str(), &status) == 0) {
+    info.uid = status.st_uid;
+  }
+  info.command = Trimmed(procfs.ReadFile(pid_dir + "/comm").value_or(""));
+  std::string cmdline = procfs.ReadFile(pid_dir + "/cmdline").value_or("");
+  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+  info.cmdline = Trimmed(std::move(cmdline));
+  char exe[4096];
+  const std::string exe_path = procfs.Root() + "/" + pid_dir + "/exe";
+  ssize_t length = ::readlink(exe_path.c_str(), exe, sizeof(exe));
+  if (length > 0) {
+    info.exe.assign(exe, static_cast<size_t>(length));
+  }
+  return info;
+}
+
 }  // namespace
 
-SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uint32_t>& inodes) {
+SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uint32_t>& inodes,
+                              bool identify_all) {
   SocketOwners owners;
-  if (inodes.empty()) {
+  if (inodes.empty() && !identify_all) {
     return owners;
   }
   UniqueDir proc(::opendir(procfs.Root().c_str()));
@@ -61,41 +83,48 @@ SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uin
       continue;
     }
     owners.processes_scanned++;
-    const std::string fd_path = procfs.Root() + "/" + process_entry->d_name + "/fd";
-    UniqueDir fds(::opendir(fd_path.c_str()));
-    if (!fds) {
-      owners.processes_skipped++;
-      continue;
-    }
+    const std::string pid_dir = process_entry->d_name;
     std::vector<uint32_t> held;
-    while (const dirent* fd_entry = ::readdir(fds.get())) {
-      if (fd_entry->d_name[0] == '.') {
-        continue;
+    if (!inodes.empty()) {
+      const std::string fd_path = procfs.Root() + "/" + pid_dir + "/fd";
+      UniqueDir fds(::opendir(fd_path.c_str()));
+      if (!fds) {
+        owners.processes_skipped++;
       }
-      char link[64];
-      const std::string link_path = fd_path + "/" + fd_entry->d_name;
-      ssize_t length = ::readlink(link_path.c_str(), link, sizeof(link));
-      if (length <= 0) {
-        continue;  // closed since readdir: not an error
-      }
-      uint32_t inode = SocketInode(link, static_cast<size_t>(length));
-      if (inode != 0 && inodes.count(inode) != 0 &&
-          std::find(held.begin(), held.end(), inode) == held.end()) {
-        held.push_back(inode);
+      while (fds) {
+        const dirent* fd_entry = ::readdir(fds.get());
+        if (fd_entry == nullptr) {
+          break;
+        }
+        if (fd_entry->d_name[0] == '.') {
+          continue;
+        }
+        char link[64];
+        const std::string link_path = fd_path + "/" + fd_entry->d_name;
+        ssize_t length = ::readlink(link_path.c_str(), link, sizeof(link));
+        if (length <= 0) {
+          continue;  // closed since readdir: not an error
+        }
+        uint32_t inode = SocketInode(link, static_cast<size_t>(length));
+        if (inode != 0 && inodes.count(inode) != 0 &&
+            std::find(held.begin(), held.end(), inode) == held.end()) {
+          held.push_back(inode);
+        }
       }
     }
-    if (held.empty()) {
+    if (held.empty() && !identify_all) {
       continue;
     }
-    ProcessInfo info;
-    info.pid = pid;
-    const std::string pid_dir = std::string(process_entry->d_name);
-    info.command = Trimmed(procfs.ReadFile(pid_dir + "/comm").value_or(""));
-    std::string cmdline = procfs.ReadFile(pid_dir + "/cmdline").value_or("");
-    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-    info.cmdline = Trimmed(std::move(cmdline));
+    ProcessInfo info = Identify(procfs, pid, pid_dir);
+    if (info.command.empty() && info.cmdline.empty()) {
+      owners.processes_skipped++;  // vanished between readdir and now
+      continue;
+    }
     for (uint32_t inode : held) {
       owners.by_inode[inode].push_back(info);
+    }
+    if (identify_all) {
+      owners.processes.push_back(std::move(info));
     }
   }
   return owners;

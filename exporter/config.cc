@@ -1,5 +1,7 @@
 #include "exporter/config.h"
 
+#include <arpa/inet.h>
+
 #include <fstream>
 #include <limits>
 #include <set>
@@ -105,8 +107,9 @@ SocketsConfig ParseSockets(const YAML::Node& node) {
     return sockets;
   }
   RequireMap(node, path);
-  RejectUnknownKeys(node, path,
-                    {"protocols", "families", "max_port_series", "max_peer_port_series"});
+  RejectUnknownKeys(
+      node, path,
+      {"protocols", "families", "max_port_series", "max_peer_port_series", "top_destinations"});
   if (const YAML::Node protocols = node["protocols"]) {
     std::set<std::string> chosen = ParseChoiceList(protocols, path + ".protocols", {"tcp", "udp"});
     sockets.tcp = chosen.count("tcp") != 0;
@@ -123,7 +126,154 @@ SocketsConfig ParseSockets(const YAML::Node& node) {
   if (const YAML::Node cap = node["max_peer_port_series"]) {
     sockets.max_peer_port_series = ParseCount(cap, path + ".max_peer_port_series", 1);
   }
+  if (const YAML::Node top = node["top_destinations"]) {
+    sockets.top_destinations = ParseCount(top, path + ".top_destinations", 0);
+  }
   return sockets;
+}
+
+bool ParseBool(const YAML::Node& node, const std::string& path) {
+  bool value = false;
+  if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
+    throw ConfigProblem(node.Mark(), path + " must be true or false, got " + Describe(node));
+  }
+  return value;
+}
+
+std::string ParseString(const YAML::Node& node, const std::string& path) {
+  if (!node.IsScalar() || node.Scalar().empty()) {
+    throw ConfigProblem(node.Mark(), path + " must be a non-empty string, got " + Describe(node));
+  }
+  return node.Scalar();
+}
+
+ServicesOptions ParseServicesOptions(const YAML::Node& node) {
+  const std::string path = "collectors.services";
+  ServicesOptions options;
+  if (node.IsNull()) {
+    return options;
+  }
+  RequireMap(node, path);
+  RejectUnknownKeys(node, path, {"listener_info", "pid_label", "max_listener_series"});
+  if (const YAML::Node flag = node["listener_info"]) {
+    options.listener_info = ParseBool(flag, path + ".listener_info");
+  }
+  if (const YAML::Node flag = node["pid_label"]) {
+    options.pid_label = ParseBool(flag, path + ".pid_label");
+  }
+  if (const YAML::Node cap = node["max_listener_series"]) {
+    options.max_listener_series = ParseCount(cap, path + ".max_listener_series", 1);
+  }
+  return options;
+}
+
+OwnerMatch ParseOwner(const YAML::Node& node, const std::string& path) {
+  RequireMap(node, path);
+  RejectUnknownKeys(node, path, {"process", "cmdline", "exe"});
+  OwnerMatch owner;
+  if (const YAML::Node process = node["process"]) {
+    owner.process = ParseString(process, path + ".process");
+    // The kernel truncates comm to 15 bytes: a longer name could never match.
+    if (owner.process.size() > 15) {
+      throw ConfigProblem(process.Mark(), path + ".process \"" + owner.process +
+                                              "\" is longer than the 15 characters the kernel "
+                                              "keeps in comm; use cmdline or exe");
+    }
+  }
+  if (const YAML::Node cmdline = node["cmdline"]) {
+    owner.cmdline = ParseString(cmdline, path + ".cmdline");
+    try {
+      owner.cmdline_regex = std::make_shared<const std::regex>(owner.cmdline);
+    } catch (const std::regex_error& error) {
+      throw ConfigProblem(cmdline.Mark(), path + ".cmdline is not a valid regular expression (" +
+                                              error.what() + "): " + owner.cmdline);
+    }
+  }
+  if (const YAML::Node exe = node["exe"]) {
+    owner.exe = ParseString(exe, path + ".exe");
+  }
+  if (!owner.Any()) {
+    throw ConfigProblem(node.Mark(), path + " needs at least one of process, cmdline, exe");
+  }
+  return owner;
+}
+
+ServiceConfig ParseService(const YAML::Node& node, const std::string& path) {
+  RequireMap(node, path);
+  RejectUnknownKeys(node, path,
+                    {"name", "port", "protocol", "address", "ipv6_only", "owner", "instances"});
+  ServiceConfig service;
+  const YAML::Node name = node["name"];
+  if (!name) {
+    throw ConfigProblem(node.Mark(), path + " needs a name");
+  }
+  service.name = ParseString(name, path + ".name");
+  const YAML::Node port = node["port"];
+  if (!port) {
+    throw ConfigProblem(node.Mark(), path + " (" + service.name + ") needs a port");
+  }
+  const size_t port_number = ParseCount(port, path + ".port", 1);
+  if (port_number > 65535) {
+    throw ConfigProblem(port.Mark(),
+                        path + ".port must be 1-65535, got " + std::to_string(port_number));
+  }
+  service.port = static_cast<uint16_t>(port_number);
+  if (const YAML::Node protocol = node["protocol"]) {
+    const std::string text = protocol.IsScalar() ? protocol.Scalar() : "";
+    if (text != "tcp" && text != "udp") {
+      throw ConfigProblem(protocol.Mark(),
+                          path + ".protocol must be tcp or udp, got " + Describe(protocol));
+    }
+    service.protocol = text == "tcp" ? ServiceProtocol::kTcp : ServiceProtocol::kUdp;
+  }
+  if (const YAML::Node address = node["address"]) {
+    service.address = ParseString(address, path + ".address");
+    std::string bare = service.address;
+    if (bare.size() >= 2 && bare.front() == '[' && bare.back() == ']') {
+      bare = bare.substr(1, bare.size() - 2);
+    }
+    if (::inet_pton(AF_INET6, bare.c_str(), service.address_bytes.data()) == 1) {
+      service.ipv6 = true;
+    } else if (::inet_pton(AF_INET, bare.c_str(), service.address_bytes.data()) != 1) {
+      throw ConfigProblem(address.Mark(), path + ".address must be an IPv4 or IPv6 address, got " +
+                                              Describe(address));
+    }
+  }
+  if (const YAML::Node v6only = node["ipv6_only"]) {
+    service.ipv6_only = ParseBool(v6only, path + ".ipv6_only");
+    if (!service.ipv6) {
+      throw ConfigProblem(v6only.Mark(), path + ".ipv6_only applies to IPv6 addresses only");
+    }
+  }
+  if (const YAML::Node owner = node["owner"]) {
+    service.owner = ParseOwner(owner, path + ".owner");
+  }
+  if (const YAML::Node instances = node["instances"]) {
+    service.instances = static_cast<uint32_t>(ParseCount(instances, path + ".instances", 1));
+  }
+  return service;
+}
+
+std::vector<ServiceConfig> ParseServices(const YAML::Node& node) {
+  std::vector<ServiceConfig> services;
+  if (node.IsNull()) {
+    return services;
+  }
+  if (!node.IsSequence()) {
+    throw ConfigProblem(node.Mark(), "services must be a list, got " + Describe(node));
+  }
+  std::set<std::string> names;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node entry = node[i];
+    ServiceConfig service = ParseService(entry, "services[" + std::to_string(i) + "]");
+    if (!names.insert(service.name).second) {
+      throw ConfigProblem(entry["name"].Mark(), "services[" + std::to_string(i) + "].name \"" +
+                                                    service.name +
+                                                    "\" is used by an earlier service");
+    }
+    services.push_back(std::move(service));
+  }
+  return services;
 }
 
 Config ParseRoot(const YAML::Node& root) {
@@ -132,15 +282,21 @@ Config ParseRoot(const YAML::Node& root) {
     return config;
   }
   RequireMap(root, "the config");
-  RejectUnknownKeys(root, "the config", {"collectors"});
+  RejectUnknownKeys(root, "the config", {"collectors", "services"});
   if (const YAML::Node collectors = root["collectors"]) {
     if (!collectors.IsNull()) {
       RequireMap(collectors, "collectors");
-      RejectUnknownKeys(collectors, "collectors", {"sockets"});
+      RejectUnknownKeys(collectors, "collectors", {"services", "sockets"});
       if (const YAML::Node sockets = collectors["sockets"]) {
         config.sockets = ParseSockets(sockets);
       }
+      if (const YAML::Node services = collectors["services"]) {
+        config.services_options = ParseServicesOptions(services);
+      }
     }
+  }
+  if (const YAML::Node services = root["services"]) {
+    config.services = ParseServices(services);
   }
   return config;
 }

@@ -1,8 +1,13 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <optional>
+#include <regex>
 #include <string>
+#include <vector>
 
 namespace portwatch {
 
@@ -16,10 +21,48 @@ struct SocketsConfig {
   size_t max_port_series = 1000;
   /// Distinct (protocol, peer_port) values in portwatch_peer_sockets.
   size_t max_peer_port_series = 100;
+  /// Busiest remote address:port destinations of client-side sockets to expose.
+  size_t top_destinations = 10;
+};
+
+/// Options of the services collector (ownership, conflicts, bind prediction, listeners).
+struct ServicesOptions {
+  /// portwatch_listener_info for every listening socket: the `netstat -tulpn` view.
+  bool listener_info = true;
+  /// Add a pid label to portwatch_listener_info (one series per process restart).
+  bool pid_label = false;
+  size_t max_listener_series = 1000;
+};
+
+/// Who should hold a service's port: a process matching any of the set fields.
+struct OwnerMatch {
+  std::string process;  ///< exact /proc/<pid>/comm
+  std::string cmdline;  ///< regular expression searched in the command line
+  std::shared_ptr<const std::regex> cmdline_regex;
+  std::string exe;  ///< exact /proc/<pid>/exe target
+
+  bool Any() const { return !process.empty() || cmdline_regex != nullptr || !exe.empty(); }
+};
+
+enum class ServiceProtocol : uint8_t { kTcp, kUdp };
+
+/// A port a service is supposed to own.
+struct ServiceConfig {
+  std::string name;
+  uint16_t port = 0;
+  ServiceProtocol protocol = ServiceProtocol::kTcp;
+  std::string address = "0.0.0.0";          ///< as written; wildcard by default
+  bool ipv6 = false;                        ///< `address` is an IPv6 address
+  std::array<uint8_t, 16> address_bytes{};  ///< network order; IPv4 in the first 4 bytes
+  bool ipv6_only = false;  ///< IPV6_V6ONLY of the service's socket (IPv6 addresses only)
+  OwnerMatch owner;
+  uint32_t instances = 1;  ///< expected number of owning processes
 };
 
 struct Config {
   SocketsConfig sockets;
+  ServicesOptions services_options;
+  std::vector<ServiceConfig> services;
   /// Where the config came from, for logs: a path or "<embedded default>".
   std::string source;
 };

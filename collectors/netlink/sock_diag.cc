@@ -2,6 +2,7 @@
 
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -28,6 +29,20 @@ bool IsUnsupportedErrno(int error) {
          error == EAFNOSUPPORT;
 }
 
+/// Reads the attributes after the inet_diag_msg that portwatch uses (INET_DIAG_SKV6ONLY).
+void DecodeAttributes(const nlmsghdr* header, SocketRecord& record) {
+  const auto* message = static_cast<const std::byte*>(NLMSG_DATA(header));
+  int remaining = static_cast<int>(header->nlmsg_len) -
+                  static_cast<int>(NLMSG_LENGTH(NLMSG_ALIGN(sizeof(inet_diag_msg))));
+  const auto* attribute =
+      reinterpret_cast<const rtattr*>(message + NLMSG_ALIGN(sizeof(inet_diag_msg)));
+  for (; RTA_OK(attribute, remaining); attribute = RTA_NEXT(attribute, remaining)) {
+    if (attribute->rta_type == INET_DIAG_SKV6ONLY && RTA_PAYLOAD(attribute) >= 1) {
+      record.v6only = *static_cast<const uint8_t*>(RTA_DATA(attribute)) != 0 ? 1 : 0;
+    }
+  }
+}
+
 SocketRecord DecodeSocket(const inet_diag_msg& message) {
   SocketRecord record;
   record.family = message.idiag_family;
@@ -49,6 +64,22 @@ DumpResult Failure(std::string error, uint64_t sockets) {
   result.error = std::move(error);
   result.sockets = sockets;
   return result;
+}
+
+/// "sport == p1 || sport == p2 || ...", compiled like `ss` does: a miss skips to the next test,
+/// a hit goes through a JMP past the end (accept); a miss on the last test rejects.
+std::vector<inet_diag_bc_op> PortFilterBytecode(const std::vector<uint16_t>& ports) {
+  constexpr auto kOp = static_cast<uint16_t>(sizeof(inet_diag_bc_op));
+  std::vector<inet_diag_bc_op> ops;
+  for (size_t i = 0; i < ports.size(); ++i) {
+    ops.push_back({INET_DIAG_BC_S_EQ, 2 * kOp, 3 * kOp});
+    ops.push_back({0, 0, ports[i]});
+    const size_t tests_after = ports.size() - i - 1;
+    if (tests_after > 0) {
+      ops.push_back({INET_DIAG_BC_JMP, kOp, static_cast<uint16_t>(3 * kOp * tests_after)});
+    }
+  }
+  return ops;
 }
 
 }  // namespace
@@ -91,15 +122,28 @@ std::string_view StateName(Protocol /*protocol*/, uint8_t state) {
 
 std::vector<std::byte> BuildDumpRequest(const DumpRequest& request, uint32_t sequence) {
   DumpRequestMessage message{};
-  message.header.nlmsg_len = sizeof(message);
+  std::vector<inet_diag_bc_op> bytecode;
+  if (!request.local_ports.empty()) {
+    bytecode = PortFilterBytecode(request.local_ports);
+  }
+  const size_t bytecode_bytes = bytecode.size() * sizeof(inet_diag_bc_op);
+  const size_t attribute_bytes = bytecode.empty() ? 0 : RTA_SPACE(bytecode_bytes);
+  message.header.nlmsg_len = static_cast<uint32_t>(sizeof(message) + attribute_bytes);
   message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
   message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   message.header.nlmsg_seq = sequence;
   message.body.sdiag_family = request.family == Family::kIpv4 ? AF_INET : AF_INET6;
   message.body.sdiag_protocol = request.protocol == Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
   message.body.idiag_states = request.states;
-  std::vector<std::byte> bytes(sizeof(message));
+  std::vector<std::byte> bytes(message.header.nlmsg_len);
   std::memcpy(bytes.data(), &message, sizeof(message));
+  if (!bytecode.empty()) {
+    rtattr attribute{};
+    attribute.rta_len = static_cast<uint16_t>(RTA_LENGTH(bytecode_bytes));
+    attribute.rta_type = INET_DIAG_REQ_BYTECODE;
+    std::memcpy(bytes.data() + sizeof(message), &attribute, sizeof(attribute));
+    std::memcpy(bytes.data() + sizeof(message) + RTA_LENGTH(0), bytecode.data(), bytecode_bytes);
+  }
   return bytes;
 }
 
@@ -178,7 +222,9 @@ DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVi
       }
       inet_diag_msg message{};
       std::memcpy(&message, NLMSG_DATA(header), sizeof(message));
-      visit(DecodeSocket(message));
+      SocketRecord record = DecodeSocket(message);
+      DecodeAttributes(header, record);
+      visit(record);
       result.sockets++;
     }
     if (remaining != 0) {

@@ -48,6 +48,9 @@ struct DumpRequest {
   Protocol protocol = Protocol::kTcp;
   Family family = Family::kIpv4;
   uint32_t states = kAllStates;
+  /// When not empty, the kernel returns only sockets whose local port is one of these
+  /// (inet_diag bytecode), so a few ports cost no user-space work for the rest of the table.
+  std::vector<uint16_t> local_ports;
 };
 
 /// One socket as sock_diag reports it, with the fields portwatch aggregates on.
@@ -59,6 +62,9 @@ struct SocketRecord {
   uint16_t remote_port = 0;
   std::array<uint8_t, 16> local_address{};  ///< network order; IPv4 in the first 4 bytes
   std::array<uint8_t, 16> remote_address{};
+  /// IPV6_V6ONLY of an IPv6 socket (INET_DIAG_SKV6ONLY): 1 or 0, -1 when the kernel did not say
+  /// (IPv4, TIME_WAIT and request sockets).
+  int8_t v6only = -1;
   uint32_t timer_expires_ms = 0;
   uint32_t uid = 0;
   uint32_t inode = 0;
