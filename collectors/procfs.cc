@@ -65,6 +65,44 @@ std::optional<EphemeralRange> ParseEphemeralRange(const std::string& text) {
   return EphemeralRange{first, last};
 }
 
+std::optional<std::vector<uint16_t>> ParsePortList(const std::string& text) {
+  std::vector<uint16_t> ports;
+  std::vector<std::string> words = SplitWords(text);
+  if (words.empty()) {
+    return ports;
+  }
+  if (words.size() != 1) {
+    return std::nullopt;
+  }
+  std::istringstream items(words[0]);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    const size_t dash = item.find('-');
+    uint16_t first = 0;
+    uint16_t last = 0;
+    if (!ParseInteger(item.substr(0, dash), first) ||
+        !ParseInteger(dash == std::string::npos ? item : item.substr(dash + 1), last) ||
+        first > last) {
+      return std::nullopt;
+    }
+    for (uint32_t port = first; port <= last; ++port) {
+      ports.push_back(static_cast<uint16_t>(port));
+    }
+  }
+  return ports;
+}
+
+bool KernelAtLeast(const std::string& release, int major, int minor) {
+  int found_major = 0;
+  int found_minor = 0;
+  char dot = 0;
+  std::istringstream stream(release);
+  if (!(stream >> found_major >> dot >> found_minor) || dot != '.') {
+    return false;
+  }
+  return found_major > major || (found_major == major && found_minor >= minor);
+}
+
 std::map<std::string, std::map<std::string, uint64_t>> ParseNetstat(const std::string& text) {
   std::map<std::string, std::map<std::string, uint64_t>> result;
   std::istringstream stream(text);

@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace portwatch {
 
@@ -33,6 +34,12 @@ struct EphemeralRange {
 
 /// Parses "32768\t60999". Returns nullopt on anything else.
 std::optional<EphemeralRange> ParseEphemeralRange(const std::string& text);
+
+/// Parses a port list like net.ipv4.ip_local_reserved_ports: "8080,9000-9010" (empty: none).
+std::optional<std::vector<uint16_t>> ParsePortList(const std::string& text);
+
+/// Whether a kernel release string ("6.18.44-fc") is at least major.minor.
+bool KernelAtLeast(const std::string& release, int major, int minor);
 
 /// Parses /proc/net/netstat (or /proc/net/snmp): header/value line pairs per prefix, e.g.
 /// result["TcpExt"]["TW"]. Lines whose header and values disagree are skipped.

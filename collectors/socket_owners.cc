@@ -18,11 +18,14 @@ struct DirCloser {
 };
 using UniqueDir = std::unique_ptr<DIR, DirCloser>;
 
-bool ParsePid(const char* name, pid_t& pid) {
+/// A /proc directory entry that is a number: a pid, or an fd below <pid>/fd.
+bool ParseNumber(const char* name, int& number) {
   const char* end = name + std::strlen(name);
-  auto [next, error] = std::from_chars(name, end, pid);
-  return error == std::errc() && next == end && pid > 0;
+  auto [next, error] = std::from_chars(name, end, number);
+  return error == std::errc() && next == end && number >= 0;
 }
+
+bool ParsePid(const char* name, pid_t& pid) { return ParseNumber(name, pid) && pid > 0; }
 
 /// Returns the inode of "socket:[12345]", or 0 for any other link.
 uint32_t SocketInode(const char* link, size_t length) {
@@ -109,6 +112,10 @@ SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uin
         if (inode != 0 && inodes.count(inode) != 0 &&
             std::find(held.begin(), held.end(), inode) == held.end()) {
           held.push_back(inode);
+          int fd = -1;
+          if (ParseNumber(fd_entry->d_name, fd)) {
+            owners.first_fd.try_emplace(inode, pid, fd);
+          }
         }
       }
     }

@@ -23,6 +23,9 @@ struct ProcessInfo {
 struct SocketOwners {
   /// Socket inode to the processes holding an fd on it (several after fork or SCM_RIGHTS).
   std::map<uint32_t, std::vector<ProcessInfo>> by_inode;
+  /// For each wanted inode, one (pid, fd) that holds it: enough to duplicate the socket with
+  /// pidfd_getfd() and read its options.
+  std::map<uint32_t, std::pair<pid_t, int>> first_fd;
   /// Every process seen, when asked for with identify_all (the `ps -ef` view).
   std::vector<ProcessInfo> processes;
   uint64_t processes_scanned = 0;

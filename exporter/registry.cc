@@ -2,6 +2,7 @@
 
 #include "collectors/kernel_limits_collector.h"
 #include "collectors/netstat_collector.h"
+#include "collectors/services_collector.h"
 #include "collectors/sockets_collector.h"
 
 namespace portwatch {
@@ -9,6 +10,10 @@ namespace portwatch {
 const std::vector<CollectorSpec>& KnownCollectors() {
   static const std::vector<CollectorSpec> kCollectors = {
       {"sockets", "TCP/UDP sockets per protocol, family, state and port (netlink sock_diag)", true},
+      {"services",
+       "configured services' port ownership, conflicts and bind prediction; listening sockets "
+       "and their processes (sock_diag + /proc)",
+       true},
       {"kernel_limits", "tcp_max_tw_buckets and the ephemeral port range (/proc/sys)", true},
       {"netstat", "TcpExt TIME_WAIT and listen queue counters (/proc/net/netstat)", true},
   };
@@ -23,6 +28,8 @@ std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::stri
     }
     if (spec.name == "sockets") {
       collectors.push_back(std::make_unique<SocketsCollector>(ProcFs(), KernelTransportFactory()));
+    } else if (spec.name == "services") {
+      collectors.push_back(std::make_unique<ServicesCollector>(ProcFs(), KernelTransportFactory()));
     } else if (spec.name == "kernel_limits") {
       collectors.push_back(std::make_unique<KernelLimitsCollector>(ProcFs()));
     } else if (spec.name == "netstat") {

@@ -1,0 +1,137 @@
+#include "collectors/services_collector.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <set>
+#include <utility>
+
+#include "collectors/netlink/transport.h"
+
+namespace portwatch {
+
+namespace {
+
+using netlink::DumpOutcome;
+using netlink::Family;
+using netlink::Protocol;
+
+}  // namespace
+
+std::optional<bool> ReadReuseAddress(pid_t pid, int fd, uint32_t inode) {
+  netlink::UniqueFd process(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!process.Valid()) {
+    return std::nullopt;
+  }
+  netlink::UniqueFd socket(static_cast<int>(::syscall(SYS_pidfd_getfd, process.Get(), fd, 0)));
+  struct stat status {};
+  if (!socket.Valid() || ::fstat(socket.Get(), &status) != 0 || status.st_ino != inode) {
+    return std::nullopt;
+  }
+  int value = 0;
+  socklen_t length = sizeof(value);
+  if (::getsockopt(socket.Get(), SOL_SOCKET, SO_REUSEADDR, &value, &length) != 0) {
+    return std::nullopt;
+  }
+  return value != 0;
+}
+
+ServicesCollector::ServicesCollector(ProcFs procfs,
+                                     SocketsCollector::TransportFactory open_transport)
+    : procfs_(std::move(procfs)), open_transport_(std::move(open_transport)) {}
+
+CollectStatus ServicesCollector::Collect(const Config& config,
+                                         std::vector<prometheus::MetricFamily>& out) {
+  const ServicesOptions& options = config.services_options;
+  if (config.services.empty() && !options.listener_info) {
+    return CollectStatus{};
+  }
+  KernelFacts facts;
+  std::optional<std::string> range_text = procfs_.ReadFile("sys/net/ipv4/ip_local_port_range");
+  std::optional<EphemeralRange> range =
+      range_text ? ParseEphemeralRange(*range_text) : std::nullopt;
+  if (!range) {
+    return CollectStatus{false, "cannot read net.ipv4.ip_local_port_range"};
+  }
+  facts.range = *range;
+  auto reserved = std::make_shared<std::bitset<65536>>();
+  if (std::optional<std::string> text = procfs_.ReadFile("sys/net/ipv4/ip_local_reserved_ports")) {
+    for (uint16_t port : ParsePortList(*text).value_or(std::vector<uint16_t>{})) {
+      reserved->set(port);
+    }
+  }
+  facts.reserved = std::move(reserved);
+  facts.bound_inactive_visible =
+      KernelAtLeast(procfs_.ReadFile("sys/kernel/osrelease").value_or(""), 6, 10);
+
+  std::string error;
+  std::unique_ptr<netlink::Transport> transport = open_transport_(error);
+  if (!transport) {
+    return CollectStatus{false, error};
+  }
+  std::set<uint16_t> tcp_ports;
+  std::set<uint16_t> udp_ports;
+  for (const ServiceConfig& service : config.services) {
+    (service.protocol == ServiceProtocol::kTcp ? tcp_ports : udp_ports).insert(service.port);
+  }
+
+  std::vector<netlink::DumpRequest> requests;
+  for (Family family : {Family::kIpv4, Family::kIpv6}) {
+    if (options.listener_info || !tcp_ports.empty()) {
+      requests.push_back({Protocol::kTcp, family, netlink::StateBit(netlink::kListen), {}});
+    }
+    if (!tcp_ports.empty()) {
+      requests.push_back({Protocol::kTcp, family,
+                          netlink::kAllStates & ~netlink::StateBit(netlink::kListen),
+                          std::vector<uint16_t>(tcp_ports.begin(), tcp_ports.end())});
+    }
+    if (options.listener_info) {
+      requests.push_back({Protocol::kUdp, family, netlink::kAllStates, {}});
+    } else if (!udp_ports.empty()) {
+      requests.push_back({Protocol::kUdp, family, netlink::kAllStates,
+                          std::vector<uint16_t>(udp_ports.begin(), udp_ports.end())});
+    }
+  }
+
+  auto table = std::make_unique<ServiceTable>(config.services, options, facts);
+  for (const netlink::DumpRequest& request : requests) {
+    netlink::DumpResult result =
+        netlink::Dump(*transport, request, [&table, &request](const netlink::SocketRecord& record) {
+          table->Add(request.protocol, record);
+        });
+    if (result.outcome == DumpOutcome::kFailed || result.outcome == DumpOutcome::kInterrupted) {
+      return CollectStatus{false, std::string(netlink::ProtocolName(request.protocol)) + "/" +
+                                      std::string(netlink::FamilyName(request.family)) + ": " +
+                                      result.error};
+    }
+  }
+
+  SocketOwners owners =
+      FindSocketOwners(procfs_, table->WantedInodes(), table->NeedsAllProcesses());
+  processes_skipped_total_ += owners.processes_skipped;
+  ReuseLookup reuse = [&owners](uint32_t inode) -> std::optional<bool> {
+    auto found = owners.first_fd.find(inode);
+    if (found == owners.first_fd.end()) {
+      return std::nullopt;
+    }
+    return ReadReuseAddress(found->second.first, found->second.second, inode);
+  };
+  table->AppendMetrics(owners, reuse, memory_, std::chrono::steady_clock::now(), out);
+
+  FamilyBuilder("portwatch_process_scan_processes",
+                "Processes looked at by this scrape's pass over /proc (0: no pass was needed).",
+                prometheus::MetricType::Gauge)
+      .Add(static_cast<double>(owners.processes_scanned))
+      .MoveTo(out);
+  FamilyBuilder("portwatch_process_scan_skipped_total",
+                "Processes skipped by the pass over /proc because they vanished mid-scan or "
+                "their fds could not be read (no privilege).",
+                prometheus::MetricType::Counter)
+      .Add(static_cast<double>(processes_skipped_total_))
+      .MoveTo(out);
+  return CollectStatus{};
+}
+
+}  // namespace portwatch
