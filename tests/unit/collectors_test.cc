@@ -1,0 +1,105 @@
+// The procfs collectors' failure paths; their normal output is covered by golden_test.cc.
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "collectors/kernel_limits_collector.h"
+#include "collectors/netstat_collector.h"
+#include "tests/unit/metric_samples.h"
+
+namespace portwatch {
+namespace {
+
+using unit::FamilyNames;
+using unit::Samples;
+using Counts = std::map<std::string, double>;
+
+/// A proc tree in a fresh temporary directory, removed afterwards.
+class ProcTreeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "/portwatch-collectors-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  void Write(const std::string& relative_path, const std::string& contents) {
+    const std::filesystem::path path = root_ + "/" + relative_path;
+    std::filesystem::create_directories(path.parent_path());
+    std::ofstream(path) << contents;
+  }
+
+  std::string root_;
+};
+
+TEST_F(ProcTreeTest, NetstatWithoutTheFileFails) {
+  NetstatCollector collector{ProcFs(root_)};
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.ok);
+  EXPECT_EQ(status.error, "cannot read " + root_ + "/net/netstat");
+  EXPECT_TRUE(out.empty());
+}
+
+TEST_F(ProcTreeTest, NetstatWithoutTcpExtFails) {
+  Write("net/netstat", "IpExt: InOctets\nIpExt: 5\n");
+  NetstatCollector collector{ProcFs(root_)};
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.ok);
+  EXPECT_EQ(status.error, "no TcpExt section in " + root_ + "/net/netstat");
+  EXPECT_TRUE(out.empty());
+}
+
+TEST_F(ProcTreeTest, NetstatLeavesOutCountersTheKernelLacks) {
+  Write("net/netstat", "TcpExt: ListenDrops TW Other\nTcpExt: 7 3 9\n");
+  NetstatCollector collector{ProcFs(root_)};
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector.Collect(Config{}, out);
+  EXPECT_TRUE(status.ok);
+  EXPECT_EQ(status.error, "");
+  EXPECT_EQ(FamilyNames(out), (std::vector<std::string>{"portwatch_tcpext_tw_total",
+                                                        "portwatch_tcpext_listen_drops_total"}));
+  EXPECT_EQ(Samples(out, "portwatch_tcpext_tw_total"), (Counts{{"", 3}}));
+  EXPECT_EQ(Samples(out, "portwatch_tcpext_listen_drops_total"), (Counts{{"", 7}}));
+  EXPECT_EQ(out[0].type, prometheus::MetricType::Counter);
+}
+
+TEST_F(ProcTreeTest, KernelLimitsWithNothingToReadFails) {
+  KernelLimitsCollector collector{ProcFs(root_)};
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.ok);
+  EXPECT_EQ(status.error, "cannot read net.ipv4.tcp_max_tw_buckets, net.ipv4.ip_local_port_range");
+  EXPECT_TRUE(out.empty());
+}
+
+TEST_F(ProcTreeTest, KernelLimitsReportsWhatItCouldRead) {
+  Write("sys/net/ipv4/tcp_max_tw_buckets", "4096\n");
+  Write("sys/net/ipv4/ip_local_port_range", "60999\t32768\n");  // reversed: rejected
+  KernelLimitsCollector collector{ProcFs(root_)};
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.ok);
+  EXPECT_EQ(status.error, "cannot read net.ipv4.ip_local_port_range");
+  EXPECT_EQ(FamilyNames(out), (std::vector<std::string>{"portwatch_tcp_max_tw_buckets"}));
+  EXPECT_EQ(Samples(out, "portwatch_tcp_max_tw_buckets"), (Counts{{"", 4096}}));
+}
+
+TEST_F(ProcTreeTest, KernelLimitsWithOnlyTheRange) {
+  Write("sys/net/ipv4/ip_local_port_range", "1024\t65535\n");
+  KernelLimitsCollector collector{ProcFs(root_)};
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.ok);
+  EXPECT_EQ(status.error, "cannot read net.ipv4.tcp_max_tw_buckets");
+  EXPECT_EQ(Samples(out, "portwatch_ephemeral_port_range_first"), (Counts{{"", 1024}}));
+  EXPECT_EQ(Samples(out, "portwatch_ephemeral_port_range_last"), (Counts{{"", 65535}}));
+}
+
+}  // namespace
+}  // namespace portwatch

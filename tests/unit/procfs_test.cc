@@ -1,0 +1,159 @@
+#include "collectors/procfs.h"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace portwatch {
+namespace {
+
+const std::string kProcFixture = std::string(PORTWATCH_FIXTURES) + "/proc";
+const std::string kIntegerFixtures = std::string(PORTWATCH_FIXTURES) + "/procfs";
+
+TEST(ParseEphemeralRangeTest, ParsesTheKernelFormat) {
+  std::optional<EphemeralRange> range = ParseEphemeralRange("32768\t60999\n");
+  ASSERT_TRUE(range.has_value());
+  EXPECT_EQ(range->first, 32768);
+  EXPECT_EQ(range->last, 60999);
+  EXPECT_EQ(range->Size(), 28232U);
+}
+
+TEST(ParseEphemeralRangeTest, AcceptsSpacesAndASinglePort) {
+  std::optional<EphemeralRange> range = ParseEphemeralRange("  40000   40999 ");
+  ASSERT_TRUE(range.has_value());
+  EXPECT_EQ(range->first, 40000);
+  EXPECT_EQ(range->last, 40999);
+
+  range = ParseEphemeralRange("1024 1024");
+  ASSERT_TRUE(range.has_value());
+  EXPECT_EQ(range->first, 1024);
+  EXPECT_EQ(range->last, 1024);
+  EXPECT_EQ(range->Size(), 1U);
+
+  range = ParseEphemeralRange("0 65535");
+  ASSERT_TRUE(range.has_value());
+  EXPECT_EQ(range->Size(), 65536U);
+}
+
+TEST(ParseEphemeralRangeTest, RejectsReversedRange) {
+  EXPECT_EQ(ParseEphemeralRange("60999\t32768\n"), std::nullopt);
+  EXPECT_EQ(ParseEphemeralRange("40001 40000"), std::nullopt);
+}
+
+TEST(ParseEphemeralRangeTest, RejectsMalformedText) {
+  for (const char* text :
+       {"", "\n", "32768", "32768 60999 1", "a b", "32768 b", "-1 5", "70000 70001", "32768 65536",
+        "32768.0 60999", "0x8000 60999", "+32768 60999", "32768,60999"}) {
+    EXPECT_EQ(ParseEphemeralRange(text), std::nullopt) << '"' << text << '"';
+  }
+}
+
+TEST(EphemeralRangeTest, ContainsIsInclusive) {
+  const EphemeralRange range{40000, 40999};
+  EXPECT_FALSE(range.Contains(39999));
+  EXPECT_TRUE(range.Contains(40000));
+  EXPECT_TRUE(range.Contains(40999));
+  EXPECT_FALSE(range.Contains(41000));
+  EXPECT_FALSE(range.Contains(40000 + 65536));  // no 16-bit wrap-around
+  EXPECT_EQ(range.Size(), 1000U);
+  const EphemeralRange defaults;
+  EXPECT_EQ(defaults.first, 32768);
+  EXPECT_EQ(defaults.last, 60999);
+}
+
+TEST(ParseNetstatTest, ParsesACapturedProcNetNetstat) {
+  std::optional<std::string> text = ProcFs(kProcFixture).ReadFile("net/netstat");
+  ASSERT_TRUE(text.has_value());
+  auto sections = ParseNetstat(*text);
+  ASSERT_EQ(sections.size(), 3U);
+  ASSERT_EQ(sections.count("TcpExt"), 1U);
+  ASSERT_EQ(sections.count("IpExt"), 1U);
+  ASSERT_EQ(sections.count("MPTcpExt"), 1U);
+  const std::map<std::string, uint64_t>& tcp_ext = sections["TcpExt"];
+  const std::map<std::string, uint64_t>& ip_ext = sections["IpExt"];
+  EXPECT_EQ(tcp_ext.size(), 135U);
+  EXPECT_EQ(ip_ext.size(), 18U);
+  EXPECT_EQ(sections["MPTcpExt"].size(), 76U);
+
+  // The four counters the netstat collector exports.
+  EXPECT_EQ(tcp_ext.at("TW"), 19U);
+  EXPECT_EQ(tcp_ext.at("TCPTimeWaitOverflow"), 0U);
+  EXPECT_EQ(tcp_ext.at("ListenOverflows"), 0U);
+  EXPECT_EQ(tcp_ext.at("ListenDrops"), 0U);
+  // Others, first, middle and last of their lines.
+  EXPECT_EQ(tcp_ext.at("SyncookiesSent"), 0U);
+  EXPECT_EQ(tcp_ext.at("TCPPureAcks"), 43U);
+  EXPECT_EQ(tcp_ext.at("TCPHPAcks"), 31U);
+  EXPECT_EQ(tcp_ext.at("TCPRcvCoalesce"), 721U);
+  EXPECT_EQ(tcp_ext.at("TCPOrigDataSent"), 106U);
+  EXPECT_EQ(tcp_ext.at("TCPDelivered"), 126U);
+  EXPECT_EQ(tcp_ext.at("TCPAODroppedIcmps"), 0U);
+  EXPECT_EQ(ip_ext.at("InOctets"), 41623821U);
+  EXPECT_EQ(ip_ext.at("OutOctets"), 56734U);
+  EXPECT_EQ(ip_ext.at("InNoECTPkts"), 1100U);
+  EXPECT_EQ(ip_ext.at("ReasmOverlaps"), 0U);
+}
+
+TEST(ParseNetstatTest, SkipsPairsWhoseHeaderAndValuesDisagree) {
+  const std::string text =
+      "TcpExt: A B C\n"
+      "TcpExt: 1 2\n"  // one value short: the pair is skipped
+      "IpExt: X\n"
+      "Other: 5\n"  // prefixes differ
+      "NoColon X\n"
+      "NoColon 5\n"  // a prefix must end in ':'
+      "Good: Y Z\n"
+      "Good: 7 18446744073709551615\n"
+      "Big: Q R\n"
+      "Big: 18446744073709551616 -1\n"  // values that are not u64 are left out
+      "Last: W\n";                      // no value line
+  auto sections = ParseNetstat(text);
+  const std::map<std::string, std::map<std::string, uint64_t>> expected = {
+      {"Good", {{"Y", 7}, {"Z", 18446744073709551615ULL}}},
+  };
+  EXPECT_EQ(sections, expected);
+}
+
+TEST(ParseNetstatTest, EmptyText) { EXPECT_TRUE(ParseNetstat("").empty()); }
+
+TEST(ProcFsTest, ReadsFixtureSysctls) {
+  const ProcFs procfs(kProcFixture);
+  EXPECT_EQ(procfs.Root(), kProcFixture);
+  EXPECT_EQ(procfs.ReadInteger("sys/net/ipv4/tcp_max_tw_buckets"), 131072);
+  EXPECT_EQ(procfs.ReadFile("sys/net/ipv4/ip_local_port_range"), "40000\t40999\n");
+  EXPECT_EQ(procfs.ReadInteger("sys/net/ipv4/ip_local_port_range"), std::nullopt);
+}
+
+TEST(ProcFsTest, MissingFiles) {
+  const ProcFs procfs(kProcFixture);
+  EXPECT_EQ(procfs.ReadFile("sys/net/ipv4/no_such_sysctl"), std::nullopt);
+  EXPECT_EQ(procfs.ReadInteger("sys/net/ipv4/no_such_sysctl"), std::nullopt);
+  EXPECT_EQ(ProcFs("/nonexistent/portwatch").ReadFile("net/netstat"), std::nullopt);
+}
+
+TEST(ProcFsTest, ReadIntegerAcceptsOneDecimalIntegerWithWhitespace) {
+  const ProcFs procfs(kIntegerFixtures);
+  EXPECT_EQ(procfs.ReadInteger("integer_negative"), -5);
+  EXPECT_EQ(procfs.ReadInteger("integer_padded"), 42);
+  EXPECT_EQ(procfs.ReadInteger("integer_max"), INT64_MAX);
+}
+
+TEST(ProcFsTest, ReadIntegerRejectsAnythingElse) {
+  const ProcFs procfs(kIntegerFixtures);
+  for (const char* name : {"integer_empty", "integer_two_words", "integer_text", "integer_overflow",
+                           "integer_plus", "integer_hex"}) {
+    EXPECT_EQ(procfs.ReadInteger(name), std::nullopt) << name;
+  }
+}
+
+TEST(ProcFsTest, ReadFileReturnsExactBytes) {
+  const ProcFs procfs(kIntegerFixtures);
+  EXPECT_EQ(procfs.ReadFile("integer_padded"), "  42 \n\n");
+  EXPECT_EQ(procfs.ReadFile("integer_empty"), "");
+}
+
+}  // namespace
+}  // namespace portwatch

@@ -1,0 +1,228 @@
+#include "collectors/socket_owners.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace portwatch {
+namespace {
+
+/// A fake /proc built in a fresh temporary directory, removed afterwards.
+class SocketOwnersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "/portwatch-proc-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+  }
+  void TearDown() override {
+    if (!root_.empty()) {
+      std::filesystem::remove_all(root_);
+    }
+  }
+
+  /// <root>/<pid>/comm and cmdline (written verbatim, NULs included).
+  void AddProcess(const std::string& pid, const std::string& comm, const std::string& cmdline) {
+    std::filesystem::create_directories(root_ + "/" + pid);
+    std::ofstream(root_ + "/" + pid + "/comm", std::ios::binary) << comm;
+    std::ofstream(root_ + "/" + pid + "/cmdline", std::ios::binary) << cmdline;
+  }
+
+  /// <root>/<pid>/fd/<fd> -> target, like the kernel's magic links.
+  void AddFd(const std::string& pid, const std::string& fd, const std::string& target) {
+    std::filesystem::create_directories(root_ + "/" + pid + "/fd");
+    ASSERT_EQ(::symlink(target.c_str(), (root_ + "/" + pid + "/fd/" + fd).c_str()), 0);
+  }
+
+  std::string root_;
+};
+
+TEST_F(SocketOwnersTest, MapsWantedInodesToTheProcessesHoldingThem) {
+  using namespace std::string_literals;
+  AddProcess("123", "nginx\n", "nginx: master process\0-g\0daemon off;\0"s);
+  AddFd("123", "0", "/dev/null");
+  AddFd("123", "1", "pipe:[1]");
+  AddFd("123", "3", "socket:[4242]");
+  AddFd("123", "4", "socket:[4242]");  // dup(): reported once
+  AddFd("123", "5", "socket:[5555]");  // a socket nobody asked about
+  AddFd("123", "6", "anon_inode:[eventfd]");
+  AddFd("123", "7", "socket:[4243");  // malformed links are ignored
+  AddFd("123", "8", "socket:[]");
+  AddFd("123", "9", "socket:[99999999999]");  // beyond 32 bits
+
+  AddProcess("456", "sshd\n", "/usr/sbin/sshd\0-D\0"s);
+  AddFd("456", "3", "socket:[777]");
+
+  AddProcess("789", "idle\n", "sleep\0infinity\0"s);
+  AddFd("789", "0", "socket:[1]");
+
+  // A kernel thread: comm but empty cmdline.
+  AddProcess("2", "kthreadd\n", "");
+  AddFd("2", "10", "socket:[888]");
+
+  // A process whose fds cannot be read (gone, or another user's): skipped, not an error.
+  AddProcess("1000", "ghost\n", "");
+
+  // Entries that are not processes.
+  std::filesystem::create_directories(root_ + "/net");
+  std::filesystem::create_directories(root_ + "/self/fd");
+  std::filesystem::create_directories(root_ + "/0/fd");
+  std::filesystem::create_directories(root_ + "/12a/fd");
+  std::ofstream(root_ + "/uptime") << "1.0 1.0\n";
+
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242, 777, 888, 31337});
+
+  EXPECT_EQ(owners.processes_scanned, 5U);  // 2, 123, 456, 789, 1000
+  EXPECT_EQ(owners.processes_skipped, 1U);  // 1000
+  ASSERT_EQ(owners.by_inode.size(), 3U);
+  ASSERT_EQ(owners.by_inode.count(4242), 1U);
+  ASSERT_EQ(owners.by_inode.count(777), 1U);
+  ASSERT_EQ(owners.by_inode.count(888), 1U);
+
+  ASSERT_EQ(owners.by_inode[4242].size(), 1U);
+  EXPECT_EQ(owners.by_inode[4242][0].pid, 123);
+  EXPECT_EQ(owners.by_inode[4242][0].command, "nginx");
+  EXPECT_EQ(owners.by_inode[4242][0].cmdline, "nginx: master process -g daemon off;");
+
+  ASSERT_EQ(owners.by_inode[777].size(), 1U);
+  EXPECT_EQ(owners.by_inode[777][0].pid, 456);
+  EXPECT_EQ(owners.by_inode[777][0].command, "sshd");
+  EXPECT_EQ(owners.by_inode[777][0].cmdline, "/usr/sbin/sshd -D");
+
+  ASSERT_EQ(owners.by_inode[888].size(), 1U);
+  EXPECT_EQ(owners.by_inode[888][0].pid, 2);
+  EXPECT_EQ(owners.by_inode[888][0].command, "kthreadd");
+  EXPECT_EQ(owners.by_inode[888][0].cmdline, "");
+}
+
+TEST_F(SocketOwnersTest, SharedSocketListsEveryHolder) {
+  using namespace std::string_literals;
+  // After fork() parent and child hold the same listening socket.
+  AddProcess("300", "app\n", "app\0--parent\0"s);
+  AddFd("300", "3", "socket:[4242]");
+  AddProcess("301", "app\n", "app\0--child\0"s);
+  AddFd("301", "3", "socket:[4242]");
+
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242});
+  EXPECT_EQ(owners.processes_scanned, 2U);
+  EXPECT_EQ(owners.processes_skipped, 0U);
+  ASSERT_EQ(owners.by_inode.size(), 1U);
+  std::vector<std::string> holders;
+  for (const ProcessInfo& process : owners.by_inode[4242]) {
+    holders.push_back(DescribeProcess(process));
+  }
+  // readdir() order is the file system's: compare as a set.
+  std::sort(holders.begin(), holders.end());
+  EXPECT_EQ(holders, (std::vector<std::string>{"pid 300 (app: app --parent)",
+                                               "pid 301 (app: app --child)"}));
+}
+
+TEST_F(SocketOwnersTest, NoWantedInodesScansNothing) {
+  AddFd("123", "3", "socket:[4242]");
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {});
+  EXPECT_TRUE(owners.by_inode.empty());
+  EXPECT_EQ(owners.processes_scanned, 0U);
+  EXPECT_EQ(owners.processes_skipped, 0U);
+}
+
+TEST_F(SocketOwnersTest, MissingRootFindsNothing) {
+  SocketOwners owners = FindSocketOwners(ProcFs(root_ + "/absent"), {4242});
+  EXPECT_TRUE(owners.by_inode.empty());
+  EXPECT_EQ(owners.processes_scanned, 0U);
+  EXPECT_EQ(owners.processes_skipped, 0U);
+}
+
+TEST_F(SocketOwnersTest, ProcessWithoutCommOrCmdlineVanishedAndIsSkipped) {
+  AddFd("77", "3", "socket:[4242]");  // its fds were listed, then it exited
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242});
+  EXPECT_TRUE(owners.by_inode.empty());
+  EXPECT_EQ(owners.processes_scanned, 1U);
+  EXPECT_EQ(owners.processes_skipped, 1U);
+}
+
+TEST_F(SocketOwnersTest, IdentifiesExeAndOwner) {
+  using namespace std::string_literals;
+  AddProcess("123", "nginx\n", "nginx\0"s);
+  AddFd("123", "3", "socket:[4242]");
+  ASSERT_EQ(::symlink("/usr/sbin/nginx", (root_ + "/123/exe").c_str()), 0);
+  AddProcess("456", "sshd\n", "sshd\0"s);
+  AddFd("456", "3", "socket:[777]");  // no exe link: not readable without privilege
+  uid_t owner_of_456 = ::geteuid();
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chown((root_ + "/456").c_str(), 1234, 1234), 0);
+    owner_of_456 = 1234;
+  }
+
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242, 777});
+  ASSERT_EQ(owners.by_inode[4242].size(), 1U);
+  EXPECT_EQ(owners.by_inode[4242][0].exe, "/usr/sbin/nginx");
+  EXPECT_EQ(owners.by_inode[4242][0].uid, ::geteuid());
+  ASSERT_EQ(owners.by_inode[777].size(), 1U);
+  EXPECT_EQ(owners.by_inode[777][0].exe, "");
+  EXPECT_EQ(owners.by_inode[777][0].uid, owner_of_456);
+  EXPECT_TRUE(owners.processes.empty());  // only with identify_all
+}
+
+TEST_F(SocketOwnersTest, IdentifyAllListsEveryLiveProcess) {
+  using namespace std::string_literals;
+  AddProcess("10", "init\n", "/sbin/init\0"s);
+  AddProcess("2", "kthreadd\n", "");
+  AddProcess("300", "app\n", "app\0--flag\0"s);
+  AddFd("300", "3", "socket:[4242]");
+  std::filesystem::create_directories(root_ + "/400/fd");  // vanished: no comm, no cmdline
+  std::filesystem::create_directories(root_ + "/self");
+
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {}, true);
+  EXPECT_EQ(owners.processes_scanned, 4U);
+  EXPECT_EQ(owners.processes_skipped, 1U);  // 400
+  EXPECT_TRUE(owners.by_inode.empty());
+  std::vector<std::string> processes;
+  for (const ProcessInfo& process : owners.processes) {
+    processes.push_back(DescribeProcess(process));
+  }
+  std::sort(processes.begin(), processes.end());
+  EXPECT_EQ(processes, (std::vector<std::string>{"pid 10 (init: /sbin/init)", "pid 2 (kthreadd)",
+                                                 "pid 300 (app: app --flag)"}));
+}
+
+TEST_F(SocketOwnersTest, IdentifyAllAlsoResolvesWantedInodes) {
+  using namespace std::string_literals;
+  AddProcess("10", "init\n", "/sbin/init\0"s);  // no fd dir: its fds cannot be read
+  AddProcess("300", "app\n", "app\0"s);
+  AddFd("300", "3", "socket:[4242]");
+
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242}, true);
+  EXPECT_EQ(owners.processes_scanned, 2U);
+  EXPECT_EQ(owners.processes_skipped, 1U);  // 10's fds
+  ASSERT_EQ(owners.by_inode.size(), 1U);
+  ASSERT_EQ(owners.by_inode[4242].size(), 1U);
+  EXPECT_EQ(owners.by_inode[4242][0].pid, 300);
+  EXPECT_EQ(owners.processes.size(), 2U);  // still identified
+}
+
+ProcessInfo Process(pid_t pid, const std::string& command, const std::string& cmdline) {
+  ProcessInfo process;
+  process.pid = pid;
+  process.command = command;
+  process.cmdline = cmdline;
+  process.exe = "/ignored/by/describe";
+  return process;
+}
+
+TEST(DescribeProcessTest, WithAndWithoutCmdline) {
+  EXPECT_EQ(DescribeProcess(Process(42, "nginx", "nginx -g daemon off;")),
+            "pid 42 (nginx: nginx -g daemon off;)");
+  EXPECT_EQ(DescribeProcess(Process(2, "kthreadd", "")), "pid 2 (kthreadd)");
+}
+
+}  // namespace
+}  // namespace portwatch
