@@ -6,6 +6,9 @@
 //                  ephemeral port range of tests/fixtures/proc
 //   kernel_limits  tests/fixtures/proc/sys/net/ipv4/{tcp_max_tw_buckets,ip_local_port_range}
 //   netstat        tests/fixtures/proc/net/netstat, captured from a real machine
+//   services       the services of tests/fixtures/config/golden_services.yaml, the sock_diag
+//                  answers built below (ServicesKernel) and the processes of tests/fixtures/proc
+//                  (pids above the kernel's PID_MAX_LIMIT, so no real process is ever asked)
 //
 // After an intended change to a collector's output, regenerate the files and review the diff:
 //
@@ -27,9 +30,11 @@
 #include "collectors/kernel_limits_collector.h"
 #include "collectors/netlink/transport.h"
 #include "collectors/netstat_collector.h"
+#include "collectors/services_collector.h"
 #include "collectors/sockets_collector.h"
 #include "exporter/config.h"
 #include "tests/unit/metric_samples.h"
+#include "tests/unit/netlink_builder.h"
 
 namespace portwatch {
 namespace {
@@ -94,6 +99,87 @@ TEST(GoldenTest, KernelLimits) {
 TEST(GoldenTest, Netstat) {
   NetstatCollector collector{ProcFs(kProcFixture)};
   ExpectGolden("netstat", CollectText(collector));
+}
+
+using netlink::Family;
+using netlink::Protocol;
+using unit::DatagramBuilder;
+using unit::DiagSocket;
+
+DiagSocket Socket(uint8_t family, uint8_t state, const std::string& local, uint16_t local_port,
+                  const std::string& remote, uint16_t remote_port, uint32_t inode) {
+  DiagSocket socket;
+  socket.family = family;
+  socket.state = state;
+  socket.local_address = local;
+  socket.local_port = local_port;
+  socket.remote_address = remote;
+  socket.remote_port = remote_port;
+  socket.inode = inode;
+  return socket;
+}
+
+unit::Attribute V6only(bool on) {
+  return unit::Attribute{
+      INET_DIAG_SKV6ONLY, {std::byte{on ? uint8_t{1} : uint8_t{0}}}, std::nullopt};
+}
+
+/// What the kernel answers the services collector for golden_services.yaml: per family, TCP
+/// listeners, other TCP sockets on the services' ports, then every UDP socket.
+std::vector<netlink::Exchange> ServicesKernel() {
+  constexpr uint32_t kPortId = 4242;
+  const std::vector<uint16_t> tcp_ports = {5432, 8080, 40600, 40700};
+  const uint32_t tcp_listen = netlink::StateBit(netlink::kListen);
+  std::vector<netlink::Exchange> exchanges;
+  auto exchange = [&exchanges](const netlink::DumpRequest& request, DatagramBuilder datagram) {
+    const auto sequence = static_cast<uint32_t>(exchanges.size() + 1);
+    exchanges.push_back(unit::MakeExchange(request, sequence, kPortId, {datagram.Done().Build()}));
+  };
+  auto next = [&exchanges]() {
+    return DatagramBuilder(static_cast<uint32_t>(exchanges.size() + 1), kPortId);
+  };
+  // IPv4.
+  exchange(unit::Request(Protocol::kTcp, Family::kIpv4, tcp_listen),
+           next()
+               .Socket(Socket(AF_INET, netlink::kListen, "0.0.0.0", 8080, "0.0.0.0", 0, 1001))
+               .Socket(Socket(AF_INET, netlink::kListen, "127.0.0.1", 5432, "0.0.0.0", 0, 1003))
+               .Socket(Socket(AF_INET, netlink::kListen, "0.0.0.0", 22, "0.0.0.0", 0, 1005)));
+  DiagSocket time_wait =
+      Socket(AF_INET, netlink::kTimeWait, "127.0.0.1", 8080, "127.0.0.1", 40123, 0);
+  time_wait.timer = 3;
+  time_wait.expires_ms = 30500;
+  exchange(
+      unit::Request(Protocol::kTcp, Family::kIpv4, netlink::kAllStates & ~tcp_listen, tcp_ports),
+      next()
+          .Socket(Socket(AF_INET, netlink::kEstablished, "10.0.0.5", 8080, "10.0.0.9", 51000, 1002))
+          .Socket(time_wait));
+  exchange(unit::Request(Protocol::kUdp, Family::kIpv4, netlink::kAllStates),
+           next().Socket(Socket(AF_INET, netlink::kClose, "127.0.0.53", 53, "0.0.0.0", 0, 1006)));
+  // IPv6.
+  exchange(unit::Request(Protocol::kTcp, Family::kIpv6, tcp_listen),
+           next().Socket(Socket(AF_INET6, netlink::kListen, "::1", 9792, "::", 0, 2000),
+                         {V6only(true)}));
+  exchange(
+      unit::Request(Protocol::kTcp, Family::kIpv6, netlink::kAllStates & ~tcp_listen, tcp_ports),
+      next());
+  exchange(
+      unit::Request(Protocol::kUdp, Family::kIpv6, netlink::kAllStates),
+      next().Socket(Socket(AF_INET6, netlink::kClose, "::", 53, "::", 0, 1004), {V6only(false)}));
+  return exchanges;
+}
+
+TEST(GoldenTest, Services) {
+  ConfigResult config = LoadConfig(kFixtures + "/config/golden_services.yaml");
+  ASSERT_TRUE(config.config.has_value()) << config.error;
+  const std::vector<netlink::Exchange> kernel = ServicesKernel();
+  ServicesCollector collector(ProcFs(kProcFixture),
+                              [&kernel](std::string&) -> std::unique_ptr<netlink::Transport> {
+                                return std::make_unique<netlink::ReplayTransport>(kernel);
+                              });
+  std::vector<prometheus::MetricFamily> families;
+  CollectStatus status = collector.Collect(*config.config, families);
+  EXPECT_TRUE(status.ok) << status.error;
+  ExpectGolden("services", unit::Serialize(families));
 }
 
 }  // namespace

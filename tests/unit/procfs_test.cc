@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -153,6 +154,42 @@ TEST(ProcFsTest, ReadFileReturnsExactBytes) {
   const ProcFs procfs(kIntegerFixtures);
   EXPECT_EQ(procfs.ReadFile("integer_padded"), "  42 \n\n");
   EXPECT_EQ(procfs.ReadFile("integer_empty"), "");
+}
+
+TEST(ParsePortListTest, ReservedPortsSyntax) {
+  EXPECT_EQ(ParsePortList("8080,9000-9003\n"),
+            (std::vector<uint16_t>{8080, 9000, 9001, 9002, 9003}));
+  EXPECT_EQ(ParsePortList("22"), (std::vector<uint16_t>{22}));
+  EXPECT_EQ(ParsePortList("0-2,65535"), (std::vector<uint16_t>{0, 1, 2, 65535}));
+  EXPECT_EQ(ParsePortList("7-7"), (std::vector<uint16_t>{7}));
+  // The kernel writes an empty line when nothing is reserved.
+  EXPECT_EQ(ParsePortList("\n"), std::vector<uint16_t>{});
+  EXPECT_EQ(ParsePortList(""), std::vector<uint16_t>{});
+  EXPECT_EQ(ParsePortList("0-65535")->size(), 65536U);
+}
+
+TEST(ParsePortListTest, RejectsMalformedLists) {
+  for (const char* text :
+       {"a", "1,,2", "5-3", "1-2-3", "70000", "1-70000", "1, 2", "1 2", "-5", "5-", ",1"}) {
+    EXPECT_EQ(ParsePortList(text), std::nullopt) << '"' << text << '"';
+  }
+}
+
+TEST(KernelAtLeastTest, ComparesMajorAndMinor) {
+  EXPECT_TRUE(KernelAtLeast("6.18.44-fc-v669", 6, 10));
+  EXPECT_TRUE(KernelAtLeast("6.10.0", 6, 10));
+  EXPECT_TRUE(KernelAtLeast("6.10", 6, 10));
+  EXPECT_TRUE(KernelAtLeast("7.0.1", 6, 10));
+  EXPECT_FALSE(KernelAtLeast("6.9.12-amd64", 6, 10));
+  EXPECT_FALSE(KernelAtLeast("5.15.0-91-generic", 6, 10));
+  EXPECT_FALSE(KernelAtLeast("6.1.0-13-amd64\n", 6, 10));
+}
+
+TEST(KernelAtLeastTest, UnreadableReleaseIsNotNewEnough) {
+  for (const char* release : {"", "6", "6-10", "six.ten", "\n"}) {
+    EXPECT_FALSE(KernelAtLeast(release, 6, 10)) << '"' << release << '"';
+  }
+  EXPECT_TRUE(KernelAtLeast("6.10.0", 0, 0));
 }
 
 }  // namespace
