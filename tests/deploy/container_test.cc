@@ -1,0 +1,592 @@
+// The container image (deploy/container/Containerfile), built with podman on a local Debian base
+// (tests/deploy/container_image.sh), and run the way deploy/kubernetes's DaemonSet runs it: the
+// pod spec's host namespaces, user, capabilities, read-only root and ConfigMap are read from the
+// manifests and turned into podman flags, inside a private network namespace of this test.
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include "tests/support/exporter_process.h"
+#include "tests/support/http.h"
+#include "tests/support/netns.h"
+#include "tests/support/sockets.h"
+
+namespace portwatch::testing {
+namespace {
+
+const std::string kSourceDir = PORTWATCH_SOURCE_DIR;
+const std::string kCacheDir = PORTWATCH_DEPLOY_CACHE;
+const std::string kPodman = kCacheDir + "/podman";
+const std::string kImage = "localhost/portwatch_exporter:test";
+const std::string kBaseImage = "localhost/portwatch-test-base:bookworm";
+const std::string kKubernetesDir = kSourceDir + "/deploy/kubernetes/exporter";
+
+// A listener held by another user's process, which only the DaemonSet's privileges can name.
+constexpr uint16_t kOtherUserPort = 18080;
+constexpr uid_t kOtherUser = 4321;
+const char* const kOtherUserComm = "pw-other-user";
+
+/// Linux capability numbers (linux/capability.h) by Kubernetes name.
+const std::map<std::string, int>& CapabilityNumbers() {
+  static const std::map<std::string, int> kNumbers = {
+      {"CHOWN", 0},
+      {"DAC_OVERRIDE", 1},
+      {"DAC_READ_SEARCH", 2},
+      {"FOWNER", 3},
+      {"FSETID", 4},
+      {"KILL", 5},
+      {"SETGID", 6},
+      {"SETUID", 7},
+      {"SETPCAP", 8},
+      {"LINUX_IMMUTABLE", 9},
+      {"NET_BIND_SERVICE", 10},
+      {"NET_BROADCAST", 11},
+      {"NET_ADMIN", 12},
+      {"NET_RAW", 13},
+      {"IPC_LOCK", 14},
+      {"IPC_OWNER", 15},
+      {"SYS_MODULE", 16},
+      {"SYS_RAWIO", 17},
+      {"SYS_CHROOT", 18},
+      {"SYS_PTRACE", 19},
+      {"SYS_PACCT", 20},
+      {"SYS_ADMIN", 21},
+      {"SYS_BOOT", 22},
+      {"SYS_NICE", 23},
+      {"SYS_RESOURCE", 24},
+      {"SYS_TIME", 25},
+      {"SYS_TTY_CONFIG", 26},
+      {"MKNOD", 27},
+      {"LEASE", 28},
+      {"AUDIT_WRITE", 29},
+      {"AUDIT_CONTROL", 30},
+      {"SETFCAP", 31},
+      {"MAC_OVERRIDE", 32},
+      {"MAC_ADMIN", 33},
+      {"SYSLOG", 34},
+      {"WAKE_ALARM", 35},
+      {"BLOCK_SUSPEND", 36},
+      {"AUDIT_READ", 37},
+      {"PERFMON", 38},
+      {"BPF", 39},
+      {"CHECKPOINT_RESTORE", 40},
+  };
+  return kNumbers;
+}
+
+/// What the DaemonSet's pod asks of the container runtime, read from daemonset.yaml.
+struct PodSpec {
+  bool host_network = false;
+  bool host_pid = false;
+  std::optional<int64_t> run_as_user;
+  std::optional<int64_t> run_as_group;
+  bool read_only_root = false;
+  bool no_new_privileges = false;
+  std::string seccomp;
+  std::vector<std::string> cap_drop;
+  std::vector<std::string> cap_add;
+  std::vector<std::string> args;
+  std::string config_map;  ///< the ConfigMap mounted into the container
+  std::string config_mount_path;
+  uint16_t port = 0;
+  std::string liveness_path;
+  std::string readiness_path;
+};
+
+std::vector<std::string> Strings(const YAML::Node& node) {
+  std::vector<std::string> out;
+  for (const YAML::Node& item : node) {
+    out.push_back(item.as<std::string>());
+  }
+  return out;
+}
+
+PodSpec ReadDaemonSet() {
+  const YAML::Node daemonset = YAML::LoadFile(kKubernetesDir + "/daemonset.yaml");
+  const YAML::Node pod = daemonset["spec"]["template"]["spec"];
+  const YAML::Node container = pod["containers"][0];
+  PodSpec spec;
+  spec.host_network = pod["hostNetwork"].as<bool>(false);
+  spec.host_pid = pod["hostPID"].as<bool>(false);
+  // Container-level securityContext fields override the pod-level ones.
+  for (const YAML::Node& context : {pod["securityContext"], container["securityContext"]}) {
+    if (!context) {
+      continue;
+    }
+    if (context["runAsUser"]) {
+      spec.run_as_user = context["runAsUser"].as<int64_t>();
+    }
+    if (context["runAsGroup"]) {
+      spec.run_as_group = context["runAsGroup"].as<int64_t>();
+    }
+    if (context["seccompProfile"]) {
+      spec.seccomp = context["seccompProfile"]["type"].as<std::string>();
+    }
+    if (context["readOnlyRootFilesystem"]) {
+      spec.read_only_root = context["readOnlyRootFilesystem"].as<bool>();
+    }
+    if (context["allowPrivilegeEscalation"]) {
+      spec.no_new_privileges = !context["allowPrivilegeEscalation"].as<bool>();
+    }
+    if (context["capabilities"]) {
+      spec.cap_drop = Strings(context["capabilities"]["drop"]);
+      spec.cap_add = Strings(context["capabilities"]["add"]);
+    }
+  }
+  spec.args = Strings(container["args"]);
+  spec.port = container["ports"][0]["containerPort"].as<uint16_t>();
+  spec.liveness_path = container["livenessProbe"]["httpGet"]["path"].as<std::string>();
+  spec.readiness_path = container["readinessProbe"]["httpGet"]["path"].as<std::string>();
+  const std::string volume = container["volumeMounts"][0]["name"].as<std::string>();
+  spec.config_mount_path = container["volumeMounts"][0]["mountPath"].as<std::string>();
+  for (const YAML::Node& candidate : pod["volumes"]) {
+    if (candidate["name"].as<std::string>() == volume) {
+      spec.config_map = candidate["configMap"]["name"].as<std::string>();
+    }
+  }
+  return spec;
+}
+
+/// The data of the ConfigMap `name` in configmap.yaml, file name to content.
+std::map<std::string, std::string> ReadConfigMap(const std::string& name) {
+  const YAML::Node config_map = YAML::LoadFile(kKubernetesDir + "/configmap.yaml");
+  std::map<std::string, std::string> files;
+  if (config_map["metadata"]["name"].as<std::string>() == name) {
+    for (const auto& entry : config_map["data"]) {
+      files[entry.first.as<std::string>()] = entry.second.as<std::string>();
+    }
+  }
+  return files;
+}
+
+/// Why podman cannot run containers on this machine at all (empty: it can). Containers need
+/// root here (rootless podman is not set up) and new mount and PID namespaces.
+std::string ContainersUnsupported() {
+  if (::geteuid() != 0) {
+    return "containers run as root here (rootless podman is not set up); run the tests as root";
+  }
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (::unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
+      ::_exit(errno);
+    }
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", "/tmp", "tmpfs", 0, nullptr) != 0) {
+      ::_exit(errno);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return std::string("this machine cannot create the namespaces and mounts a container needs: ") +
+           std::strerror(WIFEXITED(status) ? WEXITSTATUS(status) : EPERM);
+  }
+  return "";
+}
+
+std::string Trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  return text;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+/// Runs the test suite's podman wrapper; returns the exit code, output in `output`.
+int Podman(const std::vector<std::string>& args, std::string& output, int seconds = 120) {
+  std::vector<std::string> argv = {kPodman};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, output, seconds);
+}
+
+/// A `key: value` field of /proc/<pid>/status.
+std::string StatusField(pid_t pid, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key + ":", 0) == 0) {
+      std::string value = line.substr(key.size() + 1);
+      return value.substr(value.find_first_not_of(" \t"));
+    }
+  }
+  return "";
+}
+
+uint64_t CapabilityMask(const std::vector<std::string>& names) {
+  uint64_t mask = 0;
+  for (const std::string& name : names) {
+    mask |= uint64_t{1} << CapabilityNumbers().at(name);
+  }
+  return mask;
+}
+
+/// A process of user kOtherUser, named kOtherUserComm, listening on 127.0.0.1:kOtherUserPort in
+/// the caller's network namespace until destroyed.
+class OtherUserListener {
+ public:
+  OtherUserListener() {
+    int ready[2];
+    if (::pipe(ready) != 0) {
+      return;
+    }
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ready[0]);
+      ::prctl(PR_SET_NAME, kOtherUserComm);
+      if (::setresgid(kOtherUser, kOtherUser, kOtherUser) != 0 ||
+          ::setresuid(kOtherUser, kOtherUser, kOtherUser) != 0) {
+        ::_exit(1);
+      }
+      // Changing uid made the process non-dumpable, which hands its /proc files to root; a
+      // process started by that user normally is dumpable, /proc/<pid>/fd owned by the user.
+      ::prctl(PR_SET_DUMPABLE, 1);
+      UniqueFd listener = Listen("127.0.0.1", kOtherUserPort);
+      if (!listener.Valid() || ::write(ready[1], "r", 1) != 1) {
+        ::_exit(1);
+      }
+      ::pause();
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    char byte = 0;
+    ready_ = pid_ > 0 && ::read(ready[0], &byte, 1) == 1;
+    ::close(ready[0]);
+  }
+  ~OtherUserListener() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  OtherUserListener(const OtherUserListener&) = delete;
+  OtherUserListener& operator=(const OtherUserListener&) = delete;
+  bool Ready() const { return ready_; }
+
+ private:
+  pid_t pid_ = -1;
+  bool ready_ = false;
+};
+
+class ContainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string unsupported = ContainersUnsupported();
+    if (!unsupported.empty()) {
+      GTEST_SKIP() << unsupported;
+    }
+    // Cached layers make this a few seconds after the first build (minutes).
+    std::string log;
+    const int code =
+        RunCommand({"bash", kSourceDir + "/tests/deploy/container_image.sh", kSourceDir, kCacheDir,
+                    kImage, PORTWATCH_VERSION, PORTWATCH_REVISION},
+                   log, 1500);
+    ASSERT_EQ(code, 0) << "building the image failed:\n"
+                       << (log.size() > 6000 ? log.substr(log.size() - 6000) : log);
+    pod_ = ReadDaemonSet();
+    config_dir_ = ::testing::TempDir() + "/portwatch-configmap-" + std::to_string(::getpid());
+    std::filesystem::create_directories(config_dir_);
+    const auto files = ReadConfigMap(pod_.config_map);
+    ASSERT_FALSE(files.empty()) << "no ConfigMap " << pod_.config_map << " in configmap.yaml";
+    for (const auto& [name, content] : files) {
+      std::ofstream(config_dir_ + "/" + name) << content;
+    }
+  }
+
+  void TearDown() override {
+    if (!container_.empty()) {
+      std::string ignored;
+      Podman({"rm", "-f", "-t", "0", container_}, ignored);
+    }
+    if (!config_dir_.empty()) {
+      std::filesystem::remove_all(config_dir_);
+    }
+  }
+
+  /// podman flags equivalent to the DaemonSet's pod spec, with `drop_cap_add` left out of the
+  /// added capabilities and hostPID unless `host_pid`.
+  std::vector<std::string> PodFlags(const std::string& drop_cap_add = "",
+                                    bool host_pid = true) const {
+    std::vector<std::string> flags;
+    if (pod_.host_network) {
+      flags.push_back("--network=host");  // this test's private network namespace
+    }
+    if (pod_.host_pid && host_pid) {
+      flags.push_back("--pid=host");
+    }
+    if (pod_.run_as_user) {
+      flags.push_back("--user=" + std::to_string(*pod_.run_as_user) +
+                      (pod_.run_as_group ? ":" + std::to_string(*pod_.run_as_group) : ""));
+    }
+    if (pod_.read_only_root) {
+      flags.insert(flags.end(), {"--read-only", "--read-only-tmpfs=false"});
+    }
+    if (pod_.no_new_privileges) {
+      flags.push_back("--security-opt=no-new-privileges");
+    }
+    for (const std::string& cap : pod_.cap_drop) {
+      flags.push_back("--cap-drop=" + cap);
+    }
+    for (const std::string& cap : pod_.cap_add) {
+      if (cap != drop_cap_add) {
+        flags.push_back("--cap-add=" + cap);
+      }
+    }
+    flags.push_back("--volume=" + config_dir_ + ":" + pod_.config_mount_path + ":ro");
+    return flags;
+  }
+
+  /// Starts the image detached with `flags` and `args`, in this test's private network
+  /// namespace; waits for `ready_path` on `port`. Returns the container's main pid, -1 on failure.
+  pid_t Start(const std::vector<std::string>& flags, const std::vector<std::string>& args,
+              uint16_t port, const std::string& ready_path) {
+    container_ = "portwatch-test-" + std::to_string(::getpid()) + "-" + std::to_string(++started_);
+    std::vector<std::string> command = {"run", "-d", "--name", container_};
+    command.insert(command.end(), flags.begin(), flags.end());
+    command.push_back(kImage);
+    command.insert(command.end(), args.begin(), args.end());
+    std::string output;
+    if (Podman(command, output) != 0) {
+      ADD_FAILURE() << "podman run failed:\n" << output;
+      return -1;
+    }
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      if (HttpRequest(port, "GET", ready_path).status == 200) {
+        Podman({"inspect", "--format", "{{.State.Pid}}", container_}, output);
+        return static_cast<pid_t>(std::stol(Trim(output)));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    Podman({"logs", container_}, output);
+    ADD_FAILURE() << "the container never answered " << ready_path << " on " << port << ":\n"
+                  << output;
+    return -1;
+  }
+
+  /// The process that holds kOtherUserPort, as the running exporter names it.
+  std::string OtherUserListenerProcess(uint16_t port) {
+    const Exposition metrics(HttpRequest(port, "GET", "/metrics").body);
+    for (const auto& [key, value] : metrics.Samples()) {
+      if (key.rfind("portwatch_listener_info{", 0) == 0 &&
+          key.find("port=\"" + std::to_string(kOtherUserPort) + "\"") != std::string::npos) {
+        const size_t start = key.find("process=\"") + 9;
+        return key.substr(start, key.find('"', start) - start);
+      }
+    }
+    return "(no portwatch_listener_info series for the port)";
+  }
+
+  PodSpec pod_;
+  std::string config_dir_;
+  std::string container_;
+  int started_ = 0;
+};
+
+TEST_F(ContainerTest, ImageIsSlimNonRootAndRunsTheExporter) {
+  std::string output;
+  ASSERT_EQ(Podman({"image", "inspect", "--format",
+                    "{{.Config.User}}\n{{json .Config.Entrypoint}}\n{{json .Config.Cmd}}\n"
+                    "{{range $port, $_ := .Config.ExposedPorts}}{{$port}}{{end}}\n"
+                    "{{index .Config.Labels \"org.opencontainers.image.version\"}}\n"
+                    "{{index .Config.Labels \"org.opencontainers.image.revision\"}}\n{{.Size}}",
+                    kImage},
+                   output),
+            0)
+      << output;
+  const std::vector<std::string> fields = Lines(output);
+  ASSERT_EQ(fields.size(), 7u) << output;
+  EXPECT_EQ(fields[0], "65532:65532");
+  EXPECT_EQ(fields[1], "[\"/usr/bin/portwatch_exporter\"]");
+  EXPECT_EQ(fields[2], "[\"--config.file=/etc/portwatch/portwatch.yaml\"]");
+  EXPECT_EQ(fields[3], "9792/tcp");
+  EXPECT_EQ(fields[4], PORTWATCH_VERSION);
+  EXPECT_EQ(fields[5], PORTWATCH_REVISION);
+
+  // Only the runtime libraries and the binary on top of the base: a few MB.
+  ASSERT_EQ(Podman({"image", "inspect", "--format", "{{.Size}}", kBaseImage}, output), 0);
+  const double added_mib = (std::stod(fields[6]) - std::stod(output)) / (1024.0 * 1024.0);
+  EXPECT_GT(added_mib, 0.5);
+  EXPECT_LT(added_mib, 25.0) << "the runtime stage added " << added_mib << " MiB to the base";
+
+  // No compiler, no -dev package.
+  ASSERT_EQ(Podman({"run", "--rm", "--network=none", "--entrypoint=/usr/bin/dpkg-query", kImage,
+                    "-W", "-f=${Package}\\n"},
+                   output),
+            0)
+      << output;
+  const std::vector<std::string> packages = Lines(output);
+  const std::set<std::string> installed(packages.begin(), packages.end());
+  EXPECT_TRUE(installed.count("libprometheus-cpp-pull1.0")) << output;
+  for (const std::string& package : packages) {
+    EXPECT_FALSE(package.size() > 4 && package.substr(package.size() - 4) == "-dev") << package;
+  }
+  for (const char* tool : {"gcc", "g++", "cpp", "gcc-12", "g++-12", "cmake", "make", "binutils"}) {
+    EXPECT_FALSE(installed.count(tool)) << tool << " is in the runtime image";
+  }
+  ASSERT_EQ(Podman({"run", "--rm", "--network=none", "--entrypoint=/bin/sh", kImage, "-c",
+                    "command -v cc c++ gcc g++ cmake ld || true"},
+                   output),
+            0);
+  EXPECT_EQ(Trim(output), "");
+
+  // The entrypoint takes the exporter's flags.
+  ASSERT_EQ(Podman({"run", "--rm", "--network=none", kImage, "--version"}, output), 0) << output;
+  EXPECT_NE(output.find("portwatch_exporter " PORTWATCH_VERSION), std::string::npos) << output;
+}
+
+TEST_F(ContainerTest, ConfigMapConfigPassesConfigCheckInTheImage) {
+  const std::string config = pod_.config_mount_path + "/portwatch.yaml";
+  ASSERT_NE(std::find(pod_.args.begin(), pod_.args.end(), "--config.file=" + config),
+            pod_.args.end())
+      << "the DaemonSet does not pass --config.file=" << config;
+  std::string output;
+  EXPECT_EQ(Podman({"run", "--rm", "--network=none",
+                    "--volume=" + config_dir_ + ":" + pod_.config_mount_path + ":ro", kImage,
+                    "--config.check", "--config.file=" + config},
+                   output),
+            0)
+      << output;
+  EXPECT_NE(output.find("config OK"), std::string::npos) << output;
+
+  // A broken config fails the same check (exit 1, the error names the line).
+  std::ofstream(config_dir_ + "/portwatch.yaml")
+      << "collectors:\n  sockets:\n    max_port_series: lots\n";
+  EXPECT_EQ(Podman({"run", "--rm", "--network=none",
+                    "--volume=" + config_dir_ + ":" + pod_.config_mount_path + ":ro", kImage,
+                    "--config.check", "--config.file=" + config},
+                   output),
+            1)
+      << output;
+  EXPECT_NE(output.find("portwatch.yaml:3:"), std::string::npos) << output;
+}
+
+TEST_F(ContainerTest, RunsAsTheDaemonSetPodAndNamesOtherUsersListeners) {
+  ASSERT_EQ(EnterPrivateNetworkNamespace(), "");
+  EXPECT_TRUE(pod_.host_network);
+  EXPECT_EQ(pod_.seccomp, "RuntimeDefault");  // podman's default profile, as run here
+  EXPECT_EQ(pod_.cap_drop, std::vector<std::string>{"ALL"});
+  OtherUserListener other;
+  ASSERT_TRUE(other.Ready());
+
+  const pid_t pid = Start(PodFlags(), pod_.args, pod_.port, pod_.readiness_path);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(HttpRequest(pod_.port, "GET", pod_.liveness_path).status, 200);
+
+  const Exposition metrics(HttpRequest(pod_.port, "GET", "/metrics").body);
+  EXPECT_EQ(metrics.Value("portwatch_sockets", {{"family", "ipv4"},
+                                                {"port", std::to_string(kOtherUserPort)},
+                                                {"protocol", "tcp"},
+                                                {"state", "listen"}}),
+            1.0)
+      << metrics.Text();
+  int collectors = 0;
+  for (const auto& [key, value] : metrics.Samples()) {
+    if (key.rfind("portwatch_scrape_collector_success{", 0) == 0) {
+      ++collectors;
+      EXPECT_EQ(value, 1.0) << key;
+    }
+  }
+  EXPECT_GE(collectors, 3) << metrics.Text();
+  EXPECT_EQ(metrics.Sum("portwatch_build_info",
+                        {{"version", PORTWATCH_VERSION}, {"revision", PORTWATCH_REVISION}}),
+            1.0);
+  // hostPID and the two capabilities name another user's process.
+  EXPECT_EQ(OtherUserListenerProcess(pod_.port), kOtherUserComm) << metrics.Text();
+
+  // The exporter runs with exactly the pod's user and capabilities, no new privileges, seccomp,
+  // on a read-only root.
+  const std::string uid = pod_.run_as_user ? std::to_string(*pod_.run_as_user) : "65532";
+  EXPECT_EQ(StatusField(pid, "Uid").substr(0, uid.size() + 1), uid + "\t");
+  EXPECT_EQ(std::stoull(StatusField(pid, "CapEff"), nullptr, 16), CapabilityMask(pod_.cap_add));
+  EXPECT_EQ(StatusField(pid, "NoNewPrivs"), "1");
+  EXPECT_EQ(StatusField(pid, "Seccomp"), "2");
+  std::ifstream mountinfo("/proc/" + std::to_string(pid) + "/mountinfo");
+  bool root_read_only = false;
+  for (std::string line; std::getline(mountinfo, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, device, root, mount_point, options;
+    fields >> id >> parent >> device >> root >> mount_point >> options;
+    if (mount_point == "/") {
+      root_read_only = options.rfind("ro", 0) == 0;
+    }
+  }
+  EXPECT_TRUE(root_read_only);
+}
+
+TEST_F(ContainerTest, EveryPrivilegeOfThePodIsNeeded) {
+  ASSERT_EQ(EnterPrivateNetworkNamespace(), "");
+  OtherUserListener other;
+  ASSERT_TRUE(other.Ready());
+  // Each added capability, and hostPID, left out in turn: the other user's process is no longer
+  // named, while the scrape still succeeds.
+  std::vector<std::pair<std::string, std::vector<std::string>>> variants;
+  for (const std::string& cap : pod_.cap_add) {
+    variants.push_back({"without " + cap, PodFlags(cap)});
+  }
+  if (pod_.host_pid) {
+    variants.push_back({"without hostPID", PodFlags("", false)});
+  }
+  ASSERT_FALSE(variants.empty()) << "the DaemonSet asks for no privilege: drop this test";
+  for (const auto& [name, flags] : variants) {
+    SCOPED_TRACE(name);
+    ASSERT_GT(Start(flags, pod_.args, pod_.port, pod_.readiness_path), 0);
+    EXPECT_EQ(OtherUserListenerProcess(pod_.port), "unknown");
+    std::string ignored;
+    Podman({"rm", "-f", "-t", "0", container_}, ignored);
+    container_.clear();
+  }
+}
+
+TEST_F(ContainerTest, ImageDefaultsRunUnprivileged) {
+  // The image alone (podman run IMAGE): its own user 65532, no capability, no host PID namespace.
+  // The socket, kernel_limits and netstat collectors work; other users' processes are not named.
+  ASSERT_EQ(EnterPrivateNetworkNamespace(), "");
+  OtherUserListener other;
+  ASSERT_TRUE(other.Ready());
+  const pid_t pid =
+      Start({"--network=host", "--cap-drop=ALL", "--read-only", "--security-opt=no-new-privileges"},
+            {}, 9792, "/-/ready");
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(StatusField(pid, "Uid").substr(0, 6), "65532\t");
+  EXPECT_EQ(StatusField(pid, "CapEff"), "0000000000000000");
+  const Exposition metrics(HttpRequest(9792, "GET", "/metrics").body);
+  for (const char* collector : {"sockets", "kernel_limits", "netstat"}) {
+    EXPECT_EQ(metrics.Value("portwatch_scrape_collector_success", {{"collector", collector}}), 1.0)
+        << collector;
+  }
+  EXPECT_EQ(metrics.Value("portwatch_sockets", {{"family", "ipv4"},
+                                                {"port", std::to_string(kOtherUserPort)},
+                                                {"protocol", "tcp"},
+                                                {"state", "listen"}}),
+            1.0);
+  EXPECT_EQ(OtherUserListenerProcess(9792), "unknown");
+}
+
+}  // namespace
+}  // namespace portwatch::testing
