@@ -588,6 +588,10 @@ std::string MiB(uint64_t kb) { return Format("%.1f MiB", static_cast<double>(kb)
 int main(int argc, char** argv) {
   using namespace portwatch::bench;
   Options options;
+  if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::printf("usage: %s [--runs=N] [--time-wait-share=F] [--verbose] [SIZE...]\n", argv[0]);
+    return 0;
+  }
   if (!ParseOptions(argc, argv, options)) {
     std::fprintf(stderr,
                  "usage: %s [--runs=N] [--time-wait-share=F] [--verbose] [SIZE...]\n"
