@@ -1,0 +1,289 @@
+// What the deploy artefacts grant and how they fit together: the DaemonSet and the systemd unit
+// ask exactly for the privileges their enabled collectors need (the table below, checked against
+// the collectors the binary has), the hardening is there, the Service, ServiceMonitor and scrape
+// example select the DaemonSet's pods, the ConfigMap's config passes --config.check, and the
+// PrometheusRule carries exactly the rules of deploy/prometheus/.
+//   node policy_test.mjs PORTWATCH_EXPORTER_BINARY PROJECT_VERSION
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import test from "node:test";
+
+import { buildKustomization, kubernetesDir, readYaml, relative, sourceDir } from "./lib.mjs";
+
+const [exporterBinary, projectVersion] = process.argv.slice(2);
+assert.ok(exporterBinary && projectVersion, "usage: policy_test.mjs EXPORTER_BINARY VERSION");
+
+// What each collector needs beyond running in the node's network namespace. A collector the
+// binary has and this table lacks fails the first test: add it here, to the DaemonSet, to the
+// systemd unit and to docs/deploy.md.
+const kCollectors = {
+  sockets: { capabilities: [], hostPID: false },        // sock_diag dumps
+  kernel_limits: { capabilities: [], hostPID: false },  // /proc/sys/net
+  netstat: { capabilities: [], hostPID: false },        // /proc/net/netstat
+  // Names the processes holding sockets: lists /proc/<pid>/fd of other users (DAC_READ_SEARCH),
+  // reads the fd links and duplicates sockets with pidfd_getfd (SYS_PTRACE), on the node's PIDs.
+  services: { capabilities: ["DAC_READ_SEARCH", "SYS_PTRACE"], hostPID: true },
+};
+
+/// The binary's collectors and whether each is on by default, from --help.
+function binaryCollectors() {
+  const help = spawnSync(exporterBinary, ["--help"], { encoding: "utf8" });
+  assert.equal(help.status, 0, help.stderr);
+  const collectors = {};
+  const lines = help.stdout.split("\n");
+  lines.forEach((line, i) => {
+    const flag = /^\s*--collector\.([a-z_]+),--no-collector\./.exec(line);
+    if (flag) {
+      let text = line;
+      for (let j = i + 1; j < lines.length && !/^\s*-/.test(lines[j]); j++) {
+        text += lines[j];
+      }
+      const state = /\(default: (enabled|disabled)\)/.exec(text);
+      assert.ok(state, `--help does not say whether ${flag[1]} is on by default:\n${text}`);
+      collectors[flag[1]] = state[1] === "enabled";
+    }
+  });
+  assert.ok(Object.keys(collectors).length >= 3, `no collectors found in --help:\n${help.stdout}`);
+  return collectors;
+}
+
+/// Collectors enabled by `args` (--collector.X / --no-collector.X over the defaults).
+function enabledCollectors(args) {
+  const enabled = binaryCollectors();
+  for (const arg of args) {
+    const match = /^--(no-)?collector\.([a-z_]+)$/.exec(arg);
+    if (match) {
+      enabled[match[2]] = !match[1];
+    }
+  }
+  return Object.keys(enabled).filter((name) => enabled[name]).sort();
+}
+
+function needs(collectors) {
+  const capabilities = new Set(collectors.flatMap((name) => kCollectors[name].capabilities));
+  return { capabilities: [...capabilities].sort(),
+           hostPID: collectors.some((name) => kCollectors[name].hostPID) };
+}
+
+const exporterObjects = buildKustomization(path.join(kubernetesDir, "exporter"));
+const object = (kind) => {
+  const found = exporterObjects.filter(({ value }) => value.kind === kind);
+  assert.equal(found.length, 1, `one ${kind} expected`);
+  return found[0].value;
+};
+const daemonset = object("DaemonSet");
+const pod = daemonset.spec.template.spec;
+const container = pod.containers[0];
+const daemonsetText = fs.readFileSync(path.join(kubernetesDir, "exporter/daemonset.yaml"), "utf8");
+const unitFile = path.join(sourceDir, "deploy/systemd/portwatch_exporter.service");
+
+/// `Key=value` settings of a systemd unit's [Service] section, values of repeated keys joined.
+function serviceSettings(text) {
+  const settings = {};
+  let section = "";
+  for (const line of text.split("\n")) {
+    const header = /^\[(.+)\]$/.exec(line);
+    if (header) {
+      section = header[1];
+    } else if (section === "Service" && /^[A-Za-z]+=/.test(line)) {
+      const [key, ...value] = line.split("=");
+      settings[key] = settings[key] === undefined ? value.join("=") : `${settings[key]} ${value.join("=")}`;
+    }
+  }
+  return settings;
+}
+
+test("every collector of the binary has its privileges listed here", () => {
+  for (const name of Object.keys(binaryCollectors())) {
+    assert.ok(kCollectors[name], `collector "${name}" is new: add what it needs to ` +
+      "tests/deploy/policy_test.mjs, deploy/kubernetes, deploy/systemd and docs/deploy.md");
+  }
+});
+
+test("DaemonSet asks exactly for what its enabled collectors need, each with a reason", () => {
+  const need = needs(enabledCollectors(container.args ?? []));
+  const security = container.securityContext;
+  assert.deepEqual(security.capabilities.drop, ["ALL"]);
+  assert.deepEqual([...(security.capabilities.add ?? [])].sort(), need.capabilities);
+  assert.equal(pod.hostPID ?? false, need.hostPID);
+  assert.equal(pod.hostNetwork, true, "every collector reads the node's network namespace");
+  for (const capability of need.capabilities) {
+    const users = Object.keys(kCollectors).filter((n) => kCollectors[n].capabilities.includes(capability));
+    const line = daemonsetText.split("\n").find((l) => new RegExp(`^\\s*- ${capability}\\s*#`).test(l));
+    assert.ok(line, `daemonset.yaml: "- ${capability}" has no comment naming its collector`);
+    assert.ok(users.some((name) => line.includes(name)), `${line}: name one of ${users}`);
+  }
+  // Root only so that added capabilities take effect (Kubernetes gives them to uid 0 only).
+  const user = security.runAsUser ?? pod.securityContext?.runAsUser;
+  if (need.capabilities.length === 0) {
+    assert.notEqual(user, 0, "no capability needed: run as the image's non-root user");
+  }
+});
+
+test("DaemonSet is hardened", () => {
+  const security = container.securityContext;
+  assert.equal(security.allowPrivilegeEscalation, false);
+  assert.equal(security.readOnlyRootFilesystem, true);
+  assert.notEqual(security.privileged, true);
+  assert.equal((security.seccompProfile ?? pod.securityContext?.seccompProfile)?.type, "RuntimeDefault");
+  assert.equal(pod.automountServiceAccountToken, false);
+  assert.equal(object("ServiceAccount").automountServiceAccountToken, false);
+  assert.equal(pod.serviceAccountName, object("ServiceAccount").metadata.name);
+  // Sized from the benchmark: < 30 MiB RSS with 1M sockets.
+  const mebibytes = (quantity) => Number(/^(\d+)Mi$/.exec(quantity)?.[1]);
+  assert.ok(mebibytes(container.resources.requests.memory) >= 30, "memory request below the benchmark");
+  assert.ok(mebibytes(container.resources.limits.memory) >= 2 * mebibytes(container.resources.requests.memory));
+  assert.ok(container.resources.requests.cpu && container.resources.limits.cpu);
+});
+
+test("DaemonSet runs everywhere, updates in place, probes the health endpoints", () => {
+  assert.ok(pod.tolerations.some((t) => t.operator === "Exists" && !t.key && !t.effect),
+    "tolerate every taint, to run on every node");
+  assert.equal(daemonset.spec.updateStrategy.type, "RollingUpdate");
+  // The new pod needs the old pod's host port: no surge.
+  assert.equal(daemonset.spec.updateStrategy.rollingUpdate.maxSurge, 0);
+  const port = container.ports.find((p) => p.name === "metrics");
+  assert.equal(port.containerPort, 9792);
+  assert.equal(port.hostPort, 9792);
+  assert.ok(container.args.includes(`--web.listen-address=:${port.containerPort}`));
+  assert.deepEqual(container.livenessProbe.httpGet, { path: "/-/healthy", port: "metrics" });
+  assert.deepEqual(container.readinessProbe.httpGet, { path: "/-/ready", port: "metrics" });
+  assert.match(container.image, new RegExp(`^portwatch_exporter:${projectVersion.replaceAll(".", "\\.")}$`),
+    "the kustomization's image tag is the project's version");
+  for (const [key, value] of Object.entries(daemonset.spec.selector.matchLabels)) {
+    assert.equal(daemonset.spec.template.metadata.labels[key], value);
+  }
+});
+
+test("ConfigMap is mounted where --config.file points, and its config passes --config.check", () => {
+  const mount = container.volumeMounts.find((m) => m.readOnly);
+  const volume = pod.volumes.find((v) => v.name === mount.name);
+  const configMap = object("ConfigMap");
+  assert.equal(volume.configMap.name, configMap.metadata.name);
+  const configFile = container.args.find((a) => a.startsWith("--config.file=")).split("=")[1];
+  assert.equal(path.dirname(configFile), mount.mountPath);
+  const text = configMap.data[path.basename(configFile)];
+  assert.ok(text, `the ConfigMap has no ${path.basename(configFile)}`);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "portwatch-configmap-"));
+  try {
+    const file = path.join(dir, "portwatch.yaml");
+    fs.writeFileSync(file, text);
+    let check = spawnSync(exporterBinary, ["--config.check", `--config.file=${file}`], { encoding: "utf8" });
+    assert.equal(check.status, 0, check.stdout + check.stderr);
+    assert.match(check.stdout + check.stderr, /config OK/);
+    // The same check fails on a broken copy.
+    fs.writeFileSync(file, text.replace("max_port_series: 1000", "max_port_series: lots"));
+    check = spawnSync(exporterBinary, ["--config.check", `--config.file=${file}`], { encoding: "utf8" });
+    assert.equal(check.status, 1, check.stdout + check.stderr);
+    assert.match(check.stdout + check.stderr, /max_port_series must be an integer/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("Service, ServiceMonitor and the scrape example select the DaemonSet's pods", () => {
+  const labels = daemonset.spec.template.metadata.labels;
+  const service = object("Service");
+  assert.equal(service.spec.clusterIP, "None");
+  for (const [key, value] of Object.entries(service.spec.selector)) {
+    assert.equal(labels[key], value, `Service selector ${key}`);
+  }
+  assert.deepEqual(service.spec.ports.map((p) => [p.name, p.targetPort]), [["metrics", "metrics"]]);
+
+  const monitor = buildKustomization(path.join(kubernetesDir, "prometheus-operator"))
+    .find(({ value }) => value.kind === "ServiceMonitor").value;
+  assert.equal(monitor.metadata.namespace, service.metadata.namespace);
+  for (const [key, value] of Object.entries(monitor.spec.selector.matchLabels)) {
+    assert.equal(service.metadata.labels[key], value, `ServiceMonitor selector ${key}`);
+  }
+  assert.deepEqual(monitor.spec.endpoints.map((e) => [e.port, e.path]), [["metrics", "/metrics"]]);
+
+  const job = readYaml(path.join(sourceDir, "deploy/prometheus/kubernetes-scrape.yml")).scrape_configs[0];
+  const sd = job.kubernetes_sd_configs[0];
+  assert.equal(sd.role, "pod");
+  assert.deepEqual(sd.namespaces.names, [daemonset.metadata.namespace]);
+  const [key, value] = sd.selectors[0].label.split("=");
+  assert.equal(labels[key], value);
+  const keep = job.relabel_configs.find((r) => r.action === "keep" &&
+    r.source_labels[0] === "__meta_kubernetes_pod_container_port_name");
+  assert.ok(new RegExp(`^(?:${keep.regex})$`).test("metrics"));
+});
+
+test("Namespace admits the pod: privileged Pod Security level for host namespaces", () => {
+  const namespace = object("Namespace");
+  assert.equal(namespace.metadata.name, daemonset.metadata.namespace);
+  if (pod.hostNetwork || pod.hostPID) {
+    assert.equal(namespace.metadata.labels["pod-security.kubernetes.io/enforce"], "privileged");
+  }
+});
+
+test("systemd unit grants what its collectors need, hardened", () => {
+  const settings = serviceSettings(fs.readFileSync(unitFile, "utf8"));
+  const args = settings.ExecStart.split(/\s+/);
+  assert.equal(args[0], "/usr/local/bin/portwatch_exporter");
+  const configFile = args.find((a) => a.startsWith("--config.file=")).split("=")[1];
+  assert.match(configFile, /^\/etc\/portwatch\//);
+  const need = needs(enabledCollectors(args.slice(1)));
+  const capabilities = (key) => (settings[key] ?? "").split(/\s+/).filter(Boolean).sort();
+  const wanted = need.capabilities.map((c) => `CAP_${c}`);
+  assert.deepEqual(capabilities("AmbientCapabilities"), wanted);
+  assert.deepEqual(capabilities("CapabilityBoundingSet"), wanted);
+  assert.ok(settings.DynamicUser === "yes" || (settings.User && settings.User !== "root"));
+  assert.equal(settings.User, "portwatch");
+  for (const [key, value] of Object.entries({ NoNewPrivileges: "yes", ProtectSystem: "strict",
+    ProtectHome: "yes", PrivateTmp: "yes", ProtectKernelTunables: "yes" })) {
+    assert.equal(settings[key], value, key);
+  }
+  // These would blind the collectors: another network namespace, user namespace, or hidden
+  // processes.
+  assert.notEqual(settings.PrivateNetwork, "yes");
+  assert.notEqual(settings.PrivateUsers, "yes");
+  assert.ok(!["invisible", "noaccess", "ptraceable"].includes(settings.ProtectProc));
+  assert.notEqual(settings.ProcSubset, "pid");
+  assert.match(settings.RestrictAddressFamilies, /AF_NETLINK/);
+  assert.match(settings.RestrictAddressFamilies, /AF_INET6/);
+});
+
+test("PrometheusRule carries exactly the rules of deploy/prometheus/", () => {
+  // Rules files: YAML under deploy/prometheus/ with a top-level `groups`.
+  const groups = [];
+  const visit = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        visit(file);
+      } else if (/\.ya?ml$/.test(entry.name)) {
+        const value = readYaml(file);
+        if (value && Array.isArray(value.groups)) {
+          groups.push(...value.groups);
+        }
+      }
+    }
+  };
+  visit(path.join(sourceDir, "deploy/prometheus"));
+  const rules = [];
+  const find = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        find(file);
+      } else if (fs.readFileSync(file, "utf8").match(/^kind:\s*PrometheusRule\s*$/m)) {
+        rules.push(file);
+      }
+    }
+  };
+  find(kubernetesDir);
+  if (groups.length === 0) {
+    // No alert rules yet: no PrometheusRule either (no stand-in rules).
+    assert.deepEqual(rules.map(relative), []);
+    return;
+  }
+  const objects = buildKustomization(path.join(kubernetesDir, "prometheus-operator"))
+    .filter(({ value }) => value.kind === "PrometheusRule");
+  assert.equal(objects.length, 1, "the prometheus-operator kustomization lists one PrometheusRule");
+  assert.deepEqual(objects[0].value.spec.groups, groups);
+});
