@@ -118,7 +118,7 @@ log "storage driver $driver"
 
 "$cache_dir/podman" build --isolation chroot --network host \
   -f "$source_dir/deploy/container/Containerfile" \
-  --ignorefile "$source_dir/deploy/container/containerignore" \
+  --ignorefile "$source_dir/deploy/container/Containerfile.dockerignore" \
   --build-arg BASE_IMAGE="$base_image" \
   --build-arg PORTWATCH_VERSION="$version" \
   --build-arg PORTWATCH_REVISION="$revision" \
