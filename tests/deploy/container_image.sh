@@ -113,7 +113,9 @@ write_wrapper "$driver"
 import_base
 log "storage driver $driver"
 
-# Old layers from earlier builds (the current build's cache is younger).
+# Containers an interrupted test left behind, and old layers from earlier builds (the current
+# build's cache is younger).
+"$cache_dir/podman" container prune -f >/dev/null 2>&1 || true
 "$cache_dir/podman" image prune -f --filter until=72h >/dev/null 2>&1 || true
 
 "$cache_dir/podman" build --isolation chroot --network host \
