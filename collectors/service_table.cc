@@ -115,6 +115,18 @@ void ServiceTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
   }
 }
 
+std::vector<uint16_t> ServiceTable::PortsThatLookFree() const {
+  std::set<uint16_t> ports;
+  for (size_t i = 0; i < services_.size(); ++i) {
+    const std::array<uint64_t, kStates>& overlapping = observed_[i].overlapping_by_state;
+    if (services_[i].protocol == ServiceProtocol::kTcp &&
+        std::all_of(overlapping.begin(), overlapping.end(), [](uint64_t n) { return n == 0; })) {
+      ports.insert(services_[i].port);
+    }
+  }
+  return {ports.begin(), ports.end()};
+}
+
 std::unordered_set<uint32_t> ServiceTable::WantedInodes() const {
   std::unordered_set<uint32_t> inodes;
   for (const Listener& listener : listeners_) {
@@ -192,8 +204,9 @@ void ServiceTable::AppendMetrics(const SocketOwners& owners, const ReuseLookup& 
                    prometheus::MetricType::Gauge);
   FamilyBuilder owner_processes(
       "portwatch_service_owner_processes",
-      "Processes matching the owner that listen on the service's port; above "
-      "portwatch_service_expected_instances means duplicates (e.g. SO_REUSEPORT).",
+      "Listening sockets on the service's port held by processes matching the owner (the workers "
+      "of a pre-forked server share one); above portwatch_service_expected_instances means "
+      "duplicate instances (SO_REUSEPORT).",
       prometheus::MetricType::Gauge);
   FamilyBuilder expected("portwatch_service_expected_instances",
                          "The number of owning processes the config expects (instances).",
@@ -239,8 +252,9 @@ void ServiceTable::AppendMetrics(const SocketOwners& owners, const ReuseLookup& 
               {"service", service.name}},
              1);
 
-    // Ownership: listening holders that match the owner, and everyone else on the port.
-    std::set<pid_t> owners_listening;
+    // Ownership: listening sockets held by a matching process (a pre-forked server's workers
+    // share one socket: one instance; SO_REUSEPORT duplicates have one each), and everyone else.
+    std::set<uint32_t> owned_listeners;
     std::set<std::string> foreign;
     auto classify = [&](uint32_t inode, bool listening) {
       const std::vector<ProcessInfo>* holders = holders_of(inode);
@@ -252,7 +266,7 @@ void ServiceTable::AppendMetrics(const SocketOwners& owners, const ReuseLookup& 
         if (!OwnerMatches(service.owner, process)) {
           foreign.insert(process.command);
         } else if (listening) {
-          owners_listening.insert(process.pid);
+          owned_listeners.insert(inode);
         }
       }
     };
@@ -262,8 +276,8 @@ void ServiceTable::AppendMetrics(const SocketOwners& owners, const ReuseLookup& 
     for (uint32_t inode : observed.other_inodes) {
       classify(inode, protocol == Protocol::kUdp);
     }
-    up.Add(name, owners_listening.empty() ? 0 : 1);
-    owner_processes.Add(name, static_cast<double>(owners_listening.size()));
+    up.Add(name, owned_listeners.empty() ? 0 : 1);
+    owner_processes.Add(name, static_cast<double>(owned_listeners.size()));
     expected.Add(name, service.instances);
     if (service.owner.Any()) {
       const auto count = std::count_if(

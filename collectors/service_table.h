@@ -55,6 +55,10 @@ class ServiceTable {
   /// Feeds one socket: listeners of any port, and any socket on a service's port.
   void Add(netlink::Protocol protocol, const netlink::SocketRecord& record);
 
+  /// TCP service ports on which nothing visible competes with the service's address: only
+  /// these need the costly look for bound-inactive sockets (see kBoundInactiveStates).
+  std::vector<uint16_t> PortsThatLookFree() const;
+
   /// Socket inodes whose holding processes the /proc pass must find.
   std::unordered_set<uint32_t> WantedInodes() const;
   /// Whether some service names an owner, so every process must be identified (`ps -ef`).

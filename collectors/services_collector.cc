@@ -96,7 +96,7 @@ CollectStatus ServicesCollector::Collect(const Config& config,
   }
 
   auto table = std::make_unique<ServiceTable>(config.services, options, facts);
-  for (const netlink::DumpRequest& request : requests) {
+  auto dump = [&transport, &table](const netlink::DumpRequest& request) {
     netlink::DumpResult result =
         netlink::Dump(*transport, request, [&table, &request](const netlink::SocketRecord& record) {
           table->Add(request.protocol, record);
@@ -105,6 +105,23 @@ CollectStatus ServicesCollector::Collect(const Config& config,
       return CollectStatus{false, std::string(netlink::ProtocolName(request.protocol)) + "/" +
                                       std::string(netlink::FamilyName(request.family)) + ": " +
                                       result.error};
+    }
+    return CollectStatus{};
+  };
+  for (const netlink::DumpRequest& request : requests) {
+    if (CollectStatus status = dump(request); !status.ok) {
+      return status;
+    }
+  }
+  // A port that looks free may still hold a bound-inactive socket; only then is the kernel's
+  // bind hash walked, and only for those ports.
+  if (std::vector<uint16_t> ports = table->PortsThatLookFree(); !ports.empty()) {
+    for (Family family : {Family::kIpv4, Family::kIpv6}) {
+      if (CollectStatus status =
+              dump({Protocol::kTcp, family, netlink::kBoundInactiveStates, ports});
+          !status.ok) {
+        return status;
+      }
     }
   }
 

@@ -56,6 +56,8 @@ CollectStatus SocketsCollector::Collect(const Config& config,
   std::map<std::pair<Protocol, Family>, uint64_t> sockets_read;
   std::map<std::pair<Protocol, Family>, bool> available;
   SocketTable::ListeningSet seed;
+  const uint32_t states =
+      netlink::kAllStates | (options.bound_inactive ? netlink::kBoundInactiveStates : 0);
   for (int pass = 0; pass < 2; ++pass) {
     table = std::make_unique<SocketTable>(
         *range, SocketTable::Limits{options.max_port_series, options.max_peer_port_series},
@@ -63,7 +65,7 @@ CollectStatus SocketsCollector::Collect(const Config& config,
     sockets_read.clear();
     for (const Table& t : tables) {
       netlink::DumpResult result =
-          netlink::Dump(*transport, {t.protocol, t.family, netlink::kAllStates},
+          netlink::Dump(*transport, {t.protocol, t.family, states},
                         [&table, protocol = t.protocol](const netlink::SocketRecord& record) {
                           table->Add(protocol, record);
                         });

@@ -100,6 +100,14 @@ std::set<std::string> ParseChoiceList(const YAML::Node& node, const std::string&
   return chosen;
 }
 
+bool ParseBool(const YAML::Node& node, const std::string& path) {
+  bool value = false;
+  if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
+    throw ConfigProblem(node.Mark(), path + " must be true or false, got " + Describe(node));
+  }
+  return value;
+}
+
 SocketsConfig ParseSockets(const YAML::Node& node) {
   const std::string path = "collectors.sockets";
   SocketsConfig sockets;
@@ -107,9 +115,9 @@ SocketsConfig ParseSockets(const YAML::Node& node) {
     return sockets;
   }
   RequireMap(node, path);
-  RejectUnknownKeys(
-      node, path,
-      {"protocols", "families", "max_port_series", "max_peer_port_series", "top_destinations"});
+  RejectUnknownKeys(node, path,
+                    {"protocols", "families", "max_port_series", "max_peer_port_series",
+                     "top_destinations", "bound_inactive"});
   if (const YAML::Node protocols = node["protocols"]) {
     std::set<std::string> chosen = ParseChoiceList(protocols, path + ".protocols", {"tcp", "udp"});
     sockets.tcp = chosen.count("tcp") != 0;
@@ -129,15 +137,10 @@ SocketsConfig ParseSockets(const YAML::Node& node) {
   if (const YAML::Node top = node["top_destinations"]) {
     sockets.top_destinations = ParseCount(top, path + ".top_destinations", 0);
   }
-  return sockets;
-}
-
-bool ParseBool(const YAML::Node& node, const std::string& path) {
-  bool value = false;
-  if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
-    throw ConfigProblem(node.Mark(), path + " must be true or false, got " + Describe(node));
+  if (const YAML::Node flag = node["bound_inactive"]) {
+    sockets.bound_inactive = ParseBool(flag, path + ".bound_inactive");
   }
-  return value;
+  return sockets;
 }
 
 std::string ParseString(const YAML::Node& node, const std::string& path) {

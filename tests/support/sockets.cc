@@ -31,12 +31,14 @@ socklen_t MakeAddress(const std::string& address, uint16_t port, sockaddr_storag
 
 }  // namespace
 
-UniqueFd Bind(int type, const std::string& address, uint16_t port, bool reuse_address) {
+UniqueFd Bind(int type, const std::string& address, uint16_t port, bool reuse_address,
+              bool v6only) {
   const int family = IsIpv6(address) ? AF_INET6 : AF_INET;
   UniqueFd fd(::socket(family, type | SOCK_CLOEXEC, 0));
   const int on = 1;
+  const int v6only_value = v6only ? 1 : 0;
   if (family == AF_INET6) {
-    ::setsockopt(fd.Get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    ::setsockopt(fd.Get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only_value, sizeof(v6only_value));
   }
   if (reuse_address) {
     ::setsockopt(fd.Get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));

@@ -10,8 +10,9 @@ namespace portwatch::testing {
 using netlink::UniqueFd;
 
 /// A bound socket of `type` (SOCK_STREAM or SOCK_DGRAM) on `address` ("127.0.0.1", "::1",
-/// "0.0.0.0", "::"), IPV6_V6ONLY set for IPv6. Invalid fd on failure.
-UniqueFd Bind(int type, const std::string& address, uint16_t port, bool reuse_address = false);
+/// "0.0.0.0", "::"), IPV6_V6ONLY set for IPv6 unless `v6only` is false. Invalid fd on failure.
+UniqueFd Bind(int type, const std::string& address, uint16_t port, bool reuse_address = false,
+              bool v6only = true);
 /// Bind() plus listen().
 UniqueFd Listen(const std::string& address, uint16_t port, bool reuse_address = false);
 /// A TCP (or UDP, with SOCK_DGRAM) socket connected to address:port from an ephemeral port.

@@ -1,0 +1,319 @@
+// End to end: prediction must equal reality. Each case builds a situation in a private network
+// namespace, scrapes the real exporter, then really attempts bind() with and without
+// SO_REUSEADDR and checks that portwatch predicted the outcome.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/child.h"
+#include "tests/support/exporter_process.h"
+#include "tests/support/http.h"
+#include "tests/support/netns.h"
+#include "tests/support/sockets.h"
+
+namespace portwatch::testing {
+namespace {
+
+constexpr uint16_t kExporterPort = 9792;
+constexpr uint16_t kServicePort = 8080;
+
+/// One bind attempt's real outcome, as "free" or "blocked".
+std::string Outcome(bool bound) { return bound ? "free" : "blocked"; }
+
+class ServicesE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(EnterPrivateNetworkNamespace(), "");
+    config_path_ =
+        ::testing::TempDir() + "/portwatch-services-" + std::to_string(::getpid()) + ".yaml";
+  }
+  void TearDown() override { ::unlink(config_path_.c_str()); }
+
+  /// Starts the exporter with one service "svc" (owner: processes named "svc-instance").
+  void StartExporter(const std::string& service_fields = "") {
+    std::ofstream(config_path_) << "services:\n"
+                                   "  - name: svc\n"
+                                   "    port: "
+                                << kServicePort << "\n"
+                                << service_fields
+                                << "    owner:\n"
+                                   "      process: svc-instance\n";
+    exporter_ = std::make_unique<ExporterProcess>(
+        PORTWATCH_EXPORTER_BINARY,
+        std::vector<std::string>{"--web.listen-address=127.0.0.1:" + std::to_string(kExporterPort),
+                                 "--config.file=" + config_path_});
+    ASSERT_TRUE(exporter_->WaitReady(kExporterPort)) << exporter_->Log();
+  }
+
+  Exposition Scrape() {
+    HttpResponse response = HttpRequest(kExporterPort, "GET", "/metrics");
+    EXPECT_EQ(response.status, 200) << response.error;
+    return Exposition(response.body);
+  }
+
+  /// The predicted result for one SO_REUSEADDR setting: the label whose sample is 1.
+  static std::string Predicted(const Exposition& metrics, bool reuse_address) {
+    std::string predicted;
+    for (const char* result : {"free", "blocked", "unknown"}) {
+      if (metrics.Value("portwatch_service_bind_prediction",
+                        {{"result", result},
+                         {"service", "svc"},
+                         {"so_reuseaddr", reuse_address ? "true" : "false"}}) == 1) {
+        predicted += result;
+      }
+    }
+    return predicted;
+  }
+
+  /// Scrapes, then binds for real, and checks that both predictions came true.
+  void ExpectPredictionsComeTrue(int type, const std::string& address,
+                                 const std::string& expected_plain,
+                                 const std::string& expected_reuse, bool v6only = true) {
+    Exposition metrics = Scrape();
+    const std::string predicted_plain = Predicted(metrics, false);
+    const std::string predicted_reuse = Predicted(metrics, true);
+    const std::string actual_plain =
+        Outcome(Bind(type, address, kServicePort, /*reuse_address=*/false, v6only).Valid());
+    const std::string actual_reuse =
+        Outcome(Bind(type, address, kServicePort, /*reuse_address=*/true, v6only).Valid());
+    EXPECT_EQ(predicted_plain, actual_plain) << "without SO_REUSEADDR\n" << metrics.Text();
+    EXPECT_EQ(predicted_reuse, actual_reuse) << "with SO_REUSEADDR\n" << metrics.Text();
+    // The cases are built so the outcome is known; a wrong build must not pass silently.
+    EXPECT_EQ(actual_plain, expected_plain);
+    EXPECT_EQ(actual_reuse, expected_reuse);
+  }
+
+  static ChildProcess::Setup Listening(const std::string& address, bool reuse_address,
+                                       bool v6only = true) {
+    return [=](std::vector<UniqueFd>& keep) {
+      keep.push_back(Bind(SOCK_STREAM, address, kServicePort, reuse_address, v6only));
+      ::listen(keep.back().Get(), 16);
+    };
+  }
+
+  std::string config_path_;
+  std::unique_ptr<ExporterProcess> exporter_;
+};
+
+TEST_F(ServicesE2eTest, ExpectedListenerDownMeansFree) {
+  StartExporter();
+  Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "svc"}}), 0);
+  EXPECT_EQ(metrics.Value("portwatch_service_owner_processes", {{"service", "svc"}}), 0);
+  EXPECT_EQ(metrics.Value("portwatch_service_matching_processes", {{"service", "svc"}}), 0);
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "free", "free");
+}
+
+TEST_F(ServicesE2eTest, ForeignProcessHoldsThePort) {
+  ChildProcess squatter("squatter", Listening("0.0.0.0", true));
+  ASSERT_TRUE(squatter.Ready());
+  StartExporter();
+  Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "svc"}}), 0);
+  EXPECT_EQ(
+      metrics.Value("portwatch_service_conflict", {{"holder", "squatter"}, {"service", "svc"}}), 1);
+  EXPECT_EQ(metrics.Value("portwatch_listener_info", {{"address", "0.0.0.0"},
+                                                      {"family", "ipv4"},
+                                                      {"port", "8080"},
+                                                      {"process", "squatter"},
+                                                      {"protocol", "tcp"}}),
+            1);
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked");
+}
+
+TEST_F(ServicesE2eTest, TwoReusePortInstancesAreDuplicates) {
+  auto reuse_port_listener = [](std::vector<UniqueFd>& keep) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int on = 1;
+    ::setsockopt(fd.Get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(kServicePort);
+    if (::bind(fd.Get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+      ::listen(fd.Get(), 16);
+      keep.push_back(std::move(fd));
+    }
+  };
+  ChildProcess first("svc-instance", reuse_port_listener);
+  ChildProcess second("svc-instance", reuse_port_listener);
+  ASSERT_TRUE(first.Ready() && second.Ready());
+  StartExporter();
+  Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "svc"}}), 1);
+  EXPECT_EQ(metrics.Value("portwatch_service_owner_processes", {{"service", "svc"}}), 2);
+  EXPECT_EQ(metrics.Value("portwatch_service_expected_instances", {{"service", "svc"}}), 1);
+  EXPECT_EQ(metrics.Sum("portwatch_service_conflict"), 0);
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked");
+}
+
+TEST_F(ServicesE2eTest, SecondInstanceThatFailedToBindShowsAsMatchingButNotOwning) {
+  ChildProcess running("svc-instance", Listening("0.0.0.0", false));
+  ASSERT_TRUE(running.Ready());
+  ChildProcess failed("svc-instance", [](std::vector<UniqueFd>& keep) {
+    keep.push_back(Bind(SOCK_STREAM, "0.0.0.0", kServicePort));  // fails: EADDRINUSE
+  });
+  ASSERT_TRUE(failed.Ready());
+  StartExporter();
+  Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "svc"}}), 1);
+  EXPECT_EQ(metrics.Value("portwatch_service_owner_processes", {{"service", "svc"}}), 1);
+  EXPECT_EQ(metrics.Value("portwatch_service_matching_processes", {{"service", "svc"}}), 2);
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked");
+}
+
+/// A listener that accepts and at once closes every connection (the server closes first, so
+/// TIME_WAIT lands on the service port), up to `connections` of them.
+ChildProcess::Setup ClosingListener(bool reuse_address) {
+  return [=](std::vector<UniqueFd>& keep) {
+    keep.push_back(Bind(SOCK_STREAM, "0.0.0.0", kServicePort, reuse_address));
+    ::listen(keep.back().Get(), 16);
+  };
+}
+
+ChildProcess::Setup CloseEachConnection(int connections) {
+  return [=](std::vector<UniqueFd>& keep) {
+    for (int i = 0; i < connections; ++i) {
+      UniqueFd connection = Accept(keep.front());
+    }
+  };
+}
+
+void MakeServerCloseFirst(int connections) {
+  for (int i = 0; i < connections; ++i) {
+    UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", kServicePort);
+    ASSERT_TRUE(client.Valid());
+    ASSERT_TRUE(WaitForEof(client));
+  }
+}
+
+TEST_F(ServicesE2eTest, RestartDuringTimeWaitAfterAListenerWithSoReuseaddr) {
+  {
+    ChildProcess old_instance("svc-instance", ClosingListener(/*reuse_address=*/true),
+                              CloseEachConnection(3));
+    ASSERT_TRUE(old_instance.Ready());
+    StartExporter();
+    MakeServerCloseFirst(3);
+    // portwatch sees the old listener, and so learns its SO_REUSEADDR.
+    EXPECT_EQ(Scrape().Value("portwatch_service_up", {{"service", "svc"}}), 1);
+  }
+  Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "svc"}}), 0);
+  EXPECT_EQ(
+      metrics.Value("portwatch_service_sockets", {{"service", "svc"}, {"state", "time_wait"}}), 3);
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "free");
+}
+
+TEST_F(ServicesE2eTest, RestartDuringTimeWaitAfterAListenerWithoutSoReuseaddr) {
+  {
+    ChildProcess old_instance("svc-instance", ClosingListener(/*reuse_address=*/false),
+                              CloseEachConnection(2));
+    ASSERT_TRUE(old_instance.Ready());
+    StartExporter();
+    MakeServerCloseFirst(2);
+    EXPECT_EQ(Scrape().Value("portwatch_service_up", {{"service", "svc"}}), 1);
+  }
+  Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_service_bind_blockers",
+                          {{"service", "svc"}, {"so_reuseaddr", "true"}, {"state", "time_wait"}}),
+            2);
+  const std::optional<double> remaining =
+      metrics.Value("portwatch_service_time_wait_remaining_seconds", {{"service", "svc"}});
+  ASSERT_TRUE(remaining.has_value());
+  EXPECT_GT(*remaining, 50);
+  EXPECT_LE(*remaining, 60);
+  // The classic trap: SO_REUSEADDR on the restart does not help.
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked");
+}
+
+TEST_F(ServicesE2eTest, TimeWaitFromAListenerPortwatchNeverSawIsUnknownWithSoReuseaddr) {
+  {
+    ChildProcess old_instance("svc-instance", ClosingListener(/*reuse_address=*/false),
+                              CloseEachConnection(1));
+    ASSERT_TRUE(old_instance.Ready());
+    MakeServerCloseFirst(1);
+  }
+  StartExporter();
+  Exposition metrics = Scrape();
+  EXPECT_EQ(Predicted(metrics, false), "blocked");
+  EXPECT_EQ(Predicted(metrics, true), "unknown");
+}
+
+TEST_F(ServicesE2eTest, PortInsideTheEphemeralRangeThenReserved) {
+  ASSERT_EQ(WriteSysctl("net/ipv4/ip_local_port_range", "8000 8999"), "");
+  StartExporter();
+  EXPECT_EQ(Scrape().Value("portwatch_service_port_in_ephemeral_range", {{"service", "svc"}}), 1);
+  ASSERT_EQ(WriteSysctl("net/ipv4/ip_local_reserved_ports", "8080"), "");
+  EXPECT_EQ(Scrape().Value("portwatch_service_port_in_ephemeral_range", {{"service", "svc"}}), 0);
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "free", "free");
+}
+
+TEST_F(ServicesE2eTest, BoundButNotListeningSocketBlocksUnlessBothSetSoReuseaddr) {
+  ChildProcess bound_only("svc-instance", [](std::vector<UniqueFd>& keep) {
+    keep.push_back(Bind(SOCK_STREAM, "0.0.0.0", kServicePort, /*reuse_address=*/true));
+  });
+  ASSERT_TRUE(bound_only.Ready());
+  StartExporter();
+  EXPECT_EQ(Scrape().Value("portwatch_service_sockets", {{"service", "svc"}, {"state", "unconn"}}),
+            1);
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "free");
+}
+
+TEST_F(ServicesE2eTest, BoundButNotListeningWithoutSoReuseaddrBlocksBoth) {
+  ChildProcess bound_only("svc-instance", [](std::vector<UniqueFd>& keep) {
+    keep.push_back(Bind(SOCK_STREAM, "0.0.0.0", kServicePort, /*reuse_address=*/false));
+  });
+  ASSERT_TRUE(bound_only.Ready());
+  StartExporter();
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked");
+}
+
+TEST_F(ServicesE2eTest, Ipv6OnlyWildcardLeavesIpv4Free) {
+  ChildProcess v6("svc-instance", Listening("::", false, /*v6only=*/true));
+  ASSERT_TRUE(v6.Ready());
+  StartExporter();
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "free", "free");
+}
+
+TEST_F(ServicesE2eTest, DualStackWildcardBlocksIpv4) {
+  ChildProcess v6("svc-instance", Listening("::", false, /*v6only=*/false));
+  ASSERT_TRUE(v6.Ready());
+  StartExporter();
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked");
+}
+
+TEST_F(ServicesE2eTest, Ipv6ServiceAgainstAnIpv4Holder) {
+  ChildProcess v4("squatter", Listening("0.0.0.0", false));
+  ASSERT_TRUE(v4.Ready());
+  StartExporter("    address: \"::\"\n");
+  // A dual-stack [::] bind collides with 0.0.0.0; a V6ONLY one would not (not configured here).
+  ExpectPredictionsComeTrue(SOCK_STREAM, "::", "blocked", "blocked", /*v6only=*/false);
+}
+
+TEST_F(ServicesE2eTest, UdpHolderWithAndWithoutSoReuseaddr) {
+  {
+    ChildProcess holder("svc-instance", [](std::vector<UniqueFd>& keep) {
+      keep.push_back(Bind(SOCK_DGRAM, "0.0.0.0", kServicePort, /*reuse_address=*/true));
+    });
+    ASSERT_TRUE(holder.Ready());
+    StartExporter("    protocol: udp\n");
+    EXPECT_EQ(Scrape().Value("portwatch_service_up", {{"service", "svc"}}), 1);
+    ExpectPredictionsComeTrue(SOCK_DGRAM, "0.0.0.0", "blocked", "free");
+    exporter_.reset();
+  }
+  ChildProcess holder("svc-instance", [](std::vector<UniqueFd>& keep) {
+    keep.push_back(Bind(SOCK_DGRAM, "0.0.0.0", kServicePort, /*reuse_address=*/false));
+  });
+  ASSERT_TRUE(holder.Ready());
+  StartExporter("    protocol: udp\n");
+  ExpectPredictionsComeTrue(SOCK_DGRAM, "0.0.0.0", "blocked", "blocked");
+}
+
+}  // namespace
+}  // namespace portwatch::testing
