@@ -24,38 +24,30 @@ void AddUnique(std::vector<uint32_t>& inodes, uint32_t inode, size_t cap) {
   }
 }
 
-enum class Verdict { kFree, kBlocked, kUnknown };
+/// Collects the sockets that block one kind of bind; decides the verdict at the end.
+struct PredictionBuilder {
+  std::map<std::string, uint64_t> blockers_by_state;
+  std::vector<std::string> unknowns;
 
-const char* VerdictName(Verdict verdict) {
-  switch (verdict) {
-    case Verdict::kFree:
-      return "free";
-    case Verdict::kBlocked:
-      return "blocked";
-    default:
-      return "unknown";
-  }
-}
-
-/// A prediction for one SO_REUSEADDR setting: the verdict and the sockets that block.
-struct Prediction {
-  Verdict verdict = Verdict::kFree;
-  std::map<uint8_t, uint64_t> blockers_by_state;
-  bool unknown = false;  ///< some socket's SO_REUSEADDR could not be learned
-
-  void Block(uint8_t state, uint64_t count) {
+  void Block(Protocol protocol, uint8_t state, uint64_t count) {
     if (count > 0) {
-      blockers_by_state[state] += count;
+      blockers_by_state[std::string(netlink::StateName(protocol, state))] += count;
     }
   }
-  void Finish(bool free_is_trusted) {
+  BindPrediction Finish(bool free_is_trusted) const {
+    BindPrediction prediction;
+    prediction.blockers_by_state = blockers_by_state;
     if (!blockers_by_state.empty()) {
-      verdict = Verdict::kBlocked;
-    } else if (unknown || !free_is_trusted) {
-      verdict = Verdict::kUnknown;
-    } else {
-      verdict = Verdict::kFree;
+      prediction.verdict = Verdict::kBlocked;
+    } else if (!unknowns.empty()) {
+      prediction.verdict = Verdict::kUnknown;
+      prediction.unknown_because = unknowns.front();
+    } else if (!free_is_trusted) {
+      prediction.verdict = Verdict::kUnknown;
+      prediction.unknown_because =
+          "this kernel (before 6.10) does not show bound-but-inactive TCP sockets";
     }
+    return prediction;
   }
 };
 
@@ -147,55 +139,194 @@ bool ServiceTable::NeedsAllProcesses() const {
                      [](const ServiceConfig& service) { return service.owner.Any(); });
 }
 
-void ServiceTable::AppendMetrics(const SocketOwners& owners, const ReuseLookup& reuse,
-                                 ListenerMemory& memory, std::chrono::steady_clock::time_point now,
-                                 std::vector<prometheus::MetricFamily>& out) const {
+const char* VerdictName(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kFree:
+      return "free";
+    case Verdict::kBlocked:
+      return "blocked";
+    default:
+      return "unknown";
+  }
+}
+
+std::vector<ServiceReport> ServiceTable::Reports(const SocketOwners& owners,
+                                                 const ReuseLookup& reuse, ListenerMemory& memory,
+                                                 std::chrono::steady_clock::time_point now) const {
   auto holders_of = [&owners](uint32_t inode) -> const std::vector<ProcessInfo>* {
     auto found = owners.by_inode.find(inode);
     return found == owners.by_inode.end() ? nullptr : &found->second;
   };
+  std::vector<ServiceReport> reports;
+  for (size_t i = 0; i < services_.size(); ++i) {
+    const ServiceConfig& service = services_[i];
+    const Observed& observed = observed_[i];
+    const Protocol protocol = ToProtocol(service.protocol);
+    ServiceReport report;
+    report.service = service;
 
-  if (options_.listener_info) {
-    std::set<Labels> series;
-    for (const Listener& listener : listeners_) {
-      const std::vector<ProcessInfo>* holders = holders_of(listener.inode);
-      std::vector<ProcessInfo> shown = holders != nullptr ? *holders : std::vector<ProcessInfo>{{}};
-      for (const ProcessInfo& process : shown) {
-        Labels labels = {{"address", AddressText(listener.endpoint)},
-                         {"family", listener.endpoint.ipv6 ? "ipv6" : "ipv4"},
-                         {"port", std::to_string(listener.port)},
-                         {"process", process.pid != 0 ? process.command : "unknown"},
-                         {"protocol", std::string(netlink::ProtocolName(listener.protocol))}};
-        if (options_.pid_label) {
-          labels.push_back({"pid", process.pid != 0 ? std::to_string(process.pid) : ""});
+    // Ownership: listening sockets held by a matching process (a pre-forked server's workers
+    // share one socket: one instance; SO_REUSEPORT duplicates have one each), and everyone else.
+    std::set<uint32_t> owned_listeners;
+    std::set<pid_t> seen;
+    auto classify = [&](uint32_t inode, bool listening) {
+      const std::vector<ProcessInfo>* holders = holders_of(inode);
+      if (holders == nullptr) {
+        report.invisible_holders = true;
+        return;
+      }
+      for (const ProcessInfo& process : *holders) {
+        const bool owner = OwnerMatches(service.owner, process);
+        if (owner && listening) {
+          owned_listeners.insert(inode);
         }
-        series.insert(std::move(labels));
+        if (seen.insert(process.pid).second) {
+          (owner ? report.owner_processes : report.foreign_holders).push_back(process);
+        }
+      }
+    };
+    for (uint32_t inode : observed.listener_inodes) {
+      classify(inode, true);
+    }
+    for (uint32_t inode : observed.other_inodes) {
+      classify(inode, protocol == Protocol::kUdp);
+    }
+    report.owned_listeners = owned_listeners.size();
+    if (service.owner.Any()) {
+      report.matching_processes = static_cast<size_t>(std::count_if(
+          owners.processes.begin(), owners.processes.end(),
+          [&service](const ProcessInfo& process) { return OwnerMatches(service.owner, process); }));
+    }
+    for (size_t state = 0; state < kStates; ++state) {
+      if (observed.sockets_by_state[state] > 0) {
+        report.sockets_by_state[std::string(netlink::StateName(
+            protocol, static_cast<uint8_t>(state)))] += observed.sockets_by_state[state];
       }
     }
-    FamilyBuilder info("portwatch_listener_info",
-                       "A listening socket (TCP LISTEN, or bound unconnected UDP) and the process "
-                       "holding it, \"unknown\" when not visible: the `netstat -tulpn` view.",
-                       prometheus::MetricType::Gauge);
-    size_t kept = 0;
-    for (const Labels& labels : series) {
-      if (kept++ < options_.max_listener_series) {
-        info.Add(labels, 1);
-      }
-    }
-    info.MoveTo(out);
-    FamilyBuilder("portwatch_listener_info_dropped",
-                  "Listener series left out because collectors.services.max_listener_series was "
-                  "reached.",
-                  prometheus::MetricType::Gauge)
-        .Add(static_cast<double>(series.size() -
-                                 std::min(series.size(), options_.max_listener_series) +
-                                 listeners_dropped_))
-        .MoveTo(out);
-  }
-  if (services_.empty()) {
-    return;
-  }
 
+    // The SO_REUSEADDR of the current listener, learned through its fd, is remembered for the
+    // TIME_WAIT sockets it will leave behind.
+    for (uint32_t inode : observed.listener_inodes) {
+      if (std::optional<bool> flag = reuse(inode)) {
+        report.listener_reuse = report.listener_reuse.value_or(true) && *flag;
+      }
+    }
+    if (report.listener_reuse) {
+      memory[service.name] = RememberedListener{*report.listener_reuse, now};
+    }
+    if (auto found = memory.find(service.name);
+        found != memory.end() && now - found->second.seen <= kMemoryLifetime) {
+      report.remembered_reuse = found->second.reuse_address;
+    }
+
+    const bool free_is_trusted = protocol == Protocol::kUdp || facts_.bound_inactive_visible;
+    // Without SO_REUSEADDR, any socket bound to an overlapping address blocks.
+    PredictionBuilder plain;
+    for (size_t state = 1; state < kStates; ++state) {
+      if (state != netlink::kSynRecv) {
+        plain.Block(protocol, static_cast<uint8_t>(state), observed.overlapping_by_state[state]);
+      }
+    }
+    report.without_reuse = plain.Finish(free_is_trusted);
+
+    // With SO_REUSEADDR, a socket blocks when it listens (TCP), or when it did not set the flag
+    // itself; TIME_WAIT sockets carry the flag of the listener that accepted them.
+    PredictionBuilder reusing;
+    if (protocol == Protocol::kTcp) {
+      reusing.Block(protocol, netlink::kListen, observed.overlapping_by_state[netlink::kListen]);
+      const uint64_t time_waits = observed.overlapping_by_state[netlink::kTimeWait];
+      if (time_waits > 0) {
+        std::optional<bool> flag =
+            report.listener_reuse ? report.listener_reuse : report.remembered_reuse;
+        if (!flag) {
+          reusing.unknowns.push_back(
+              "TIME_WAIT sockets left by a listener whose SO_REUSEADDR portwatch never saw");
+        } else if (!*flag) {
+          reusing.Block(protocol, netlink::kTimeWait, time_waits);
+        }
+      }
+    }
+    const std::vector<uint32_t> no_inodes;
+    const std::vector<uint32_t>& udp_listeners =
+        protocol == Protocol::kUdp ? observed.listener_inodes : no_inodes;
+    for (const std::vector<uint32_t>* inodes : {&observed.other_inodes, &udp_listeners}) {
+      for (uint32_t inode : *inodes) {
+        std::optional<bool> flag = reuse(inode);
+        if (!flag) {
+          reusing.unknowns.push_back(
+              "cannot read SO_REUSEADDR of a socket on the port (needs CAP_SYS_PTRACE)");
+        } else if (!*flag) {
+          // The state is not kept per inode: UDP sockets count as unconn, TCP as established.
+          reusing.Block(protocol,
+                        protocol == Protocol::kUdp ? netlink::kClose : netlink::kEstablished, 1);
+        }
+      }
+    }
+    if (observed.others_without_inode > 0) {
+      reusing.unknowns.push_back("sockets on the port that no process holds");
+    }
+    report.with_reuse = reusing.Finish(free_is_trusted);
+    report.time_wait_remaining_seconds = observed.longest_time_wait_ms / 1000.0;
+    report.in_ephemeral_range = facts_.range.Contains(service.port);
+    report.reserved = facts_.reserved->test(service.port);
+    reports.push_back(std::move(report));
+  }
+  return reports;
+}
+
+void ServiceTable::AppendMetrics(const SocketOwners& owners, const ReuseLookup& reuse,
+                                 ListenerMemory& memory, std::chrono::steady_clock::time_point now,
+                                 std::vector<prometheus::MetricFamily>& out) const {
+  if (options_.listener_info) {
+    AppendListenerMetrics(owners, out);
+  }
+  if (!services_.empty()) {
+    AppendServiceMetrics(Reports(owners, reuse, memory, now), out);
+  }
+}
+
+void ServiceTable::AppendListenerMetrics(const SocketOwners& owners,
+                                         std::vector<prometheus::MetricFamily>& out) const {
+  std::set<Labels> series;
+  for (const Listener& listener : listeners_) {
+    auto found = owners.by_inode.find(listener.inode);
+    const std::vector<ProcessInfo> shown =
+        found != owners.by_inode.end() ? found->second : std::vector<ProcessInfo>{{}};
+    for (const ProcessInfo& process : shown) {
+      Labels labels = {{"address", AddressText(listener.endpoint)},
+                       {"family", listener.endpoint.ipv6 ? "ipv6" : "ipv4"},
+                       {"port", std::to_string(listener.port)},
+                       {"process", process.pid != 0 ? process.command : "unknown"},
+                       {"protocol", std::string(netlink::ProtocolName(listener.protocol))}};
+      if (options_.pid_label) {
+        labels.push_back({"pid", process.pid != 0 ? std::to_string(process.pid) : ""});
+      }
+      series.insert(std::move(labels));
+    }
+  }
+  FamilyBuilder info("portwatch_listener_info",
+                     "A listening socket (TCP LISTEN, or bound unconnected UDP) and the process "
+                     "holding it, \"unknown\" when not visible: the `netstat -tulpn` view.",
+                     prometheus::MetricType::Gauge);
+  size_t kept = 0;
+  for (const Labels& labels : series) {
+    if (kept++ < options_.max_listener_series) {
+      info.Add(labels, 1);
+    }
+  }
+  info.MoveTo(out);
+  FamilyBuilder("portwatch_listener_info_dropped",
+                "Listener series left out because collectors.services.max_listener_series was "
+                "reached.",
+                prometheus::MetricType::Gauge)
+      .Add(static_cast<double>(series.size() -
+                               std::min(series.size(), options_.max_listener_series) +
+                               listeners_dropped_))
+      .MoveTo(out);
+}
+
+void ServiceTable::AppendServiceMetrics(const std::vector<ServiceReport>& reports,
+                                        std::vector<prometheus::MetricFamily>& out) {
   FamilyBuilder info("portwatch_service_info",
                      "A configured service: the port it should own. Constant 1.",
                      prometheus::MetricType::Gauge);
@@ -211,11 +342,11 @@ void ServiceTable::AppendMetrics(const SocketOwners& owners, const ReuseLookup& 
   FamilyBuilder expected("portwatch_service_expected_instances",
                          "The number of owning processes the config expects (instances).",
                          prometheus::MetricType::Gauge);
-  FamilyBuilder matching(
-      "portwatch_service_matching_processes",
-      "Running processes that match the owner, listening or not (the `ps -ef | "
-      "grep` check): more than owner_processes means an instance failed to bind.",
-      prometheus::MetricType::Gauge);
+  FamilyBuilder matching("portwatch_service_matching_processes",
+                         "Running processes that match the owner, listening or not (the `ps -ef | "
+                         "grep` check): more than owner_processes means an instance failed to "
+                         "bind.",
+                         prometheus::MetricType::Gauge);
   FamilyBuilder conflict("portwatch_service_conflict",
                          "A process that is not the owner holds a socket on the service's address "
                          "and port (holder: its command, or \"unknown\" when not visible).",
@@ -240,139 +371,48 @@ void ServiceTable::AppendMetrics(const SocketOwners& owners, const ReuseLookup& 
                          "in ip_local_reserved_ports: outgoing connections can take it.",
                          prometheus::MetricType::Gauge);
 
-  for (size_t i = 0; i < services_.size(); ++i) {
-    const ServiceConfig& service = services_[i];
-    const Observed& observed = observed_[i];
+  for (const ServiceReport& report : reports) {
+    const ServiceConfig& service = report.service;
     const Labels name = {{"service", service.name}};
-    const Protocol protocol = ToProtocol(service.protocol);
-
     info.Add({{"address", service.address},
               {"port", std::to_string(service.port)},
-              {"protocol", std::string(netlink::ProtocolName(protocol))},
+              {"protocol", service.protocol == ServiceProtocol::kTcp ? "tcp" : "udp"},
               {"service", service.name}},
              1);
-
-    // Ownership: listening sockets held by a matching process (a pre-forked server's workers
-    // share one socket: one instance; SO_REUSEPORT duplicates have one each), and everyone else.
-    std::set<uint32_t> owned_listeners;
-    std::set<std::string> foreign;
-    auto classify = [&](uint32_t inode, bool listening) {
-      const std::vector<ProcessInfo>* holders = holders_of(inode);
-      if (holders == nullptr) {
-        foreign.insert("unknown");
-        return;
-      }
-      for (const ProcessInfo& process : *holders) {
-        if (!OwnerMatches(service.owner, process)) {
-          foreign.insert(process.command);
-        } else if (listening) {
-          owned_listeners.insert(inode);
-        }
-      }
-    };
-    for (uint32_t inode : observed.listener_inodes) {
-      classify(inode, true);
-    }
-    for (uint32_t inode : observed.other_inodes) {
-      classify(inode, protocol == Protocol::kUdp);
-    }
-    up.Add(name, owned_listeners.empty() ? 0 : 1);
-    owner_processes.Add(name, static_cast<double>(owned_listeners.size()));
+    up.Add(name, report.owned_listeners > 0 ? 1 : 0);
+    owner_processes.Add(name, static_cast<double>(report.owned_listeners));
     expected.Add(name, service.instances);
-    if (service.owner.Any()) {
-      const auto count = std::count_if(
-          owners.processes.begin(), owners.processes.end(),
-          [&service](const ProcessInfo& process) { return OwnerMatches(service.owner, process); });
-      matching.Add(name, static_cast<double>(count));
+    if (report.matching_processes) {
+      matching.Add(name, static_cast<double>(*report.matching_processes));
     }
-    for (const std::string& holder : foreign) {
+    std::set<std::string> holders;
+    for (const ProcessInfo& process : report.foreign_holders) {
+      holders.insert(process.command);
+    }
+    if (report.invisible_holders) {
+      holders.insert("unknown");
+    }
+    for (const std::string& holder : holders) {
       conflict.Add({{"holder", holder}, {"service", service.name}}, 1);
     }
-    for (size_t state = 0; state < kStates; ++state) {
-      if (observed.sockets_by_state[state] > 0) {
-        sockets.Add(
-            {{"service", service.name},
-             {"state", std::string(netlink::StateName(protocol, static_cast<uint8_t>(state)))}},
-            static_cast<double>(observed.sockets_by_state[state]));
-      }
+    for (const auto& [state, count] : report.sockets_by_state) {
+      sockets.Add({{"service", service.name}, {"state", state}}, static_cast<double>(count));
     }
-
-    // The SO_REUSEADDR of the current listener, learned through its fd, is remembered for the
-    // TIME_WAIT sockets it will leave behind.
-    std::optional<bool> listener_reuse;
-    for (uint32_t inode : observed.listener_inodes) {
-      if (std::optional<bool> flag = reuse(inode)) {
-        listener_reuse = listener_reuse.value_or(true) && *flag;
-      }
-    }
-    if (listener_reuse) {
-      memory[service.name] = RememberedListener{*listener_reuse, now};
-    }
-    std::optional<bool> remembered_reuse;
-    if (auto found = memory.find(service.name);
-        found != memory.end() && now - found->second.seen <= kMemoryLifetime) {
-      remembered_reuse = found->second.reuse_address;
-    }
-
-    const bool free_is_trusted = protocol == Protocol::kUdp || facts_.bound_inactive_visible;
-    // Without SO_REUSEADDR, any socket bound to an overlapping address blocks.
-    Prediction plain;
-    for (size_t state = 1; state < kStates; ++state) {
-      if (state != netlink::kSynRecv) {
-        plain.Block(static_cast<uint8_t>(state), observed.overlapping_by_state[state]);
-      }
-    }
-    plain.Finish(free_is_trusted);
-
-    // With SO_REUSEADDR, a socket blocks when it listens (TCP), or when it did not set the flag
-    // itself; TIME_WAIT sockets carry the flag of the listener that accepted them.
-    Prediction reusing;
-    if (protocol == Protocol::kTcp) {
-      reusing.Block(netlink::kListen, observed.overlapping_by_state[netlink::kListen]);
-      const uint64_t time_waits = observed.overlapping_by_state[netlink::kTimeWait];
-      if (time_waits > 0) {
-        std::optional<bool> flag = listener_reuse ? listener_reuse : remembered_reuse;
-        if (!flag) {
-          reusing.unknown = true;
-        } else if (!*flag) {
-          reusing.Block(netlink::kTimeWait, time_waits);
-        }
-      }
-    }
-    const std::vector<uint32_t>& flagged =
-        protocol == Protocol::kUdp ? observed.listener_inodes : std::vector<uint32_t>{};
-    for (const std::vector<uint32_t>* inodes : {&observed.other_inodes, &flagged}) {
-      for (uint32_t inode : *inodes) {
-        std::optional<bool> flag = reuse(inode);
-        if (!flag) {
-          reusing.unknown = true;
-        } else if (!*flag) {
-          // The state is not kept per inode; UDP sockets say "unconn" or "established" alike.
-          reusing.Block(protocol == Protocol::kUdp ? netlink::kClose : netlink::kEstablished, 1);
-        }
-      }
-    }
-    reusing.unknown = reusing.unknown || observed.others_without_inode > 0;
-    reusing.Finish(free_is_trusted);
-
     for (const auto& [flag, result] :
-         {std::pair<const char*, const Prediction*>{"false", &plain},
-          std::pair<const char*, const Prediction*>{"true", &reusing}}) {
+         {std::pair<const char*, const BindPrediction*>{"false", &report.without_reuse},
+          std::pair<const char*, const BindPrediction*>{"true", &report.with_reuse}}) {
       for (Verdict verdict : {Verdict::kFree, Verdict::kBlocked, Verdict::kUnknown}) {
         prediction.Add(
             {{"result", VerdictName(verdict)}, {"service", service.name}, {"so_reuseaddr", flag}},
             result->verdict == verdict ? 1 : 0);
       }
       for (const auto& [state, count] : result->blockers_by_state) {
-        blockers.Add({{"service", service.name},
-                      {"so_reuseaddr", flag},
-                      {"state", std::string(netlink::StateName(protocol, state))}},
+        blockers.Add({{"service", service.name}, {"so_reuseaddr", flag}, {"state", state}},
                      static_cast<double>(count));
       }
     }
-    time_wait.Add(name, observed.longest_time_wait_ms / 1000.0);
-    in_range.Add(
-        name, facts_.range.Contains(service.port) && !facts_.reserved->test(service.port) ? 1 : 0);
+    time_wait.Add(name, report.time_wait_remaining_seconds);
+    in_range.Add(name, report.in_ephemeral_range && !report.reserved ? 1 : 0);
   }
   for (FamilyBuilder* family : {&info, &up, &owner_processes, &expected, &matching, &conflict,
                                 &sockets, &prediction, &blockers, &time_wait, &in_range}) {

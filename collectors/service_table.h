@@ -44,6 +44,35 @@ struct RememberedListener {
 };
 using ListenerMemory = std::map<std::string, RememberedListener>;
 
+enum class Verdict { kFree, kBlocked, kUnknown };
+const char* VerdictName(Verdict verdict);
+
+/// Whether a fresh bind() would fail, and because of which sockets.
+struct BindPrediction {
+  Verdict verdict = Verdict::kFree;
+  std::map<std::string, uint64_t> blockers_by_state;
+  std::string unknown_because;  ///< set when verdict is kUnknown
+};
+
+/// Everything portwatch knows about one service's port right now: what the metrics show and
+/// what the diagnose command prints.
+struct ServiceReport {
+  ServiceConfig service;
+  size_t owned_listeners = 0;                ///< listening sockets held by a matching process
+  std::vector<ProcessInfo> owner_processes;  ///< matching processes holding sockets on the port
+  std::vector<ProcessInfo> foreign_holders;  ///< other processes holding sockets on the port
+  bool invisible_holders = false;            ///< some socket's process could not be seen
+  std::optional<size_t> matching_processes;  ///< running processes matching the owner
+  std::map<std::string, uint64_t> sockets_by_state;
+  std::optional<bool> listener_reuse;    ///< SO_REUSEADDR of the current listener
+  std::optional<bool> remembered_reuse;  ///< of the last listener seen (see ListenerMemory)
+  BindPrediction without_reuse;
+  BindPrediction with_reuse;
+  double time_wait_remaining_seconds = 0;
+  bool in_ephemeral_range = false;
+  bool reserved = false;  ///< listed in ip_local_reserved_ports
+};
+
 /// Per-scrape view of the configured services and of every listening socket: who owns each
 /// service's port, who else holds it, and whether a restart's bind() would fail now.
 /// Aggregates while reading; keeps only listeners and a bounded set of inodes per service.
@@ -64,11 +93,20 @@ class ServiceTable {
   /// Whether some service names an owner, so every process must be identified (`ps -ef`).
   bool NeedsAllProcesses() const;
 
-  /// Emits the listener and service families. `memory` is read and updated (see
-  /// RememberedListener); `now` dates what is remembered.
+  /// One report per service. `memory` is read and updated (see RememberedListener); `now`
+  /// dates what is remembered.
+  std::vector<ServiceReport> Reports(const SocketOwners& owners, const ReuseLookup& reuse,
+                                     ListenerMemory& memory,
+                                     std::chrono::steady_clock::time_point now) const;
+
+  /// Emits the listener and service families (Reports() rendered as metrics).
   void AppendMetrics(const SocketOwners& owners, const ReuseLookup& reuse, ListenerMemory& memory,
                      std::chrono::steady_clock::time_point now,
                      std::vector<prometheus::MetricFamily>& out) const;
+  void AppendListenerMetrics(const SocketOwners& owners,
+                             std::vector<prometheus::MetricFamily>& out) const;
+  static void AppendServiceMetrics(const std::vector<ServiceReport>& reports,
+                                   std::vector<prometheus::MetricFamily>& out);
 
   /// How long a remembered listener flag explains TIME_WAIT sockets (they live 60 s).
   static constexpr std::chrono::seconds kMemoryLifetime{120};
