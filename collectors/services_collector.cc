@@ -42,12 +42,8 @@ ServicesCollector::ServicesCollector(ProcFs procfs,
                                      SocketsCollector::TransportFactory open_transport)
     : procfs_(std::move(procfs)), open_transport_(std::move(open_transport)) {}
 
-CollectStatus ServicesCollector::Collect(const Config& config,
-                                         std::vector<prometheus::MetricFamily>& out) {
+CollectStatus ServicesCollector::Scan(const Config& config, Scanned& scanned) {
   const ServicesOptions& options = config.services_options;
-  if (config.services.empty() && !options.listener_info) {
-    return CollectStatus{};
-  }
   KernelFacts facts;
   std::optional<std::string> range_text = procfs_.ReadFile("sys/net/ipv4/ip_local_port_range");
   std::optional<EphemeralRange> range =
@@ -125,17 +121,47 @@ CollectStatus ServicesCollector::Collect(const Config& config,
     }
   }
 
-  SocketOwners owners =
-      FindSocketOwners(procfs_, table->WantedInodes(), table->NeedsAllProcesses());
-  processes_skipped_total_ += owners.processes_skipped;
-  ReuseLookup reuse = [&owners](uint32_t inode) -> std::optional<bool> {
+  scanned.owners = FindSocketOwners(procfs_, table->WantedInodes(), table->NeedsAllProcesses());
+  processes_skipped_total_ += scanned.owners.processes_skipped;
+  scanned.table = std::move(table);
+  scanned.facts = facts;
+  return CollectStatus{};
+}
+
+ReuseLookup ServicesCollector::ReuseFromFds(const SocketOwners& owners) {
+  return [&owners](uint32_t inode) -> std::optional<bool> {
     auto found = owners.first_fd.find(inode);
     if (found == owners.first_fd.end()) {
       return std::nullopt;
     }
     return ReadReuseAddress(found->second.first, found->second.second, inode);
   };
-  table->AppendMetrics(owners, reuse, memory_, std::chrono::steady_clock::now(), out);
+}
+
+std::vector<ServiceReport> ServicesCollector::Diagnose(const Config& config, KernelFacts& facts,
+                                                       CollectStatus& status) {
+  Scanned scanned;
+  status = Scan(config, scanned);
+  if (!status.ok) {
+    return {};
+  }
+  facts = scanned.facts;
+  return scanned.table->Reports(scanned.owners, ReuseFromFds(scanned.owners), memory_,
+                                std::chrono::steady_clock::now());
+}
+
+CollectStatus ServicesCollector::Collect(const Config& config,
+                                         std::vector<prometheus::MetricFamily>& out) {
+  if (config.services.empty() && !config.services_options.listener_info) {
+    return CollectStatus{};
+  }
+  Scanned scanned;
+  if (CollectStatus status = Scan(config, scanned); !status.ok) {
+    return status;
+  }
+  const SocketOwners& owners = scanned.owners;
+  scanned.table->AppendMetrics(owners, ReuseFromFds(owners), memory_,
+                               std::chrono::steady_clock::now(), out);
 
   FamilyBuilder("portwatch_process_scan_processes",
                 "Processes looked at by this scrape's pass over /proc (0: no pass was needed).",

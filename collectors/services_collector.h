@@ -19,7 +19,21 @@ class ServicesCollector : public Collector {
   std::string_view Name() const override { return "services"; }
   CollectStatus Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
 
+  /// The same reading as Collect(), as reports for `portwatch_exporter diagnose`. `facts` gets
+  /// the kernel settings the reports were made with.
+  std::vector<ServiceReport> Diagnose(const Config& config, KernelFacts& facts,
+                                      CollectStatus& status);
+
  private:
+  struct Scanned {
+    std::unique_ptr<ServiceTable> table;
+    SocketOwners owners;
+    KernelFacts facts;
+  };
+  /// Reads the kernel (sock_diag, sysctls) and /proc into `scanned`.
+  CollectStatus Scan(const Config& config, Scanned& scanned);
+  static ReuseLookup ReuseFromFds(const SocketOwners& owners);
+
   ProcFs procfs_;
   SocketsCollector::TransportFactory open_transport_;
   ListenerMemory memory_;

@@ -230,14 +230,7 @@ ServiceConfig ParseService(const YAML::Node& node, const std::string& path) {
     service.protocol = text == "tcp" ? ServiceProtocol::kTcp : ServiceProtocol::kUdp;
   }
   if (const YAML::Node address = node["address"]) {
-    service.address = ParseString(address, path + ".address");
-    std::string bare = service.address;
-    if (bare.size() >= 2 && bare.front() == '[' && bare.back() == ']') {
-      bare = bare.substr(1, bare.size() - 2);
-    }
-    if (::inet_pton(AF_INET6, bare.c_str(), service.address_bytes.data()) == 1) {
-      service.ipv6 = true;
-    } else if (::inet_pton(AF_INET, bare.c_str(), service.address_bytes.data()) != 1) {
+    if (!SetServiceAddress(ParseString(address, path + ".address"), service)) {
       throw ConfigProblem(address.Mark(), path + ".address must be an IPv4 or IPv6 address, got " +
                                               Describe(address));
     }
@@ -312,6 +305,24 @@ std::string Locate(const std::string& source, const YAML::Mark& mark) {
 }
 
 }  // namespace
+
+bool SetServiceAddress(const std::string& text, ServiceConfig& service) {
+  std::string bare = text;
+  if (bare.size() >= 2 && bare.front() == '[' && bare.back() == ']') {
+    bare = bare.substr(1, bare.size() - 2);
+  }
+  std::array<uint8_t, 16> bytes{};
+  if (::inet_pton(AF_INET6, bare.c_str(), bytes.data()) == 1) {
+    service.ipv6 = true;
+  } else if (::inet_pton(AF_INET, bare.c_str(), bytes.data()) == 1) {
+    service.ipv6 = false;
+  } else {
+    return false;
+  }
+  service.address = text;
+  service.address_bytes = bytes;
+  return true;
+}
 
 ConfigResult ParseConfig(const std::string& text, const std::string& source) {
   ConfigResult result;

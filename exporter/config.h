@@ -76,6 +76,10 @@ struct ConfigResult {
   std::string error;
 };
 
+/// Sets service.address, ipv6 and address_bytes from "0.0.0.0", "::1" or "[::1]". Returns false
+/// when the text is not an IPv4 or IPv6 address.
+bool SetServiceAddress(const std::string& text, ServiceConfig& service);
+
 /// The configuration compiled into the binary, used when --config.file is not given.
 const std::string& EmbeddedDefaultConfig();
 

@@ -33,6 +33,26 @@ FlagsResult ParseFlags(int argc, const char* const* argv, const std::string& ver
                  "Run the sockets collector once, record its netlink exchanges to this file "
                  "(a test fixture), print the metrics and exit");
 
+  DiagnoseRequest diagnose;
+  CLI::App* diagnose_command = app.add_subcommand(
+      "diagnose",
+      "One-shot report on a port: who holds it, its sockets, whether a restart would bind now "
+      "with and without SO_REUSEADDR, and the fix. Exit status: 0 free, 1 blocked, 2 unknown, 3 "
+      "error.");
+  diagnose_command->add_option("PORT", diagnose.port, "The port to diagnose")
+      ->required()
+      ->check(CLI::Range(1, 65535));
+  diagnose_command->add_option("--protocol", diagnose.protocol, "tcp or udp")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"tcp", "udp"}));
+  diagnose_command->add_option("--address", diagnose.address,
+                               "Address the restart would bind (default: the configured "
+                               "service's, else 0.0.0.0)");
+  diagnose_command->add_option("--output", diagnose.output, "text or json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  app.fallthrough();
+
   std::map<std::string, bool> enabled;
   for (const CollectorSpec& spec : KnownCollectors()) {
     enabled[spec.name] = spec.enabled_by_default;
@@ -45,6 +65,9 @@ FlagsResult ParseFlags(int argc, const char* const* argv, const std::string& ver
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return FlagsResult{std::nullopt, app.exit(error)};
+  }
+  if (diagnose_command->parsed()) {
+    options.diagnose = diagnose;
   }
   for (const auto& [name, on] : enabled) {
     if (on) {

@@ -4,6 +4,7 @@
 #include <set>
 #include <string>
 
+#include "exporter/diagnose.h"
 #include "exporter/web.h"
 
 namespace portwatch {
@@ -15,6 +16,7 @@ struct Options {
   std::string log_level = "info";
   std::set<std::string> enabled_collectors;
   std::string record_netlink;  ///< --debug.record-netlink: record one dump to this file and exit
+  std::optional<DiagnoseRequest> diagnose;  ///< the `diagnose PORT` subcommand
 };
 
 struct FlagsResult {

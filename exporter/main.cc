@@ -14,6 +14,7 @@
 #include "exporter/collector_runner.h"
 #include "exporter/config.h"
 #include "exporter/config_store.h"
+#include "exporter/diagnose.h"
 #include "exporter/flags.h"
 #include "exporter/logging.h"
 #include "exporter/registry.h"
@@ -72,6 +73,9 @@ int main(int argc, char** argv) {
   if (options.config_check) {
     std::cout << loaded.config->source << ": config OK\n";
     return 0;
+  }
+  if (options.diagnose) {
+    return portwatch::RunDiagnose(*options.diagnose, *loaded.config, std::cout, std::cerr);
   }
   if (!options.record_netlink.empty()) {
     return RecordNetlink(*loaded.config, options.record_netlink);

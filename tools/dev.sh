@@ -9,10 +9,15 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   g++ cmake make pkg-config git ca-certificates
-  prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
+  prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   iproute2 procps curl prometheus clang-format clang-tidy
+  # deploy tests: container image (podman with runc, a debootstrapped base), manifest schemas
+  # (node), systemd-analyze
+  podman runc debootstrap nodejs systemd
 )
+# Some machines' nodejs already ships npm (and conflicts with Debian's npm package).
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

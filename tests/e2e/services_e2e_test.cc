@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -72,11 +73,22 @@ class ServicesE2eTest : public ::testing::Test {
     return predicted;
   }
 
-  /// Scrapes, then binds for real, and checks that both predictions came true.
+  /// Scrapes, runs `diagnose`, then binds for real, and checks that both predictions came true
+  /// in the metrics and in the one-shot report. The one-shot run remembers no earlier listener,
+  /// so where only memory knows the answer it says `diagnose_reuse` ("unknown").
   void ExpectPredictionsComeTrue(int type, const std::string& address,
                                  const std::string& expected_plain,
-                                 const std::string& expected_reuse, bool v6only = true) {
+                                 const std::string& expected_reuse, bool v6only = true,
+                                 const std::string& diagnose_reuse = "") {
     Exposition metrics = Scrape();
+    std::string report;
+    const int status =
+        RunCommand({PORTWATCH_EXPORTER_BINARY, "--config.file=" + config_path_, "diagnose",
+                    std::to_string(kServicePort), "--output=json",
+                    std::string("--protocol=") + (type == SOCK_DGRAM ? "udp" : "tcp")},
+                   report);
+    const nlohmann::json diagnosis = nlohmann::json::parse(report, nullptr, false);
+    ASSERT_FALSE(diagnosis.is_discarded()) << report;
     const std::string predicted_plain = Predicted(metrics, false);
     const std::string predicted_reuse = Predicted(metrics, true);
     const std::string actual_plain =
@@ -88,6 +100,11 @@ class ServicesE2eTest : public ::testing::Test {
     // The cases are built so the outcome is known; a wrong build must not pass silently.
     EXPECT_EQ(actual_plain, expected_plain);
     EXPECT_EQ(actual_reuse, expected_reuse);
+    EXPECT_EQ(diagnosis["bind"]["without_so_reuseaddr"]["result"], actual_plain) << report;
+    EXPECT_EQ(diagnosis["bind"]["with_so_reuseaddr"]["result"],
+              diagnose_reuse.empty() ? actual_reuse : diagnose_reuse)
+        << report;
+    EXPECT_EQ(status, actual_plain == "free" ? 0 : 1) << report;
   }
 
   static ChildProcess::Setup Listening(const std::string& address, bool reuse_address,
@@ -207,7 +224,7 @@ TEST_F(ServicesE2eTest, RestartDuringTimeWaitAfterAListenerWithSoReuseaddr) {
   EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "svc"}}), 0);
   EXPECT_EQ(
       metrics.Value("portwatch_service_sockets", {{"service", "svc"}, {"state", "time_wait"}}), 3);
-  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "free");
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "free", true, "unknown");
 }
 
 TEST_F(ServicesE2eTest, RestartDuringTimeWaitAfterAListenerWithoutSoReuseaddr) {
@@ -229,7 +246,7 @@ TEST_F(ServicesE2eTest, RestartDuringTimeWaitAfterAListenerWithoutSoReuseaddr) {
   EXPECT_GT(*remaining, 50);
   EXPECT_LE(*remaining, 60);
   // The classic trap: SO_REUSEADDR on the restart does not help.
-  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked");
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked", true, "unknown");
 }
 
 TEST_F(ServicesE2eTest, TimeWaitFromAListenerPortwatchNeverSawIsUnknownWithSoReuseaddr) {
