@@ -1,5 +1,7 @@
 #include "collectors/kernel_limits_collector.h"
 
+#include <algorithm>
+
 namespace portwatch {
 
 CollectStatus KernelLimitsCollector::Collect(const Config& /*config*/,
@@ -34,6 +36,24 @@ CollectStatus KernelLimitsCollector::Collect(const Config& /*config*/,
                   prometheus::MetricType::Gauge)
         .Add(range->last)
         .MoveTo(out);
+    // Reserved ports are never handed out by connect() or an autobind.
+    std::optional<std::string> reserved_text =
+        procfs_.ReadFile("sys/net/ipv4/ip_local_reserved_ports");
+    std::optional<std::vector<uint16_t>> reserved =
+        reserved_text ? ParsePortList(*reserved_text) : std::nullopt;
+    if (reserved) {
+      const auto reserved_in_range =
+          std::count_if(reserved->begin(), reserved->end(),
+                        [&range](uint16_t port) { return range->Contains(port); });
+      FamilyBuilder("portwatch_ephemeral_ports_available",
+                    "Ports connect() can pick: the size of ip_local_port_range less the "
+                    "ip_local_reserved_ports inside it.",
+                    prometheus::MetricType::Gauge)
+          .Add(static_cast<double>(range->Size() - static_cast<uint32_t>(reserved_in_range)))
+          .MoveTo(out);
+    } else {
+      fail("net.ipv4.ip_local_reserved_ports");
+    }
   } else {
     fail("net.ipv4.ip_local_port_range");
   }

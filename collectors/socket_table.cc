@@ -1,5 +1,6 @@
 #include "collectors/socket_table.h"
 
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -49,6 +50,23 @@ class SeriesBudget {
 
 }  // namespace
 
+size_t SocketTable::DestinationHash::operator()(const Destination& destination) const {
+  // FNV-1a over the packed fields: cheap, and good enough for addresses and ports.
+  uint64_t hash = 1469598103934665603ULL;
+  auto mix = [&hash](uint8_t byte) {
+    hash ^= byte;
+    hash *= 1099511628211ULL;
+  };
+  for (uint8_t byte : destination.address) {
+    mix(byte);
+  }
+  mix(static_cast<uint8_t>(destination.port >> 8));
+  mix(static_cast<uint8_t>(destination.port));
+  mix(destination.family_index);
+  mix(destination.protocol_index);
+  return static_cast<size_t>(hash);
+}
+
 SocketTable::SocketTable(EphemeralRange range, Limits limits, ListeningSet seed)
     : range_(range),
       limits_(limits),
@@ -73,6 +91,20 @@ void SocketTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
     late_listeners_ = late_listeners_ || counted_as_client_[protocol_index].test(record.local_port);
   } else if (FoldsAsEphemeral(protocol_index, record.local_port)) {
     counted_as_client_[protocol_index].set(record.local_port);
+    Destination destination{record.remote_address, record.remote_port,
+                            static_cast<uint8_t>(family_index),
+                            static_cast<uint8_t>(protocol_index)};
+    if (family_index == 0) {
+      std::fill(destination.address.begin() + 4, destination.address.end(), 0);
+    }
+    auto found = destinations_.find(destination);
+    if (found != destinations_.end()) {
+      found->second++;
+    } else if (destinations_.size() < kMaxDestinations) {
+      destinations_.emplace(destination, 1);
+    } else {
+      untracked_destination_sockets_++;
+    }
     std::unique_ptr<PortCounts>& peer = peer_[PeerIndex(protocol_index, state)];
     if (!peer) {
       peer = std::make_unique<PortCounts>();
@@ -182,6 +214,43 @@ void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out) cons
                     static_cast<double>(count));
   }
   peer_family.MoveTo(out);
+
+  // The busiest destinations: how close connect() is to EADDRNOTAVAIL toward each.
+  std::vector<std::pair<const Destination*, uint32_t>> busiest;
+  busiest.reserve(destinations_.size());
+  for (const auto& [destination, count] : destinations_) {
+    busiest.emplace_back(&destination, count);
+  }
+  const size_t shown = std::min(limits_.top_destinations, busiest.size());
+  std::partial_sort(busiest.begin(), busiest.begin() + static_cast<std::ptrdiff_t>(shown),
+                    busiest.end(), [](const auto& a, const auto& b) {
+                      return std::tie(b.second, a.first->port, a.first->address) <
+                             std::tie(a.second, b.first->port, b.first->address);
+                    });
+  FamilyBuilder destination_family(
+      "portwatch_ephemeral_destination_sockets",
+      "Client-side sockets (local port folded as ephemeral) toward one remote address and port, "
+      "for the busiest top_destinations of them: connect() fails with EADDRNOTAVAIL when this "
+      "reaches portwatch_ephemeral_ports_available.",
+      prometheus::MetricType::Gauge);
+  for (size_t i = 0; i < shown; ++i) {
+    const Destination& destination = *busiest[i].first;
+    const Protocol proto = kProtocolsInOrder[destination.protocol_index];
+    char address[INET6_ADDRSTRLEN] = {};
+    ::inet_ntop(destination.family_index == 0 ? AF_INET : AF_INET6, destination.address.data(),
+                address, sizeof(address));
+    destination_family.Add({{"peer_address", address},
+                            {"peer_port", std::to_string(destination.port)},
+                            {"protocol", std::string(netlink::ProtocolName(proto))}},
+                           busiest[i].second);
+  }
+  destination_family.MoveTo(out);
+  FamilyBuilder("portwatch_ephemeral_destination_untracked_sockets",
+                "Client-side sockets not counted per destination because more than 65536 "
+                "distinct destinations were seen in this scrape.",
+                prometheus::MetricType::Gauge)
+      .Add(static_cast<double>(untracked_destination_sockets_))
+      .MoveTo(out);
 
   FamilyBuilder folded("portwatch_port_series_folded",
                        "Ports folded into the \"other\" series because a cardinality cap "

@@ -4,6 +4,7 @@
 #include <bitset>
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include <prometheus/metric_family.h>
@@ -28,6 +29,8 @@ class SocketTable {
   struct Limits {
     size_t max_port_series = 1000;
     size_t max_peer_port_series = 100;
+    /// Busiest remote address:port destinations to expose.
+    size_t top_destinations = 10;
   };
   /// Per protocol (tcp, udp), the ports with a listening socket.
   using ListeningSet = std::vector<std::bitset<65536>>;
@@ -58,8 +61,24 @@ class SocketTable {
     return range_.Contains(port) && !listening_[protocol].test(port);
   }
 
+  /// A remote endpoint client-side sockets talk to: family, address, port and protocol packed.
+  struct Destination {
+    std::array<uint8_t, 16> address;
+    uint16_t port;
+    uint8_t family_index;
+    uint8_t protocol_index;
+    bool operator==(const Destination& other) const = default;
+  };
+  struct DestinationHash {
+    size_t operator()(const Destination& destination) const;
+  };
+  /// Distinct destinations tracked per scrape; past it new ones are only counted as untracked.
+  static constexpr size_t kMaxDestinations = 65536;
+
   EphemeralRange range_;
   Limits limits_;
+  std::unordered_map<Destination, uint32_t, DestinationHash> destinations_;
+  uint64_t untracked_destination_sockets_ = 0;
   std::array<std::unique_ptr<PortCounts>, kProtocols * kFamilies * kStates> local_;
   std::array<std::unique_ptr<PortCounts>, kProtocols * kStates> peer_;
   // On the heap, like everything sized by the port space: web threads have small stacks.

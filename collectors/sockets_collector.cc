@@ -60,7 +60,9 @@ CollectStatus SocketsCollector::Collect(const Config& config,
       netlink::kAllStates | (options.bound_inactive ? netlink::kBoundInactiveStates : 0);
   for (int pass = 0; pass < 2; ++pass) {
     table = std::make_unique<SocketTable>(
-        *range, SocketTable::Limits{options.max_port_series, options.max_peer_port_series},
+        *range,
+        SocketTable::Limits{options.max_port_series, options.max_peer_port_series,
+                            options.top_destinations},
         std::move(seed));
     sockets_read.clear();
     for (const Table& t : tables) {

@@ -156,6 +156,16 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
       {Peers("tcp", "established", std::to_string(kExporterPort)), 1},
       {Peers("tcp", "time_wait", "5001"), 4},
       {Peers("udp", "established", "5353"), 1},
+      {SeriesKey("portwatch_ephemeral_destination_sockets",
+                 {{"peer_address", "::1"}, {"peer_port", "5001"}, {"protocol", "tcp"}}),
+       4},
+      {SeriesKey("portwatch_ephemeral_destination_sockets",
+                 {{"peer_address", "127.0.0.1"}, {"peer_port", "5000"}, {"protocol", "tcp"}}),
+       3},
+      {SeriesKey("portwatch_ephemeral_destination_sockets",
+                 {{"peer_address", "127.0.0.1"}, {"peer_port", "5353"}, {"protocol", "udp"}}),
+       1},
+      {SeriesKey("portwatch_ephemeral_ports_available", {}), 1000},
   };
   Exposition metrics = ScrapeUntil(expected);
   for (const auto& [series, value] : expected) {
@@ -170,6 +180,9 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
   EXPECT_EQ(metrics.Value("portwatch_scrape_collector_success", {{"collector", "sockets"}}), 1);
   EXPECT_EQ(metrics.Value("portwatch_ephemeral_port_range_first"), 40000);
   EXPECT_EQ(metrics.Value("portwatch_ephemeral_port_range_last"), 40999);
+  // Every client-side socket is counted toward its destination: 3 + 1 + 2 + 1 (the scrape)
+  // established, 4 TIME_WAIT, 1 UDP.
+  EXPECT_EQ(metrics.Sum("portwatch_ephemeral_destination_sockets"), 3 + 1 + 2 + 1 + 4 + 1);
   EXPECT_EQ(
       metrics.Value("portwatch_scrape_sockets_read", {{"family", "ipv4"}, {"protocol", "udp"}}), 3);
 }
