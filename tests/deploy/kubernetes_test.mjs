@@ -58,7 +58,8 @@ test("the overlays build the expected objects", () => {
   assert.deepEqual(names("."), exporter);
   assert.deepEqual(names("exporter"), exporter);
   assert.deepEqual(names("prometheus-operator"),
-    [...exporter, "ServiceMonitor/portwatch/portwatch-exporter"].sort());
+    [...exporter, "PrometheusRule/portwatch/portwatch-rules",
+      "ServiceMonitor/portwatch/portwatch-exporter"].sort());
 });
 
 // Deliberately misspelled copies: [file, text, misspelling, field the error must name].
