@@ -1,0 +1,217 @@
+#include "collectors/bind_events_collector.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <unordered_set>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "collectors/socket_owners.h"
+#include "collectors/socket_table.h"
+
+namespace portwatch {
+
+namespace {
+
+using netlink::Family;
+using netlink::Protocol;
+
+/// Quoted for a logfmt value: the comm and cmdline are already free of '"' and '\'.
+std::string Quote(const std::string& text) {
+  std::string quoted;
+  for (char c : text) {
+    quoted += (c == '"' || c == '\\') ? '_' : c;
+  }
+  return "\"" + quoted + "\"";
+}
+
+}  // namespace
+
+uint32_t OwnNetworkNamespace() {
+  struct stat info {};
+  return ::stat("/proc/self/ns/net", &info) == 0 ? static_cast<uint32_t>(info.st_ino) : 0;
+}
+
+BindEventsCollector::BindEventsCollector(ProcFs procfs,
+                                         SocketsCollector::TransportFactory open_transport,
+                                         const SourceFactory& open_source, uint32_t own_netns,
+                                         LogSink log)
+    : procfs_(std::move(procfs)),
+      open_transport_(std::move(open_transport)),
+      own_netns_(own_netns),
+      log_(std::move(log)) {
+  if (!log_) {
+    log_ = [](const std::string& line) { spdlog::info("{}", line); };
+  }
+  source_ = open_source([this](const BindFailureEvent& event) { OnEvent(event); });
+  if (source_->Available()) {
+    spdlog::info(
+        "msg=\"bind_events: counting failed bind/listen/connect calls\" attach=raw_tp/sys_exit");
+  } else {
+    spdlog::warn(
+        "msg=\"bind_events: eBPF unavailable, portwatch_bind_events_available is 0; the other "
+        "collectors run as usual\" reason=\"{}\"",
+        source_->UnavailableReason());
+  }
+}
+
+BindEventsCollector::~BindEventsCollector() { source_.reset(); }
+
+std::set<uint16_t> BindEventsCollector::ListeningPorts() const {
+  std::set<uint16_t> ports;
+  std::string error;
+  std::unique_ptr<netlink::Transport> transport = open_transport_(error);
+  if (!transport) {
+    return ports;
+  }
+  for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
+    const uint32_t states = protocol == Protocol::kTcp ? netlink::StateBit(netlink::kListen)
+                                                       : netlink::StateBit(netlink::kClose);
+    for (Family family : {Family::kIpv4, Family::kIpv6}) {
+      netlink::Dump(*transport, {protocol, family, states, {}},
+                    [&ports, protocol](const netlink::SocketRecord& record) {
+                      if (SocketTable::IsListening(protocol, record.state)) {
+                        ports.insert(record.local_port);
+                      }
+                    });
+    }
+  }
+  return ports;
+}
+
+CollectStatus BindEventsCollector::Collect(const Config& config,
+                                           std::vector<prometheus::MetricFamily>& out) {
+  const BindEventsConfig& options = config.bind_events;
+  FamilyBuilder available("portwatch_bind_events_available",
+                          "1 when the eBPF program counting failed bind/listen/connect calls is "
+                          "attached; 0 when it cannot be (see the exporter's log for why).",
+                          prometheus::MetricType::Gauge);
+  available.Add(source_->Available() ? 1 : 0);
+  available.MoveTo(out);
+  if (!source_->Available()) {
+    return {};
+  }
+  const uint32_t only_netns = options.all_namespaces ? 0 : own_netns_;
+  source_->SetNetnsFilter(only_netns);
+
+  std::set<uint16_t> kept = ListeningPorts();
+  for (const ServiceConfig& service : config.services) {
+    kept.insert(service.port);
+  }
+  counters_.Update(source_->ReadCounts(), kept,
+                   BindFailureCounters::Options{options.max_port_series, only_netns});
+  counters_.AppendMetrics(out);
+
+  FamilyBuilder uncounted("portwatch_bind_failures_uncounted_total",
+                          "Failures not counted because the kernel map of counters was full.",
+                          prometheus::MetricType::Counter);
+  uncounted.Add(static_cast<double>(source_->UncountedFailures()));
+  uncounted.MoveTo(out);
+  FamilyBuilder lost("portwatch_bind_events_log_lost_total",
+                     "Failures counted but not logged because the ring buffer to user space "
+                     "was full.",
+                     prometheus::MetricType::Counter);
+  lost.Add(static_cast<double>(source_->LostEvents()));
+  lost.MoveTo(out);
+  return {};
+}
+
+std::string BindEventsCollector::DescribeFailure(const BindFailureEvent& event) const {
+  const BindFailureKey& key = event.key;
+  std::string line = "msg=\"" + std::string(SyscallLabel(key.syscall)) +
+                     " failed\" errno=" + ErrnoLabel(key.err) + " process=" + Quote(key.comm) +
+                     " pid=" + std::to_string(event.pid) + " uid=" + std::to_string(event.uid) +
+                     " netns=" + std::to_string(key.netns) +
+                     " family=" + std::string(FamilyLabel(key.family));
+  if (!event.address.empty()) {
+    line += " address=" + Quote(event.address);
+  }
+  line += " port=" + std::to_string(key.port);
+  if (key.syscall == PORTWATCH_SYSCALL_CONNECT) {
+    return line + " why=\"no free local port toward this destination (ephemeral ports in use)\"";
+  }
+  if (key.err == EACCES) {
+    return line +
+           " why=\"port below net.ipv4.ip_unprivileged_port_start needs CAP_NET_BIND_SERVICE\"";
+  }
+  if (key.port == 0) {
+    return line + " why=\"no free ephemeral port\"";
+  }
+  if (own_netns_ == 0 || key.netns != own_netns_) {
+    return line + " holders=\"unknown: another network namespace\"";
+  }
+  // Who holds the port, from the socket table of this network namespace.
+  std::string error;
+  std::unique_ptr<netlink::Transport> transport = open_transport_(error);
+  if (!transport) {
+    return line + " holders=\"unknown: " + error + "\"";
+  }
+  struct Holder {
+    Protocol protocol;
+    netlink::SocketRecord record;
+  };
+  std::vector<Holder> holders;
+  for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
+    for (Family family : {Family::kIpv4, Family::kIpv6}) {
+      netlink::Dump(*transport, {protocol, family, netlink::kAllStates, {key.port}},
+                    [&holders, protocol](const netlink::SocketRecord& record) {
+                      holders.push_back({protocol, record});
+                    });
+    }
+  }
+  if (holders.empty()) {
+    return line + " holders=\"none visible\"";
+  }
+  std::unordered_set<uint32_t> inodes;
+  for (const Holder& holder : holders) {
+    if (holder.record.inode != 0) {
+      inodes.insert(holder.record.inode);
+    }
+  }
+  const SocketOwners owners = FindSocketOwners(procfs_, inodes);
+  constexpr size_t kMaxHolders = 5;
+  std::string text;
+  for (size_t i = 0; i < holders.size() && i < kMaxHolders; ++i) {
+    const Holder& holder = holders[i];
+    text += (i == 0 ? "" : "; ") + std::string(netlink::ProtocolName(holder.protocol)) + " " +
+            std::string(netlink::StateName(holder.protocol, holder.record.state));
+    auto owner = owners.by_inode.find(holder.record.inode);
+    if (owner != owners.by_inode.end() && !owner->second.empty()) {
+      text += " by " + DescribeProcess(owner->second.front());
+    } else if (holder.record.inode == 0) {
+      text += " (no process)";
+    } else {
+      text += " by an invisible process";
+    }
+  }
+  if (holders.size() > kMaxHolders) {
+    text += "; +" + std::to_string(holders.size() - kMaxHolders) + " more";
+  }
+  return line + " holders=" + Quote(text);
+}
+
+void BindEventsCollector::OnEvent(const BindFailureEvent& event) {
+  uint64_t suppressed = 0;
+  {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - log_refilled_).count();
+    log_tokens_ = std::min(kLogBurst, log_tokens_ + elapsed * kLogLinesPerSecond);
+    log_refilled_ = now;
+    if (log_tokens_ < 1) {
+      ++log_suppressed_;
+      return;
+    }
+    log_tokens_ -= 1;
+    suppressed = std::exchange(log_suppressed_, 0);
+  }
+  std::string line = DescribeFailure(event);
+  if (suppressed != 0) {
+    line += " suppressed_before=" + std::to_string(suppressed);
+  }
+  log_(line);
+}
+
+}  // namespace portwatch

@@ -1,0 +1,179 @@
+#include "collectors/bpf/bind_event_source.h"
+
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#if PORTWATCH_HAVE_BPF
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "collectors/bpf/bind_events_skel.h"
+#endif
+
+namespace portwatch {
+
+namespace {
+
+/// The source when BPF cannot be used: counts nothing and says why.
+class UnavailableSource : public BindEventSource {
+ public:
+  explicit UnavailableSource(std::string reason) : reason_(std::move(reason)) {}
+  bool Available() const override { return false; }
+  std::string UnavailableReason() const override { return reason_; }
+  void SetNetnsFilter(uint32_t /*netns*/) override {}
+  std::vector<std::pair<BindFailureKey, uint64_t>> ReadCounts() override { return {}; }
+  uint64_t UncountedFailures() const override { return 0; }
+  uint64_t LostEvents() const override { return 0; }
+
+ private:
+  std::string reason_;
+};
+
+#if PORTWATCH_HAVE_BPF
+
+int LogLibbpf(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) {
+    return 0;
+  }
+  char line[512];
+  const int length = std::vsnprintf(line, sizeof(line), format, args);
+  std::string text(line, length > 0 ? std::min<size_t>(length, sizeof(line) - 1) : 0);
+  while (!text.empty() && text.back() == '\n') {
+    text.pop_back();
+  }
+  spdlog::debug("msg=\"libbpf\" detail=\"{}\"", text);
+  return length;
+}
+
+class KernelSource : public BindEventSource {
+ public:
+  explicit KernelSource(BindEventHandler on_event) : on_event_(std::move(on_event)) {}
+
+  ~KernelSource() override {
+    stop_ = true;
+    if (poller_.joinable()) {
+      poller_.join();
+    }
+    if (ring_ != nullptr) {
+      ring_buffer__free(ring_);
+    }
+    portwatch_bpf_destroy(bpf_);  // detaches the program
+  }
+  KernelSource(const KernelSource&) = delete;
+  KernelSource& operator=(const KernelSource&) = delete;
+
+  /// Returns an empty string on success, else why BPF cannot be used.
+  std::string Start() {
+    libbpf_set_print(LogLibbpf);
+    struct stat btf {};
+    if (::stat("/sys/kernel/btf/vmlinux", &btf) != 0) {
+      return "the kernel has no BTF (/sys/kernel/btf/vmlinux missing: CONFIG_DEBUG_INFO_BTF off "
+             "or kernel older than 5.5)";
+    }
+    int error = 0;
+    const char* stage = "";
+    bpf_ = portwatch_bpf_start(SYS_bind, SYS_listen, SYS_connect, &error, &stage);
+    if (bpf_ == nullptr) {
+      return Explain(std::string("cannot ") + stage + " the BPF program (raw tracepoint sys_exit)",
+                     error);
+    }
+    ring_ = ring_buffer__new(portwatch_bpf_events_fd(bpf_), &KernelSource::OnSample, this, nullptr);
+    if (ring_ == nullptr) {
+      return Explain("cannot open the BPF ring buffer", errno);
+    }
+    poller_ = std::thread([this] {
+      while (!stop_) {
+        const int result = ring_buffer__poll(ring_, 200);
+        if (result < 0 && result != -EINTR) {
+          spdlog::warn("msg=\"bind_events: ring buffer poll failed, no more log lines\" err=\"{}\"",
+                       std::strerror(-result));
+          return;
+        }
+      }
+    });
+    return "";
+  }
+
+  bool Available() const override { return true; }
+  std::string UnavailableReason() const override { return ""; }
+  void SetNetnsFilter(uint32_t netns) override { portwatch_bpf_set_netns_filter(bpf_, netns); }
+  std::vector<std::pair<BindFailureKey, uint64_t>> ReadCounts() override {
+    std::vector<std::pair<BindFailureKey, uint64_t>> counts;
+    const int fd = portwatch_bpf_failures_fd(bpf_);
+    const uint32_t max_entries = portwatch_bpf_failures_max_entries(bpf_);
+    portwatch_bind_key key{};
+    portwatch_bind_key next{};
+    const void* previous = nullptr;  // nullptr: the first key
+    // Bounded: the map never holds more than max_entries keys (no key is ever deleted, so the
+    // walk cannot restart from the beginning).
+    for (uint32_t i = 0; i <= max_entries && bpf_map_get_next_key(fd, previous, &next) == 0; ++i) {
+      uint64_t value = 0;
+      if (bpf_map_lookup_elem(fd, &next, &value) == 0) {
+        counts.emplace_back(DecodeBindKey(next), value);
+      }
+      key = next;
+      previous = &key;
+    }
+    return counts;
+  }
+  uint64_t UncountedFailures() const override { return portwatch_bpf_dropped_keys(bpf_); }
+  uint64_t LostEvents() const override { return portwatch_bpf_lost_events(bpf_); }
+
+ private:
+  static int OnSample(void* context, void* data, size_t size) {
+    if (size >= sizeof(portwatch_bind_event)) {
+      portwatch_bind_event raw{};
+      std::memcpy(&raw, data, sizeof(raw));
+      auto* self = static_cast<KernelSource*>(context);
+      if (self->on_event_) {
+        self->on_event_(DecodeBindEvent(raw));
+      }
+    }
+    return 0;
+  }
+
+  static std::string Explain(const std::string& what, int error) {
+    std::string text = what + ": " + std::strerror(error);
+    if (error == EPERM || error == EACCES) {
+      text += " (needs CAP_BPF and CAP_PERFMON, or root; a seccomp filter may also deny bpf())";
+    }
+    return text;
+  }
+
+  BindEventHandler on_event_;
+  portwatch_bpf* bpf_ = nullptr;
+  ring_buffer* ring_ = nullptr;
+  std::thread poller_;
+  std::atomic<bool> stop_{false};
+};
+
+#endif  // PORTWATCH_HAVE_BPF
+
+}  // namespace
+
+bool BindEventsBuiltWithBpf() { return PORTWATCH_HAVE_BPF != 0; }
+
+std::unique_ptr<BindEventSource> OpenKernelBindEventSource(BindEventHandler on_event) {
+#if PORTWATCH_HAVE_BPF
+  auto source = std::make_unique<KernelSource>(std::move(on_event));
+  std::string error = source->Start();
+  if (error.empty()) {
+    return source;
+  }
+  return std::make_unique<UnavailableSource>(error);
+#else
+  (void)on_event;
+  return std::make_unique<UnavailableSource>(
+      "built without eBPF support (cmake -DPORTWATCH_BPF=OFF)");
+#endif
+}
+
+}  // namespace portwatch

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "collectors/bind_events_table.h"
+
+namespace portwatch {
+
+/// Where bind failures come from: the eBPF program in the kernel, or a test's fake.
+class BindEventSource {
+ public:
+  virtual ~BindEventSource() = default;
+  /// Whether failures are being counted; when not, UnavailableReason() says why.
+  virtual bool Available() const = 0;
+  virtual std::string UnavailableReason() const = 0;
+  /// Count only failures in this network namespace (inode); 0 counts every namespace.
+  virtual void SetNetnsFilter(uint32_t netns) = 0;
+  /// Every counter of the kernel map.
+  virtual std::vector<std::pair<BindFailureKey, uint64_t>> ReadCounts() = 0;
+  /// Failures not counted because the map was full.
+  virtual uint64_t UncountedFailures() const = 0;
+  /// Failures whose log event was lost (ring buffer full).
+  virtual uint64_t LostEvents() const = 0;
+};
+
+/// Called from the source's own thread for each failure.
+using BindEventHandler = std::function<void(const BindFailureEvent&)>;
+
+/// Loads and attaches the eBPF program (raw tracepoint raw_syscalls:sys_exit) and starts a
+/// thread that hands each failure to `on_event`. Never fails: when BPF cannot be used (a build
+/// without it, no BTF, no CAP_BPF/CAP_PERFMON, an old kernel) the source is unavailable and
+/// says why. Destroying it stops the thread and detaches the program.
+std::unique_ptr<BindEventSource> OpenKernelBindEventSource(BindEventHandler on_event);
+
+/// Whether this binary was built with the eBPF program (CMake option PORTWATCH_BPF).
+bool BindEventsBuiltWithBpf();
+
+}  // namespace portwatch

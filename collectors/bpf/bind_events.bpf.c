@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0
+/* portwatch bind_events: counts bind() failing with EADDRINUSE, EADDRNOTAVAIL or EACCES,
+ * listen() failing with EADDRINUSE and connect() failing with EADDRNOTAVAIL.
+ *
+ * One raw tracepoint program on raw_syscalls:sys_exit. Raw tracepoints attach by name
+ * (BPF_RAW_TRACEPOINT_OPEN): no tracefs mount, no kprobes, no perf event. The program runs at
+ * every system call's exit and returns after one comparison unless the call failed with one of
+ * the three errnos; only then does it look at the syscall number and the arguments (still in
+ * the caller's saved registers). CO-RE: struct offsets come from the running kernel's BTF. */
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "collectors/bpf/bind_events_abi.h"
+
+#define EACCES 13
+#define EADDRINUSE 98
+#define EADDRNOTAVAIL 99
+#define AF_INET 2
+#define AF_INET6 10
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Syscall numbers of the running architecture, filled in by user space before loading. */
+const volatile long nr_bind = -1;
+const volatile long nr_listen = -1;
+const volatile long nr_connect = -1;
+
+/* Written by user space at any time: count only this network namespace (0: every one). */
+__u32 filter_netns = 0;
+/* Failures not counted because the map was full, and events the ring buffer had no room for. */
+__u64 dropped_keys = 0;
+__u64 lost_events = 0;
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct portwatch_bind_key);
+  __type(value, __u64);
+} failures SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+static __always_inline long syscall_nr(struct pt_regs *regs) {
+#if defined(__TARGET_ARCH_x86)
+  return BPF_CORE_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+  return BPF_CORE_READ(regs, syscallno);
+#else
+#error "bind_events: syscall number register unknown for this architecture"
+#endif
+}
+
+/* Family, port and address of a user-space sockaddr. */
+static __always_inline void read_sockaddr(const void *uaddr, long len, struct portwatch_bind_event *event) {
+  __u16 family = 0;
+  if (!uaddr || len < (long)sizeof(family) ||
+      bpf_probe_read_user(&family, sizeof(family), uaddr) != 0) {
+    return;
+  }
+  if (family == AF_INET && len >= (long)sizeof(struct sockaddr_in)) {
+    struct sockaddr_in sin = {};
+    if (bpf_probe_read_user(&sin, sizeof(sin), uaddr) == 0) {
+      event->key.family = AF_INET;
+      event->key.port = bpf_ntohs(sin.sin_port);
+      __builtin_memcpy(event->addr, &sin.sin_addr, 4);
+    }
+  } else if (family == AF_INET6 && len >= (long)sizeof(struct sockaddr_in6)) {
+    struct sockaddr_in6 sin6 = {};
+    if (bpf_probe_read_user(&sin6, sizeof(sin6), uaddr) == 0) {
+      event->key.family = AF_INET6;
+      event->key.port = bpf_ntohs(sin6.sin6_port);
+      __builtin_memcpy(event->addr, &sin6.sin6_addr, 16);
+    }
+  }
+}
+
+/* listen() has no sockaddr: the port is the one the socket is bound to (0 when autobind failed). */
+static __always_inline void read_socket_port(struct task_struct *task, long fd,
+                                             struct portwatch_bind_event *event) {
+  struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+  unsigned int max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
+  struct file *file = NULL;
+  if (fd < 0 || fd >= max_fds || bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) != 0 ||
+      !file) {
+    return;
+  }
+  struct socket *sock = BPF_CORE_READ(file, private_data);
+  if (!sock) {
+    return;
+  }
+  struct sock *sk = BPF_CORE_READ(sock, sk);
+  if (!sk) {
+    return;
+  }
+  event->key.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+  event->key.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+}
+
+SEC("raw_tp/sys_exit")
+int portwatch_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
+  long ret = (long)ctx->args[1];
+  /* The fast path of every other system call. */
+  if (ret != -EADDRINUSE && ret != -EADDRNOTAVAIL && ret != -EACCES) {
+    return 0;
+  }
+  struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+  long nr = syscall_nr(regs);
+  __u8 syscall = 0;
+  if (nr == nr_bind) {
+    syscall = PORTWATCH_SYSCALL_BIND;
+  } else if (nr == nr_listen && ret == -EADDRINUSE) {
+    syscall = PORTWATCH_SYSCALL_LISTEN;
+  } else if (nr == nr_connect && ret == -EADDRNOTAVAIL) {
+    syscall = PORTWATCH_SYSCALL_CONNECT;
+  } else {
+    return 0;
+  }
+  struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+  __u32 netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+  if (filter_netns != 0 && netns != filter_netns) {
+    return 0;
+  }
+
+  struct portwatch_bind_event event = {};
+  event.key.netns = netns;
+  event.key.syscall = syscall;
+  event.key.err = (__u8)(-ret);
+  bpf_get_current_comm(event.key.comm, sizeof(event.key.comm));
+  event.pid = bpf_get_current_pid_tgid() >> 32;
+  event.uid = (__u32)bpf_get_current_uid_gid();
+  long fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+  if (syscall == PORTWATCH_SYSCALL_LISTEN) {
+    read_socket_port(task, fd, &event);
+  } else {
+    const void *uaddr = (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs);
+    long len = PT_REGS_PARM3_CORE_SYSCALL(regs);
+    read_sockaddr(uaddr, len, &event);
+  }
+
+  __u64 *count = bpf_map_lookup_elem(&failures, &event.key);
+  if (count) {
+    __sync_fetch_and_add(count, 1);
+  } else {
+    __u64 one = 1;
+    if (bpf_map_update_elem(&failures, &event.key, &one, BPF_NOEXIST) != 0) {
+      /* Another CPU may have inserted the key meanwhile; otherwise the map is full. */
+      count = bpf_map_lookup_elem(&failures, &event.key);
+      if (count) {
+        __sync_fetch_and_add(count, 1);
+      } else {
+        __sync_fetch_and_add(&dropped_keys, 1);
+      }
+    }
+  }
+
+  struct portwatch_bind_event *out = bpf_ringbuf_reserve(&events, sizeof(*out), 0);
+  if (!out) {
+    __sync_fetch_and_add(&lost_events, 1);
+    return 0;
+  }
+  __builtin_memcpy(out, &event, sizeof(*out));
+  bpf_ringbuf_submit(out, 0);
+  return 0;
+}

@@ -1,0 +1,76 @@
+# The bind_events collector's eBPF program, included by the top-level CMakeLists.txt after the
+# portwatch_collectors target exists.
+#
+# With PORTWATCH_BPF (default ON), at build time:
+#   1. vmlinux.h from the build machine's kernel BTF (bpftool btf dump ... format c): the kernel
+#      types the program reads. CO-RE relocations adapt the offsets to the kernel it runs on.
+#   2. bind_events.bpf.o with clang -target bpf.
+#   3. bind_events.skel.h (bpftool gen skeleton): the object embedded in the binary plus typed
+#      open/load/attach functions; only bind_events_skel.c (C) includes it.
+# Everything generated stays in the build tree (not linted, not formatted).
+if(PORTWATCH_BPF)
+  find_program(PORTWATCH_CLANG NAMES clang clang-14 clang-15 clang-16)
+  find_program(PORTWATCH_BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin)
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(LIBBPF IMPORTED_TARGET libbpf)
+  set(PORTWATCH_VMLINUX_BTF /sys/kernel/btf/vmlinux CACHE FILEPATH
+      "Kernel BTF that vmlinux.h is generated from")
+  foreach(need PORTWATCH_CLANG PORTWATCH_BPFTOOL LIBBPF_FOUND)
+    if(NOT ${need})
+      message(FATAL_ERROR "PORTWATCH_BPF: ${need} not found (apt-get install clang bpftool "
+                          "libbpf-dev, as tools/dev.sh does), or configure with -DPORTWATCH_BPF=OFF")
+    endif()
+  endforeach()
+  if(NOT EXISTS ${PORTWATCH_VMLINUX_BTF})
+    message(FATAL_ERROR "PORTWATCH_BPF: ${PORTWATCH_VMLINUX_BTF} missing (kernel without BTF): "
+                        "set -DPORTWATCH_VMLINUX_BTF=<file> or -DPORTWATCH_BPF=OFF")
+  endif()
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+    set(PORTWATCH_BPF_ARCH x86)
+  elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64")
+    set(PORTWATCH_BPF_ARCH arm64)
+  else()
+    message(FATAL_ERROR "PORTWATCH_BPF: unsupported architecture ${CMAKE_SYSTEM_PROCESSOR}")
+  endif()
+
+  set(PORTWATCH_BPF_DIR ${CMAKE_BINARY_DIR}/bpf)
+  file(MAKE_DIRECTORY ${PORTWATCH_BPF_DIR})
+  set(PORTWATCH_BPF_SOURCE ${CMAKE_SOURCE_DIR}/collectors/bpf/bind_events.bpf.c)
+  add_custom_command(
+    OUTPUT ${PORTWATCH_BPF_DIR}/vmlinux.h
+    COMMAND ${PORTWATCH_BPFTOOL} btf dump file ${PORTWATCH_VMLINUX_BTF} format c > vmlinux.h.tmp
+    COMMAND ${CMAKE_COMMAND} -E rename vmlinux.h.tmp vmlinux.h
+    WORKING_DIRECTORY ${PORTWATCH_BPF_DIR}
+    COMMENT "bpftool: vmlinux.h from ${PORTWATCH_VMLINUX_BTF}")
+  add_custom_command(
+    OUTPUT ${PORTWATCH_BPF_DIR}/bind_events.bpf.o
+    COMMAND ${PORTWATCH_CLANG} -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${PORTWATCH_BPF_ARCH}
+            -I${PORTWATCH_BPF_DIR} -I${CMAKE_SOURCE_DIR} -c ${PORTWATCH_BPF_SOURCE}
+            -o ${PORTWATCH_BPF_DIR}/bind_events.bpf.o
+    DEPENDS ${PORTWATCH_BPF_SOURCE} ${CMAKE_SOURCE_DIR}/collectors/bpf/bind_events_abi.h
+            ${PORTWATCH_BPF_DIR}/vmlinux.h
+    COMMENT "clang -target bpf: bind_events.bpf.o")
+  add_custom_command(
+    OUTPUT ${PORTWATCH_BPF_DIR}/bind_events.skel.h
+    # gen object keeps the BTF that CO-RE needs and drops the DWARF: a smaller embedded object.
+    COMMAND ${PORTWATCH_BPFTOOL} gen object bind_events.linked.o bind_events.bpf.o
+    COMMAND ${PORTWATCH_BPFTOOL} gen skeleton bind_events.linked.o name bind_events_bpf
+            > bind_events.skel.h.tmp
+    COMMAND ${CMAKE_COMMAND} -E rename bind_events.skel.h.tmp bind_events.skel.h
+    DEPENDS ${PORTWATCH_BPF_DIR}/bind_events.bpf.o
+    WORKING_DIRECTORY ${PORTWATCH_BPF_DIR}
+    COMMENT "bpftool gen skeleton: bind_events.skel.h")
+  # The skeleton is used only by a small C file, its own translation unit: generated code is
+  # never seen by clang-tidy (which lints collectors/*.cc).
+  enable_language(C)
+  add_library(portwatch_bpf_skeleton STATIC
+    ${CMAKE_SOURCE_DIR}/collectors/bpf/bind_events_skel.c ${PORTWATCH_BPF_DIR}/bind_events.skel.h)
+  target_include_directories(portwatch_bpf_skeleton PRIVATE ${PORTWATCH_BPF_DIR} ${CMAKE_SOURCE_DIR})
+  target_compile_options(portwatch_bpf_skeleton PRIVATE -Wno-overlength-strings)
+  target_link_libraries(portwatch_bpf_skeleton PUBLIC PkgConfig::LIBBPF)
+  target_link_libraries(portwatch_collectors PUBLIC portwatch_bpf_skeleton)
+  target_compile_definitions(portwatch_collectors PRIVATE PORTWATCH_HAVE_BPF=1)
+  target_link_libraries(portwatch_collectors PUBLIC PkgConfig::LIBBPF)
+else()
+  target_compile_definitions(portwatch_collectors PRIVATE PORTWATCH_HAVE_BPF=0)
+endif()

@@ -1,0 +1,195 @@
+#include "collectors/bind_events_collector.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "exporter/config.h"
+#include "tests/unit/metric_samples.h"
+
+namespace portwatch {
+namespace {
+
+using unit::Samples;
+
+constexpr uint32_t kOwnNetns = 4026531840;
+constexpr uint32_t kOtherNetns = 4026532999;
+
+/// A source whose counts the test sets; remembers the filter it was given.
+struct FakeState {
+  bool available = true;
+  std::vector<std::pair<BindFailureKey, uint64_t>> counts;
+  uint32_t filter = 12345;  // anything but 0 or a real inode: "never set"
+  BindEventHandler handler;
+};
+
+class FakeSource : public BindEventSource {
+ public:
+  explicit FakeSource(FakeState& state) : state_(state) {}
+  bool Available() const override { return state_.available; }
+  std::string UnavailableReason() const override { return "fake: no BPF"; }
+  void SetNetnsFilter(uint32_t netns) override { state_.filter = netns; }
+  std::vector<std::pair<BindFailureKey, uint64_t>> ReadCounts() override { return state_.counts; }
+  uint64_t UncountedFailures() const override { return 3; }
+  uint64_t LostEvents() const override { return 4; }
+
+ private:
+  FakeState& state_;
+};
+
+BindFailureKey Key(uint16_t port, uint32_t netns, uint8_t syscall = PORTWATCH_SYSCALL_BIND,
+                   uint8_t err = EADDRINUSE) {
+  BindFailureKey key;
+  key.netns = netns;
+  key.port = port;
+  key.syscall = syscall;
+  key.err = err;
+  key.family = AF_INET;
+  key.comm = "app";
+  return key;
+}
+
+class BindEventsCollectorTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<BindEventsCollector> Make() {
+    return std::make_unique<BindEventsCollector>(
+        ProcFs(PORTWATCH_FIXTURES "/proc"),
+        // No socket table: no listening ports (the e2e test covers them).
+        [](std::string& error) -> std::unique_ptr<netlink::Transport> {
+          error = "no netlink in unit tests";
+          return nullptr;
+        },
+        [this](BindEventHandler handler) {
+          state_.handler = std::move(handler);
+          return std::make_unique<FakeSource>(state_);
+        },
+        kOwnNetns, [this](const std::string& line) { lines_.push_back(line); });
+  }
+
+  static Config ParsedConfig(const std::string& yaml) {
+    ConfigResult result = ParseConfig(yaml, "test.yaml");
+    EXPECT_TRUE(result.config) << result.error;
+    return result.config.value_or(Config{});
+  }
+
+  FakeState state_;
+  std::vector<std::string> lines_;
+};
+
+TEST_F(BindEventsCollectorTest, UnavailableSaysSoAndSucceeds) {
+  state_.available = false;
+  auto collector = Make();
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector->Collect(Config{}, out);
+  EXPECT_TRUE(status.ok);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(Samples(out, "portwatch_bind_events_available"),
+            (std::map<std::string, double>{{"", 0}}));
+}
+
+TEST_F(BindEventsCollectorTest, CountsWithServicePortsKeptAndNamespaceFilter) {
+  auto collector = Make();
+  state_.counts = {
+      {Key(8080, kOwnNetns), 2}, {Key(9000, kOwnNetns), 1}, {Key(8080, kOtherNetns), 5}};
+  Config config = ParsedConfig(
+      "collectors:\n  bind_events:\n    namespaces: own\n    max_port_series: 1\n"
+      "services:\n  - name: web\n    port: 9000\n");
+  std::vector<prometheus::MetricFamily> out;
+  ASSERT_TRUE(collector->Collect(config, out).ok);
+  EXPECT_EQ(state_.filter, kOwnNetns);
+  const std::string own = std::to_string(kOwnNetns);
+  // 9000 is a service port: kept beyond the cap of 1, which 8080 takes.
+  EXPECT_EQ(
+      Samples(out, "portwatch_bind_failures_total"),
+      (std::map<std::string, double>{{"{errno=\"EADDRINUSE\",family=\"ipv4\",netns=\"" + own +
+                                          "\",port=\"8080\",process=\"app\",syscall=\"bind\"}",
+                                      2},
+                                     {"{errno=\"EADDRINUSE\",family=\"ipv4\",netns=\"" + own +
+                                          "\",port=\"9000\",process=\"app\",syscall=\"bind\"}",
+                                      1}}));
+  EXPECT_EQ(Samples(out, "portwatch_bind_events_available"),
+            (std::map<std::string, double>{{"", 1}}));
+  EXPECT_EQ(Samples(out, "portwatch_bind_failures_uncounted_total"),
+            (std::map<std::string, double>{{"", 3}}));
+  EXPECT_EQ(Samples(out, "portwatch_bind_events_log_lost_total"),
+            (std::map<std::string, double>{{"", 4}}));
+
+  // The default config counts every namespace.
+  out.clear();
+  ASSERT_TRUE(collector->Collect(ParsedConfig(""), out).ok);
+  EXPECT_EQ(state_.filter, 0U);
+}
+
+TEST_F(BindEventsCollectorTest, LogLinesAreRateLimited) {
+  auto collector = Make();
+  BindFailureEvent event;
+  event.key = Key(8080, kOtherNetns);
+  event.pid = 77;
+  event.address = "127.0.0.1";
+  // A burst far beyond the limit, delivered faster than one token refills (0.5 s).
+  for (int i = 0; i < 25; ++i) {
+    state_.handler(event);
+  }
+  ASSERT_EQ(lines_.size(), static_cast<size_t>(BindEventsCollector::kLogBurst));
+  EXPECT_EQ(lines_.front(),
+            "msg=\"bind failed\" errno=EADDRINUSE process=\"app\" pid=77 uid=0 "
+            "netns=4026532999 family=ipv4 address=\"127.0.0.1\" port=8080 "
+            "holders=\"unknown: another network namespace\"");
+}
+
+TEST_F(BindEventsCollectorTest, LogLineExplainsEachKind) {
+  auto collector = Make();
+  BindFailureEvent connect;
+  connect.key = Key(5432, kOwnNetns, PORTWATCH_SYSCALL_CONNECT, EADDRNOTAVAIL);
+  connect.pid = 5;
+  connect.address = "10.0.0.9";
+  EXPECT_EQ(collector->DescribeFailure(connect),
+            "msg=\"connect failed\" errno=EADDRNOTAVAIL process=\"app\" pid=5 uid=0 "
+            "netns=4026531840 family=ipv4 address=\"10.0.0.9\" port=5432 why=\"no free local "
+            "port toward this destination (ephemeral ports in use)\"");
+  BindFailureEvent denied;
+  denied.key = Key(80, kOwnNetns, PORTWATCH_SYSCALL_BIND, EACCES);
+  denied.pid = 6;
+  denied.uid = 65534;
+  EXPECT_EQ(collector->DescribeFailure(denied),
+            "msg=\"bind failed\" errno=EACCES process=\"app\" pid=6 uid=65534 netns=4026531840 "
+            "family=ipv4 port=80 why=\"port below net.ipv4.ip_unprivileged_port_start needs "
+            "CAP_NET_BIND_SERVICE\"");
+  // Own namespace, but no socket table to ask: says why.
+  BindFailureEvent in_use;
+  in_use.key = Key(8080, kOwnNetns);
+  in_use.pid = 7;
+  EXPECT_EQ(collector->DescribeFailure(in_use),
+            "msg=\"bind failed\" errno=EADDRINUSE process=\"app\" pid=7 uid=0 netns=4026531840 "
+            "family=ipv4 port=8080 holders=\"unknown: no netlink in unit tests\"");
+}
+
+TEST(BindEventsConfig, ParsesAndRejects) {
+  ConfigResult defaults = ParseConfig("", "t.yaml");
+  ASSERT_TRUE(defaults.config);
+  EXPECT_TRUE(defaults.config->bind_events.all_namespaces);
+  EXPECT_EQ(defaults.config->bind_events.max_port_series, 100U);
+
+  ConfigResult own = ParseConfig(
+      "collectors:\n  bind_events:\n    namespaces: own\n    max_port_series: 7\n", "t.yaml");
+  ASSERT_TRUE(own.config) << own.error;
+  EXPECT_FALSE(own.config->bind_events.all_namespaces);
+  EXPECT_EQ(own.config->bind_events.max_port_series, 7U);
+
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    namespaces: some\n", "t.yaml").error,
+            "t.yaml:3:17: collectors.bind_events.namespaces must be all or own, got \"some\"");
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    pods: true\n", "t.yaml").error,
+            "t.yaml:3:5: unknown key \"pods\" in collectors.bind_events (known: max_port_series, "
+            "namespaces)");
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    max_port_series: 0\n", "t.yaml").error,
+            "t.yaml:3:22: collectors.bind_events.max_port_series must be at least 1, got 0");
+}
+
+}  // namespace
+}  // namespace portwatch

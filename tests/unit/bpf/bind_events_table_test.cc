@@ -1,0 +1,178 @@
+#include "collectors/bind_events_table.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/metric_samples.h"
+
+namespace portwatch {
+namespace {
+
+using unit::Samples;
+
+constexpr uint32_t kNetns = 4026531840;
+constexpr uint32_t kOtherNetns = 4026532999;
+
+portwatch_bind_key RawKey(uint8_t syscall, uint8_t err, uint16_t family, uint16_t port,
+                          const char* comm, uint32_t netns = kNetns) {
+  portwatch_bind_key raw{};
+  raw.netns = netns;
+  raw.port = port;
+  raw.syscall = syscall;
+  raw.err = err;
+  raw.family = family;
+  std::strncpy(raw.comm, comm, sizeof(raw.comm));
+  return raw;
+}
+
+BindFailureKey Key(uint16_t port, const char* comm = "app", uint32_t netns = kNetns,
+                   uint8_t syscall = PORTWATCH_SYSCALL_BIND, uint8_t err = EADDRINUSE) {
+  return DecodeBindKey(RawKey(syscall, err, AF_INET, port, comm, netns));
+}
+
+TEST(BindEventsDecode, KeyFieldsAndLabels) {
+  BindFailureKey key =
+      DecodeBindKey(RawKey(PORTWATCH_SYSCALL_CONNECT, EADDRNOTAVAIL, AF_INET6, 5432, "psql"));
+  EXPECT_EQ(key.netns, kNetns);
+  EXPECT_EQ(key.port, 5432);
+  EXPECT_EQ(key.comm, "psql");
+  EXPECT_EQ(SyscallLabel(key.syscall), "connect");
+  EXPECT_EQ(ErrnoLabel(key.err), "EADDRNOTAVAIL");
+  EXPECT_EQ(FamilyLabel(key.family), "ipv6");
+  EXPECT_EQ(SyscallLabel(PORTWATCH_SYSCALL_BIND), "bind");
+  EXPECT_EQ(SyscallLabel(PORTWATCH_SYSCALL_LISTEN), "listen");
+  EXPECT_EQ(SyscallLabel(9), "unknown");
+  EXPECT_EQ(ErrnoLabel(EADDRINUSE), "EADDRINUSE");
+  EXPECT_EQ(ErrnoLabel(EACCES), "EACCES");
+  EXPECT_EQ(ErrnoLabel(EPERM), "1");
+  EXPECT_EQ(FamilyLabel(AF_INET), "ipv4");
+  EXPECT_EQ(FamilyLabel(0), "unknown");
+}
+
+TEST(BindEventsDecode, CommIsBoundedAndSanitized) {
+  // 16 bytes without a NUL: all 16 kept, nothing read beyond.
+  portwatch_bind_key raw = RawKey(PORTWATCH_SYSCALL_BIND, EADDRINUSE, AF_INET, 80, "");
+  std::memcpy(raw.comm, "abcdefghijklmnop", 16);
+  EXPECT_EQ(DecodeBindKey(raw).comm, "abcdefghijklmnop");
+  // Control characters, quotes and backslashes become '_'; the NUL ends the name.
+  const char odd[16] = {'a', '\n', '"', '\\', 'b', '\x7f', '\0', 'z'};
+  EXPECT_EQ(CommLabel(odd, sizeof(odd)), "a___b_");
+}
+
+TEST(BindEventsDecode, EventAddresses) {
+  portwatch_bind_event raw{};
+  raw.key = RawKey(PORTWATCH_SYSCALL_BIND, EADDRINUSE, AF_INET, 8080, "web");
+  raw.pid = 4242;
+  raw.uid = 1000;
+  ASSERT_EQ(::inet_pton(AF_INET, "127.0.0.1", raw.addr), 1);
+  BindFailureEvent event = DecodeBindEvent(raw);
+  EXPECT_EQ(event.pid, 4242);
+  EXPECT_EQ(event.uid, 1000U);
+  EXPECT_EQ(event.address, "127.0.0.1");
+  EXPECT_EQ(event.key.port, 8080);
+
+  raw.key.family = AF_INET6;
+  ASSERT_EQ(::inet_pton(AF_INET6, "2001:db8::1", raw.addr), 1);
+  EXPECT_EQ(DecodeBindEvent(raw).address, "2001:db8::1");
+
+  // listen() has no sockaddr; an unknown family has no address either.
+  raw.key.syscall = PORTWATCH_SYSCALL_LISTEN;
+  EXPECT_EQ(DecodeBindEvent(raw).address, "");
+  raw.key.syscall = PORTWATCH_SYSCALL_BIND;
+  raw.key.family = 0;
+  EXPECT_EQ(DecodeBindEvent(raw).address, "");
+}
+
+std::map<std::string, double> Failures(const BindFailureCounters& counters) {
+  std::vector<prometheus::MetricFamily> out;
+  counters.AppendMetrics(out);
+  return Samples(out, "portwatch_bind_failures_total");
+}
+
+double Folded(const BindFailureCounters& counters) {
+  std::vector<prometheus::MetricFamily> out;
+  counters.AppendMetrics(out);
+  return Samples(out, "portwatch_bind_failures_port_series_folded").at("");
+}
+
+std::string Series(const std::string& port, const std::string& process = "app",
+                   uint32_t netns = kNetns, const std::string& syscall = "bind",
+                   const std::string& err = "EADDRINUSE") {
+  return "{errno=\"" + err + "\",family=\"ipv4\",netns=\"" + std::to_string(netns) + "\",port=\"" +
+         port + "\",process=\"" + process + "\",syscall=\"" + syscall + "\"}";
+}
+
+TEST(BindFailureCounters, ExposesIncreasesCumulatively) {
+  BindFailureCounters counters;
+  const BindFailureCounters::Options options{10, 0};
+  counters.Update({{Key(8080), 3}, {Key(8080, "other-app"), 1}}, {}, options);
+  EXPECT_EQ(Failures(counters),
+            (std::map<std::string, double>{{Series("8080"), 3}, {Series("8080", "other-app"), 1}}));
+  // Same kernel counts: nothing new. Then two more for "app".
+  counters.Update({{Key(8080), 3}, {Key(8080, "other-app"), 1}}, {}, options);
+  counters.Update({{Key(8080), 5}, {Key(8080, "other-app"), 1}}, {}, options);
+  EXPECT_EQ(Failures(counters),
+            (std::map<std::string, double>{{Series("8080"), 5}, {Series("8080", "other-app"), 1}}));
+  EXPECT_EQ(Folded(counters), 0);
+}
+
+TEST(BindFailureCounters, PortCapFoldsTheQuietestIntoOtherAndKeepsKeptPorts) {
+  BindFailureCounters counters;
+  const BindFailureCounters::Options options{2, 0};
+  // Ports 1001..1003 compete for two labels: the busiest win. 80 and 443 are kept (a listener,
+  // a configured service) and take no label from the cap.
+  counters.Update({{Key(1001), 1},
+                   {Key(1002), 7},
+                   {Key(1003), 4},
+                   {Key(80, "app", kNetns, PORTWATCH_SYSCALL_BIND, EACCES), 2},
+                   {Key(443), 1}},
+                  {80, 443}, options);
+  EXPECT_EQ(Failures(counters), (std::map<std::string, double>{
+                                    {Series("1002"), 7},
+                                    {Series("1003"), 4},
+                                    {Series("other"), 1},
+                                    {Series("80", "app", kNetns, "bind", "EACCES"), 2},
+                                    {Series("443"), 1},
+                                }));
+  EXPECT_EQ(Folded(counters), 1);
+  // 1001 becomes a listener: it gets its own label from now on, while "other" keeps what it
+  // had, so no exposed series ever goes down. A new port 1004 still folds.
+  counters.Update({{Key(1001), 3}, {Key(1002), 7}, {Key(1003), 4}, {Key(1004), 5}}, {1001},
+                  options);
+  EXPECT_EQ(Failures(counters), (std::map<std::string, double>{
+                                    {Series("1001"), 2},
+                                    {Series("1002"), 7},
+                                    {Series("1003"), 4},
+                                    {Series("other"), 6},
+                                    {Series("80", "app", kNetns, "bind", "EACCES"), 2},
+                                    {Series("443"), 1},
+                                }));
+  EXPECT_EQ(Folded(counters), 2);
+}
+
+TEST(BindFailureCounters, OwnNamespaceFilter) {
+  BindFailureCounters counters;
+  counters.Update({{Key(8080), 2}, {Key(8080, "app", kOtherNetns), 5}}, {}, {10, kNetns});
+  EXPECT_EQ(Failures(counters), (std::map<std::string, double>{{Series("8080"), 2}}));
+  // Back to every namespace: only what the other namespace did since then shows.
+  counters.Update({{Key(8080), 2}, {Key(8080, "app", kOtherNetns), 6}}, {}, {10, 0});
+  EXPECT_EQ(Failures(counters), (std::map<std::string, double>{
+                                    {Series("8080"), 2}, {Series("8080", "app", kOtherNetns), 1}}));
+}
+
+TEST(BindFailureCounters, KernelCounterResetCountsFromZero) {
+  BindFailureCounters counters;
+  counters.Update({{Key(8080), 5}}, {}, {10, 0});
+  counters.Update({{Key(8080), 2}}, {}, {10, 0});
+  EXPECT_EQ(Failures(counters), (std::map<std::string, double>{{Series("8080"), 7}}));
+}
+
+}  // namespace
+}  // namespace portwatch
