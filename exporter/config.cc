@@ -170,6 +170,28 @@ ServicesOptions ParseServicesOptions(const YAML::Node& node) {
   return options;
 }
 
+BindEventsConfig ParseBindEvents(const YAML::Node& node) {
+  const std::string path = "collectors.bind_events";
+  BindEventsConfig options;
+  if (node.IsNull()) {
+    return options;
+  }
+  RequireMap(node, path);
+  RejectUnknownKeys(node, path, {"namespaces", "max_port_series"});
+  if (const YAML::Node namespaces = node["namespaces"]) {
+    const std::string text = namespaces.IsScalar() ? namespaces.Scalar() : "";
+    if (text != "all" && text != "own") {
+      throw ConfigProblem(namespaces.Mark(),
+                          path + ".namespaces must be all or own, got " + Describe(namespaces));
+    }
+    options.all_namespaces = text == "all";
+  }
+  if (const YAML::Node cap = node["max_port_series"]) {
+    options.max_port_series = ParseCount(cap, path + ".max_port_series", 1);
+  }
+  return options;
+}
+
 OwnerMatch ParseOwner(const YAML::Node& node, const std::string& path) {
   RequireMap(node, path);
   RejectUnknownKeys(node, path, {"process", "cmdline", "exe"});
@@ -282,12 +304,15 @@ Config ParseRoot(const YAML::Node& root) {
   if (const YAML::Node collectors = root["collectors"]) {
     if (!collectors.IsNull()) {
       RequireMap(collectors, "collectors");
-      RejectUnknownKeys(collectors, "collectors", {"services", "sockets"});
+      RejectUnknownKeys(collectors, "collectors", {"bind_events", "services", "sockets"});
       if (const YAML::Node sockets = collectors["sockets"]) {
         config.sockets = ParseSockets(sockets);
       }
       if (const YAML::Node services = collectors["services"]) {
         config.services_options = ParseServicesOptions(services);
+      }
+      if (const YAML::Node bind_events = collectors["bind_events"]) {
+        config.bind_events = ParseBindEvents(bind_events);
       }
     }
   }

@@ -62,8 +62,18 @@ struct ServiceConfig {
   uint32_t instances = 1;  ///< expected number of owning processes
 };
 
+/// Options of the bind_events collector (eBPF counters of failed bind/listen/connect).
+struct BindEventsConfig {
+  /// Count failures in every network namespace (a node agent's view) or only the exporter's own.
+  bool all_namespaces = true;
+  /// Distinct ports in portwatch_bind_failures_total beyond the configured service ports and
+  /// listening ports, which always keep their own label; the rest fold into port="other".
+  size_t max_port_series = 100;
+};
+
 struct Config {
   SocketsConfig sockets;
+  BindEventsConfig bind_events;
   ServicesOptions services_options;
   std::vector<ServiceConfig> services;
   /// Where the config came from, for logs: a path or "<embedded default>".

@@ -1,5 +1,6 @@
 #include "exporter/registry.h"
 
+#include "collectors/bind_events_collector.h"
 #include "collectors/kernel_limits_collector.h"
 #include "collectors/netstat_collector.h"
 #include "collectors/services_collector.h"
@@ -16,6 +17,10 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        true},
       {"kernel_limits", "tcp_max_tw_buckets and the ephemeral port range (/proc/sys)", true},
       {"netstat", "TcpExt TIME_WAIT and listen queue counters (/proc/net/netstat)", true},
+      {"bind_events",
+       "failed bind/listen (EADDRINUSE, EADDRNOTAVAIL, EACCES) and connect (EADDRNOTAVAIL) calls, "
+       "counted by eBPF; needs CAP_BPF and CAP_PERFMON",
+       true},
   };
   return kCollectors;
 }
@@ -34,6 +39,9 @@ std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::stri
       collectors.push_back(std::make_unique<KernelLimitsCollector>(ProcFs()));
     } else if (spec.name == "netstat") {
       collectors.push_back(std::make_unique<NetstatCollector>(ProcFs()));
+    } else if (spec.name == "bind_events") {
+      collectors.push_back(std::make_unique<BindEventsCollector>(
+          ProcFs(), KernelTransportFactory(), OpenKernelBindEventSource, OwnNetworkNamespace()));
     }
   }
   return collectors;

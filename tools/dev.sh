@@ -11,6 +11,8 @@ PACKAGES=(
   g++ cmake make pkg-config git ca-certificates
   prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
+  # the bind_events collector's eBPF program (CMake option PORTWATCH_BPF)
+  clang bpftool libbpf-dev
   iproute2 procps curl prometheus clang-format clang-tidy
   # deploy tests: container image (podman with runc, a debootstrapped base), manifest schemas
   # (node), systemd-analyze

@@ -26,6 +26,10 @@ const kCollectors = {
   // Names the processes holding sockets: lists /proc/<pid>/fd of other users (DAC_READ_SEARCH),
   // reads the fd links and duplicates sockets with pidfd_getfd (SYS_PTRACE), on the node's PIDs.
   services: { capabilities: ["DAC_READ_SEARCH", "SYS_PTRACE"], hostPID: true },
+  // Loads a tracing eBPF program (BPF) that reads kernel memory (PERFMON) and attaches it to
+  // the raw tracepoint sys_exit. It sees every network namespace from the host kernel: no
+  // hostPID needed (the process name comes from the kernel).
+  bind_events: { capabilities: ["BPF", "PERFMON"], hostPID: false },
 };
 
 /// The binary's collectors and whether each is on by default, from --help.
