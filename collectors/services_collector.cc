@@ -40,7 +40,7 @@ std::optional<bool> ReadReuseAddress(pid_t pid, int fd, uint32_t inode) {
 
 ServicesCollector::ServicesCollector(ProcFs procfs,
                                      SocketsCollector::TransportFactory open_transport)
-    : procfs_(std::move(procfs)), open_transport_(std::move(open_transport)) {}
+    : procfs_(procfs), open_transport_(std::move(open_transport)), owner_cache_(procfs) {}
 
 CollectStatus ServicesCollector::Scan(const Config& config, Scanned& scanned) {
   const ServicesOptions& options = config.services_options;
@@ -121,7 +121,8 @@ CollectStatus ServicesCollector::Scan(const Config& config, Scanned& scanned) {
     }
   }
 
-  scanned.owners = FindSocketOwners(procfs_, table->WantedInodes(), table->NeedsAllProcesses());
+  scanned.owners = owner_cache_.Resolve(table->WantedInodes(), table->NeedsAllProcesses(),
+                                        std::chrono::steady_clock::now());
   processes_skipped_total_ += scanned.owners.processes_skipped;
   scanned.table = std::move(table);
   scanned.facts = facts;
@@ -167,6 +168,12 @@ CollectStatus ServicesCollector::Collect(const Config& config,
                 "Processes looked at by this scrape's pass over /proc (0: no pass was needed).",
                 prometheus::MetricType::Gauge)
       .Add(static_cast<double>(owners.processes_scanned))
+      .MoveTo(out);
+  FamilyBuilder("portwatch_process_scan_full_total",
+                "Full passes over every process's fds (the rest of the scrapes re-check the "
+                "holders found before, one readlink per socket).",
+                prometheus::MetricType::Counter)
+      .Add(static_cast<double>(owner_cache_.FullScans()))
       .MoveTo(out);
   FamilyBuilder("portwatch_process_scan_skipped_total",
                 "Processes skipped by the pass over /proc because they vanished mid-scan or "

@@ -37,6 +37,7 @@ class ServicesCollector : public Collector {
   ProcFs procfs_;
   SocketsCollector::TransportFactory open_transport_;
   ListenerMemory memory_;
+  SocketOwnerCache owner_cache_;
   uint64_t processes_skipped_total_ = 0;
 };
 

@@ -115,6 +115,7 @@ SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uin
           int fd = -1;
           if (ParseNumber(fd_entry->d_name, fd)) {
             owners.first_fd.try_emplace(inode, pid, fd);
+            owners.fds.emplace_back(inode, pid, fd);
           }
         }
       }
@@ -132,6 +133,83 @@ SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uin
     }
     if (identify_all) {
       owners.processes.push_back(std::move(info));
+    }
+  }
+  return owners;
+}
+
+bool SocketOwnerCache::StillHolds(const Holder& holder, uint32_t inode) const {
+  const std::string path = procfs_.Root() + "/" + std::to_string(holder.process.pid) + "/fd/" +
+                           std::to_string(holder.fd);
+  char link[64];
+  ssize_t length = ::readlink(path.c_str(), link, sizeof(link));
+  return length > 0 && SocketInode(link, static_cast<size_t>(length)) == inode;
+}
+
+SocketOwners SocketOwnerCache::Resolve(const std::unordered_set<uint32_t>& inodes,
+                                       bool identify_all,
+                                       std::chrono::steady_clock::time_point now) {
+  bool full_scan = full_scans_ == 0 || now - last_full_scan_ >= kFullScanInterval;
+  for (uint32_t inode : inodes) {
+    if (full_scan) {
+      break;
+    }
+    auto cached = holders_.find(inode);
+    if (cached != holders_.end()) {
+      std::erase_if(cached->second,
+                    [this, inode](const Holder& holder) { return !StillHolds(holder, inode); });
+      if (!cached->second.empty()) {
+        continue;
+      }
+    }
+    auto unresolved = unresolved_since_.find(inode);
+    full_scan =
+        unresolved == unresolved_since_.end() || now - unresolved->second >= kRetryUnresolved;
+  }
+
+  SocketOwners owners;
+  if (full_scan) {
+    owners = FindSocketOwners(procfs_, inodes, identify_all);
+    full_scans_++;
+    last_full_scan_ = now;
+    holders_.clear();
+    std::map<pid_t, const ProcessInfo*> processes;
+    for (const auto& [inode, holders] : owners.by_inode) {
+      for (const ProcessInfo& process : holders) {
+        processes[process.pid] = &process;
+      }
+    }
+    for (const auto& [inode, pid, fd] : owners.fds) {
+      if (auto process = processes.find(pid); process != processes.end()) {
+        holders_[inode].push_back(Holder{fd, *process->second});
+      }
+    }
+    std::map<uint32_t, std::chrono::steady_clock::time_point> still_unresolved;
+    for (uint32_t inode : inodes) {
+      if (holders_.count(inode) == 0) {
+        auto before = unresolved_since_.find(inode);
+        still_unresolved[inode] = before != unresolved_since_.end() ? before->second : now;
+        if (before != unresolved_since_.end() && now - before->second >= kRetryUnresolved) {
+          still_unresolved[inode] = now;
+        }
+      }
+    }
+    unresolved_since_ = std::move(still_unresolved);
+    return owners;
+  }
+
+  // Every wanted socket has a verified holder (or is known to have none visible): no full pass.
+  if (identify_all) {
+    owners = FindSocketOwners(procfs_, {}, true);
+  }
+  for (uint32_t inode : inodes) {
+    auto cached = holders_.find(inode);
+    if (cached == holders_.end()) {
+      continue;
+    }
+    for (const Holder& holder : cached->second) {
+      owners.by_inode[inode].push_back(holder.process);
+      owners.first_fd.try_emplace(inode, holder.process.pid, holder.fd);
     }
   }
   return owners;

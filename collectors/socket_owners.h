@@ -2,9 +2,11 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <tuple>
 #include <unordered_set>
 #include <vector>
 
@@ -26,6 +28,8 @@ struct SocketOwners {
   /// For each wanted inode, one (pid, fd) that holds it: enough to duplicate the socket with
   /// pidfd_getfd() and read its options.
   std::map<uint32_t, std::pair<pid_t, int>> first_fd;
+  /// Every (inode, pid, fd) found, for SocketOwnerCache.
+  std::vector<std::tuple<uint32_t, pid_t, int>> fds;
   /// Every process seen, when asked for with identify_all (the `ps -ef` view).
   std::vector<ProcessInfo> processes;
   uint64_t processes_scanned = 0;
@@ -38,6 +42,39 @@ struct SocketOwners {
 /// `identify_all`, the same pass also lists every process (for matching a service's owner).
 SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uint32_t>& inodes,
                               bool identify_all = false);
+
+/// FindSocketOwners for every scrape, without reading every fd of every process each time.
+///
+/// Listening sockets live long, so the holders found by one full pass are re-checked the next
+/// time with one readlink each ("is fd N of pid P still socket:[INODE]?"). A full pass runs
+/// only when a socket has no verified holder yet (a new listener, a new service socket), at most
+/// once per kRetryUnresolved for sockets no visible process holds, and at least every
+/// kFullScanInterval so that holders added by a fork are found.
+class SocketOwnerCache {
+ public:
+  static constexpr std::chrono::seconds kRetryUnresolved{60};
+  static constexpr std::chrono::seconds kFullScanInterval{300};
+
+  explicit SocketOwnerCache(ProcFs procfs) : procfs_(std::move(procfs)) {}
+
+  SocketOwners Resolve(const std::unordered_set<uint32_t>& inodes, bool identify_all,
+                       std::chrono::steady_clock::time_point now);
+  /// Full passes over every fd since start (for tests and the cost figures).
+  uint64_t FullScans() const { return full_scans_; }
+
+ private:
+  struct Holder {
+    int fd;
+    ProcessInfo process;
+  };
+  bool StillHolds(const Holder& holder, uint32_t inode) const;
+
+  ProcFs procfs_;
+  std::map<uint32_t, std::vector<Holder>> holders_;
+  std::map<uint32_t, std::chrono::steady_clock::time_point> unresolved_since_;
+  std::chrono::steady_clock::time_point last_full_scan_{};
+  uint64_t full_scans_ = 0;
+};
 
 /// "pid 42 (nginx: nginx -g daemon off;)": how a log line or error names a process.
 std::string DescribeProcess(const ProcessInfo& process);
