@@ -92,6 +92,7 @@ TEST_F(ProcTreeTest, KernelLimitsReportsWhatItCouldRead) {
 
 TEST_F(ProcTreeTest, KernelLimitsWithOnlyTheRange) {
   Write("sys/net/ipv4/ip_local_port_range", "1024\t65535\n");
+  Write("sys/net/ipv4/ip_local_reserved_ports", "\n");  // nothing reserved
   KernelLimitsCollector collector{ProcFs(root_)};
   std::vector<prometheus::MetricFamily> out;
   CollectStatus status = collector.Collect(Config{}, out);
@@ -99,6 +100,32 @@ TEST_F(ProcTreeTest, KernelLimitsWithOnlyTheRange) {
   EXPECT_EQ(status.error, "cannot read net.ipv4.tcp_max_tw_buckets");
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_port_range_first"), (Counts{{"", 1024}}));
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_port_range_last"), (Counts{{"", 65535}}));
+  EXPECT_EQ(Samples(out, "portwatch_ephemeral_ports_available"), (Counts{{"", 64512}}));
+}
+
+TEST_F(ProcTreeTest, ReservedPortsInsideTheRangeAreNotAvailable) {
+  Write("sys/net/ipv4/tcp_max_tw_buckets", "4096\n");
+  Write("sys/net/ipv4/ip_local_port_range", "40000\t40999\n");
+  // 3 inside the range (40000, 40998-40999), 2 outside it.
+  Write("sys/net/ipv4/ip_local_reserved_ports", "22,40000,40998-41000,50000\n");
+  KernelLimitsCollector collector{ProcFs(root_)};
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector.Collect(Config{}, out);
+  EXPECT_TRUE(status.ok) << status.error;
+  EXPECT_EQ(Samples(out, "portwatch_ephemeral_ports_available"), (Counts{{"", 1000 - 3}}));
+}
+
+TEST_F(ProcTreeTest, UnreadableReservedPortsFail) {
+  Write("sys/net/ipv4/tcp_max_tw_buckets", "4096\n");
+  Write("sys/net/ipv4/ip_local_port_range", "40000\t40999\n");
+  Write("sys/net/ipv4/ip_local_reserved_ports", "8080-\n");
+  KernelLimitsCollector collector{ProcFs(root_)};
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.ok);
+  EXPECT_EQ(status.error, "cannot read net.ipv4.ip_local_reserved_ports");
+  EXPECT_EQ(Samples(out, "portwatch_ephemeral_ports_available"), Counts{});
+  EXPECT_EQ(Samples(out, "portwatch_ephemeral_port_range_first"), (Counts{{"", 40000}}));
 }
 
 }  // namespace

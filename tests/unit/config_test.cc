@@ -29,6 +29,7 @@ void ExpectDefaults(const SocketsConfig& sockets) {
   EXPECT_EQ(sockets.max_port_series, 1000U);
   EXPECT_EQ(sockets.max_peer_port_series, 100U);
   EXPECT_EQ(sockets.top_destinations, 10U);
+  EXPECT_FALSE(sockets.bound_inactive);
 }
 
 void ExpectDefaults(const Config& config) {
@@ -75,6 +76,18 @@ TEST(ConfigTest, FullConfig) {
   EXPECT_TRUE(sockets.ipv6);
   EXPECT_EQ(sockets.max_port_series, 50U);
   EXPECT_EQ(sockets.max_peer_port_series, 7U);
+  EXPECT_EQ(sockets.top_destinations, 3U);
+  EXPECT_TRUE(sockets.bound_inactive);
+}
+
+TEST(ConfigTest, BoundInactiveMustBeABoolean) {
+  EXPECT_EQ(ParseConfig("collectors:\n  sockets:\n    bound_inactive: sometimes\n", "inline").error,
+            "inline:3:21: collectors.sockets.bound_inactive must be true or false, got "
+            "\"sometimes\"");
+  ConfigResult result =
+      ParseConfig("collectors:\n  sockets:\n    bound_inactive: false\n", "inline");
+  ASSERT_TRUE(result.config.has_value()) << result.error;
+  EXPECT_FALSE(result.config->sockets.bound_inactive);
 }
 
 TEST(ConfigTest, PartialConfigKeepsOtherDefaults) {
@@ -134,15 +147,15 @@ TEST(ConfigTest, UnknownNestedKey) {
   EXPECT_EQ(LoadError("bad_unknown_nested_key.yaml"),
             kConfigDir +
                 "bad_unknown_nested_key.yaml:4:5: unknown key \"max_ports\" in "
-                "collectors.sockets (known: families, max_peer_port_series, max_port_series, "
-                "protocols, top_destinations)");
+                "collectors.sockets (known: bound_inactive, families, max_peer_port_series, "
+                "max_port_series, protocols, top_destinations)");
 }
 
 TEST(ConfigTest, UnknownCollector) {
   EXPECT_EQ(LoadError("bad_unknown_collector.yaml"),
             kConfigDir +
                 "bad_unknown_collector.yaml:2:3: unknown key \"netstat\" in collectors (known: "
-                "services, sockets)");
+                "bind_events, services, sockets)");
 }
 
 TEST(ConfigTest, ScalarWhereAListBelongs) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -102,6 +103,24 @@ TEST_F(SocketOwnersTest, MapsWantedInodesToTheProcessesHoldingThem) {
   EXPECT_EQ(owners.by_inode[888][0].pid, 2);
   EXPECT_EQ(owners.by_inode[888][0].command, "kthreadd");
   EXPECT_EQ(owners.by_inode[888][0].cmdline, "");
+
+  // One (pid, fd) per wanted inode found, for duplicating the socket; 4242 is on fd 3 and 4.
+  ASSERT_EQ(owners.first_fd.size(), 3U);
+  ASSERT_EQ(owners.first_fd.count(4242), 1U);
+  EXPECT_EQ(owners.first_fd[4242].first, 123);
+  EXPECT_TRUE(owners.first_fd[4242].second == 3 || owners.first_fd[4242].second == 4)
+      << owners.first_fd[4242].second;
+  EXPECT_EQ(owners.first_fd[777], (std::pair<pid_t, int>{456, 3}));
+  EXPECT_EQ(owners.first_fd[888], (std::pair<pid_t, int>{2, 10}));
+}
+
+TEST_F(SocketOwnersTest, SocketOnFdZero) {
+  using namespace std::string_literals;
+  AddProcess("55", "inetd-child\n", "svc\0"s);
+  AddFd("55", "0", "socket:[4242]");  // inetd hands the connection over as stdin
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242});
+  ASSERT_EQ(owners.by_inode[4242].size(), 1U);
+  EXPECT_EQ(owners.first_fd[4242], (std::pair<pid_t, int>{55, 0}));
 }
 
 TEST_F(SocketOwnersTest, SharedSocketListsEveryHolder) {

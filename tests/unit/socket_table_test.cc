@@ -1,5 +1,6 @@
 #include "collectors/socket_table.h"
 
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <map>
@@ -47,14 +48,34 @@ struct TableMetrics {
   Counts sockets;
   Counts peers;
   Counts folded;
+  Counts destinations;
+  Counts untracked;
 };
 
 TableMetrics Metrics(const SocketTable& table) {
   std::vector<prometheus::MetricFamily> families;
   table.AppendMetrics(families);
-  return TableMetrics{FamilyNames(families), Samples(families, "portwatch_sockets"),
+  return TableMetrics{FamilyNames(families),
+                      Samples(families, "portwatch_sockets"),
                       Samples(families, "portwatch_peer_sockets"),
-                      Samples(families, "portwatch_port_series_folded")};
+                      Samples(families, "portwatch_port_series_folded"),
+                      Samples(families, "portwatch_ephemeral_destination_sockets"),
+                      Samples(families, "portwatch_ephemeral_destination_untracked_sockets")};
+}
+
+std::string DestinationKey(const std::string& address, const std::string& port,
+                           const std::string& protocol) {
+  return "{peer_address=\"" + address + "\",peer_port=\"" + port + "\",protocol=\"" + protocol +
+         "\"}";
+}
+
+/// A client-side socket from ephemeral port `local_port` to `remote`:`remote_port`.
+SocketRecord Client(uint16_t local_port, const std::string& remote, uint16_t remote_port,
+                    uint8_t state = netlink::kEstablished) {
+  const bool ipv6 = remote.find(':') != std::string::npos;
+  SocketRecord record = Record(state, local_port, remote_port, ipv6 ? AF_INET6 : AF_INET);
+  ::inet_pton(ipv6 ? AF_INET6 : AF_INET, remote.c_str(), record.remote_address.data());
+  return record;
 }
 
 Counts Folded(double peer_sockets, double sockets) {
@@ -74,11 +95,16 @@ TEST(SocketTableTest, IsListening) {
 TEST(SocketTableTest, EmptyTableHasFamiliesWithoutSamples) {
   SocketTable table(kRange, {});
   TableMetrics metrics = Metrics(table);
-  EXPECT_EQ(metrics.names, (std::vector<std::string>{"portwatch_sockets", "portwatch_peer_sockets",
-                                                     "portwatch_port_series_folded"}));
+  EXPECT_EQ(
+      metrics.names,
+      (std::vector<std::string>{
+          "portwatch_sockets", "portwatch_peer_sockets", "portwatch_ephemeral_destination_sockets",
+          "portwatch_ephemeral_destination_untracked_sockets", "portwatch_port_series_folded"}));
   EXPECT_EQ(metrics.sockets, Counts{});
   EXPECT_EQ(metrics.peers, Counts{});
   EXPECT_EQ(metrics.folded, Folded(0, 0));
+  EXPECT_EQ(metrics.destinations, Counts{});
+  EXPECT_EQ(metrics.untracked, (Counts{{"", 0}}));
 }
 
 TEST(SocketTableTest, ListenersKeepTheirPortAndClientsFoldAsEphemeral) {
@@ -184,12 +210,13 @@ TEST(SocketTableTest, BoundInactiveTcpSocketKeepsItsFixedPort) {
 
 TEST(SocketTableTest, BoundInactiveTcpSocketOnAnEphemeralPortHasNoPeer) {
   GTEST_SKIP() << "bug: a bound-inactive TCP socket on an ephemeral port is counted in "
-                  "portwatch_peer_sockets as peer_port=\"0\"";
+                  "portwatch_peer_sockets as peer_port=\"0\" and as a destination 0.0.0.0:0";
   SocketTable table(kRange, {});
   table.Add(kTcp, Record(netlink::kClose, 40123, 0));  // bind(port 0): the kernel picked 40123
   TableMetrics metrics = Metrics(table);
   EXPECT_EQ(metrics.sockets, (Counts{{SocketKey("ipv4", "ephemeral", "tcp", "unconn"), 1}}));
   EXPECT_EQ(metrics.peers, Counts{});
+  EXPECT_EQ(metrics.destinations, Counts{});  // not a connection toward 0.0.0.0:0
 }
 
 TEST(SocketTableTest, Ipv6FamilyLabel) {
@@ -402,6 +429,70 @@ TEST(SocketTableTest, LateListenerRelabelsButKeepsThePeerCount) {
                                  {SocketKey("ipv6", "40600", "tcp", "listen"), 1},
                              }));
   EXPECT_EQ(metrics.peers, (Counts{{PeerKey("5000", "tcp", "established"), 1}}));
+}
+
+TEST(SocketTableTest, BusiestDestinationsOfClientSockets) {
+  SocketTable table(kRange,
+                    {.max_port_series = 1000, .max_peer_port_series = 100, .top_destinations = 3});
+  table.Add(kTcp, Record(netlink::kListen, 8443, 0));
+  table.Add(kTcp, Record(netlink::kEstablished, 8443, 40900));  // server side: no destination
+  for (uint16_t port : {40001, 40002}) {
+    table.Add(kTcp, Client(port, "10.0.0.1", 443));
+  }
+  table.Add(kTcp, Client(40003, "10.0.0.1", 443, netlink::kTimeWait));  // every state counts
+  table.Add(kTcp, Client(40004, "10.0.0.2", 443));
+  table.Add(kTcp, Client(40005, "2001:db8::1", 443));
+  table.Add(kTcp, Client(40006, "2001:db8::1", 443));
+  table.Add(kUdp, Client(40007, "10.0.0.1", 53));
+  table.Add(kUdp, Client(40008, "10.0.0.1", 53));
+  table.Add(kTcp, Client(6000, "10.0.0.3", 443));  // fixed local port: not client-side
+  TableMetrics metrics = Metrics(table);
+  // 10.0.0.1:443 (3), then the ties at 2 by port and address: udp 10.0.0.1:53, then
+  // [2001:db8::1]:443; 10.0.0.2:443 (1) is past top_destinations.
+  EXPECT_EQ(metrics.destinations, (Counts{
+                                      {DestinationKey("10.0.0.1", "443", "tcp"), 3},
+                                      {DestinationKey("10.0.0.1", "53", "udp"), 2},
+                                      {DestinationKey("2001:db8::1", "443", "tcp"), 2},
+                                  }));
+  EXPECT_EQ(metrics.untracked, (Counts{{"", 0}}));
+}
+
+TEST(SocketTableTest, DestinationIgnoresBytesPastAnIpv4Address) {
+  SocketTable table(kRange, {});
+  SocketRecord first = Client(40001, "192.0.2.1", 80);
+  SocketRecord second = Client(40002, "192.0.2.1", 80);
+  second.remote_address[8] = 0xaa;  // garbage a decoder could leave: the same destination
+  table.Add(kTcp, first);
+  table.Add(kTcp, second);
+  EXPECT_EQ(Metrics(table).destinations, (Counts{{DestinationKey("192.0.2.1", "80", "tcp"), 2}}));
+}
+
+TEST(SocketTableTest, NoDestinationsWhenTopDestinationsIsZero) {
+  SocketTable table(kRange,
+                    {.max_port_series = 1000, .max_peer_port_series = 100, .top_destinations = 0});
+  table.Add(kTcp, Client(40001, "10.0.0.1", 443));
+  TableMetrics metrics = Metrics(table);
+  EXPECT_EQ(metrics.destinations, Counts{});
+  EXPECT_EQ(metrics.peers, (Counts{{PeerKey("443", "tcp", "established"), 1}}));
+}
+
+TEST(SocketTableTest, DestinationsBeyond65536AreCountedAsUntracked) {
+  SocketTable table(kRange,
+                    {.max_port_series = 1000, .max_peer_port_series = 100, .top_destinations = 1});
+  // 65536 distinct destinations: 10.0.<hi>.<lo>:1000.
+  for (uint32_t i = 0; i < 65536; ++i) {
+    SocketRecord record = Client(40001, "10.0.0.0", 1000);
+    record.remote_address[2] = static_cast<uint8_t>(i >> 8);
+    record.remote_address[3] = static_cast<uint8_t>(i);
+    table.Add(kTcp, record);
+  }
+  table.Add(kTcp, Client(40002, "10.0.0.5", 1000));  // already tracked
+  table.Add(kTcp, Client(40003, "10.1.0.0", 1000));  // new: untracked
+  table.Add(kTcp, Client(40004, "10.1.0.1", 1000));  // new: untracked
+  TableMetrics metrics = Metrics(table);
+  EXPECT_EQ(metrics.destinations, (Counts{{DestinationKey("10.0.0.5", "1000", "tcp"), 2}}));
+  EXPECT_EQ(metrics.untracked, (Counts{{"", 2}}));
+  EXPECT_EQ(metrics.peers, (Counts{{PeerKey("1000", "tcp", "established"), 65539}}));
 }
 
 }  // namespace

@@ -57,8 +57,9 @@ class KernelScript {
   /// The next dump, of every socket of `protocol`/`family`, answered by `datagrams` built with
   /// the sequence and port id the collector will use.
   KernelScript& Expect(Protocol protocol, Family family,
-                       const std::function<Datagrams(DatagramBuilder)>& answer) {
-    const DumpRequest request = unit::Request(protocol, family, netlink::kAllStates);
+                       const std::function<Datagrams(DatagramBuilder)>& answer,
+                       uint32_t states = netlink::kAllStates) {
+    const DumpRequest request = unit::Request(protocol, family, states);
     const auto sequence = static_cast<uint32_t>(exchanges_.size()) + 500;
     exchanges_.push_back(
         unit::MakeExchange(request, sequence, kPortId, answer(DatagramBuilder(sequence, kPortId))));
@@ -100,9 +101,13 @@ DiagSocket Socket(uint8_t family, uint8_t state, uint16_t local_port, uint16_t r
   return socket;
 }
 
-const std::vector<std::string> kAllFamilies = {
-    "portwatch_sock_diag_table_available", "portwatch_scrape_sockets_read", "portwatch_sockets",
-    "portwatch_peer_sockets", "portwatch_port_series_folded"};
+const std::vector<std::string> kAllFamilies = {"portwatch_sock_diag_table_available",
+                                               "portwatch_scrape_sockets_read",
+                                               "portwatch_sockets",
+                                               "portwatch_peer_sockets",
+                                               "portwatch_ephemeral_destination_sockets",
+                                               "portwatch_ephemeral_destination_untracked_sockets",
+                                               "portwatch_port_series_folded"};
 const std::vector<std::string> kStatusFamilies = {"portwatch_sock_diag_table_available",
                                                   "portwatch_scrape_sockets_read"};
 
@@ -439,6 +444,47 @@ TEST(SocketsCollectorTest, BrokenRecordingFailsTheScrape) {
   EXPECT_FALSE(status.ok);
   EXPECT_EQ(status.error, path + ": not a portwatch netlink recording");
   EXPECT_TRUE(out.empty());
+}
+
+TEST(SocketsCollectorTest, BoundInactiveSocketsOnlyWhenConfigured) {
+  KernelScript kernel;
+  kernel.Expect(
+      Protocol::kTcp, Family::kIpv4,
+      [](DatagramBuilder d) {
+        return Datagrams{d.Socket(Socket(AF_INET, netlink::kClose, 6001, 0)).Done().Build()};
+      },
+      netlink::kAllStates | netlink::kBoundInactiveStates);
+  Config config;
+  config.sockets.udp = false;
+  config.sockets.ipv6 = false;
+  config.sockets.bound_inactive = true;
+  SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector.Collect(config, out);
+  EXPECT_TRUE(status.ok) << status.error;
+  EXPECT_EQ(kernel.Served(), 1U);
+  EXPECT_EQ(Samples(out, "portwatch_sockets"),
+            (Counts{{SocketKey("ipv4", "6001", "tcp", "unconn"), 1}}));
+}
+
+TEST(SocketsCollectorTest, CountsDestinationsOfClientSockets) {
+  KernelScript kernel;
+  kernel.Expect(Protocol::kTcp, Family::kIpv4, [](DatagramBuilder d) {
+    DiagSocket first = Socket(AF_INET, netlink::kEstablished, 40001, 443);
+    first.remote_address = "10.0.0.1";
+    DiagSocket second = Socket(AF_INET, netlink::kTimeWait, 40002, 443);
+    second.remote_address = "10.0.0.1";
+    return Datagrams{d.Socket(first).Socket(second).Done().Build()};
+  });
+  Config config;
+  config.sockets.udp = false;
+  config.sockets.ipv6 = false;
+  config.sockets.top_destinations = 1;
+  SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
+  std::vector<prometheus::MetricFamily> out;
+  ASSERT_TRUE(collector.Collect(config, out).ok);
+  EXPECT_EQ(Samples(out, "portwatch_ephemeral_destination_sockets"),
+            (Counts{{R"({peer_address="10.0.0.1",peer_port="443",protocol="tcp"})", 2}}));
 }
 
 }  // namespace

@@ -269,13 +269,16 @@ TEST_F(TransportFileTest, CommittedFixtureLoads) {
   std::unique_ptr<ReplayTransport> replay =
       ReplayTransport::Load(std::string(PORTWATCH_FIXTURES) + "/sockdiag/table.nlrec", error);
   ASSERT_NE(replay, nullptr) << error;
-  // Its first request is the sockets collector's first: every TCP/IPv4 socket.
+  // Its first request is the sockets collector's first: every TCP/IPv4 socket, bound-inactive
+  // ones included (tests/fixtures/config/golden_sockets.yaml).
   std::vector<uint16_t> listening;
-  DumpResult result = Dump(*replay, kTcp4, [&listening](const SocketRecord& record) {
-    if (record.state == kListen) {
-      listening.push_back(record.local_port);
-    }
-  });
+  DumpResult result =
+      Dump(*replay, unit::Request(Protocol::kTcp, Family::kIpv4, kAllStates | kBoundInactiveStates),
+           [&listening](const SocketRecord& record) {
+             if (record.state == kListen) {
+               listening.push_back(record.local_port);
+             }
+           });
   EXPECT_EQ(result.outcome, DumpOutcome::kComplete);
   EXPECT_EQ(result.sockets, 17U);  // 6001 bound-only included
   EXPECT_EQ(result.stray_messages, 0U);
