@@ -1,0 +1,516 @@
+// Integration: the alert rules and dashboards against a real Prometheus. In a private network
+// namespace the test builds a scenario (a port held by the wrong process, a restart blocked by
+// TIME_WAIT, duplicate instances, a service port in the ephemeral range, TIME_WAIT growth on a
+// port and toward a peer port up to bucket overflows, ephemeral range pressure, listen queue
+// overflows, a failed config reload, a dead exporter target), runs the real exporter and a real
+// Prometheus (loopback, 2 s scrapes, 1 s evaluation) loaded with a test copy of the rules whose
+// `for:` is shortened (derived from the real file), then checks through the HTTP API that
+// (1) every dashboard query returns data, (2) the matching alerts are pending or firing and the
+// others are not, (3) every metric name used by the rules and dashboards is in the exporter's
+// output.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include "tests/support/child.h"
+#include "tests/support/exporter_process.h"
+#include "tests/support/http.h"
+#include "tests/support/netns.h"
+#include "tests/support/sockets.h"
+
+namespace portwatch::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr uint16_t kExporterPort = 9792;
+constexpr uint16_t kDeadExporterPort = 9799;  // a target nobody serves: PortwatchExporterDown
+constexpr uint16_t kPrometheusPort = 9090;
+constexpr uint16_t kWebPort = 8080;                // held by "squatter", owner "web-server"
+constexpr uint16_t kApiPort = 8081;                // "api-server" stopped, TIME_WAIT left behind
+constexpr uint16_t kDupPort = 8082;                // two "dup-server" with SO_REUSEPORT
+constexpr uint16_t kEphemeralServicePort = 40045;  // inside the range below
+constexpr uint16_t kDbPort = 5432;                 // 40 client connections: 80% of the range
+constexpr uint16_t kTimeWaitPort = 9000;           // server-side TIME_WAIT growth
+constexpr uint16_t kPeerTimeWaitPort = 6000;       // client-side TIME_WAIT growth
+constexpr uint16_t kFloodPort = 9100;              // pushes TIME_WAIT past tcp_max_tw_buckets
+constexpr uint16_t kSlowPort = 7000;               // never accepts: listen queue overflows
+constexpr int kMaxTwBuckets = 64;
+
+const fs::path kSource = PORTWATCH_SOURCE_DIR;
+
+std::string UrlEncode(const std::string& text) {
+  std::ostringstream out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out << c;
+    } else {
+      out << '%' << "0123456789ABCDEF"[c >> 4] << "0123456789ABCDEF"[c & 15];
+    }
+  }
+  return out.str();
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// The rules file with every `for:` shortened to 1s and the TIME_WAIT growth threshold lowered
+/// to what a test can build in seconds. Everything else (expressions, labels, annotations) is
+/// the real file's.
+std::string TestCopyOfRules() {
+  YAML::Node rules = YAML::LoadFile((kSource / "deploy/prometheus/portwatch.rules.yml").string());
+  for (YAML::Node group : rules["groups"]) {
+    for (YAML::Node rule : group["rules"]) {
+      if (rule["alert"]) {
+        rule["for"] = "1s";
+      }
+      if (rule["record"] &&
+          rule["record"].as<std::string>() == "portwatch:threshold:time_wait_growth_sockets") {
+        rule["expr"] = "vector(5)";
+      }
+    }
+  }
+  YAML::Emitter out;
+  out << rules;
+  return out.c_str();
+}
+
+/// Accepts until `connections` were accepted (each accept() is bounded by 5 s; the whole loop by
+/// 120 s) and hands each to `use`.
+template <typename Use>
+void AcceptLoop(const UniqueFd& listener, int connections, Use use) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  for (int accepted = 0; accepted < connections && std::chrono::steady_clock::now() < deadline;) {
+    UniqueFd connection = Accept(listener);
+    if (connection.Valid()) {
+      ++accepted;
+      use(std::move(connection));
+    }
+  }
+}
+
+/// Accepts `connections` connections and closes each at once: TIME_WAIT stays on the server side.
+ChildProcess::Setup AcceptAndClose(int connections) {
+  return
+      [=](std::vector<UniqueFd>& keep) { AcceptLoop(keep.front(), connections, [](UniqueFd) {}); };
+}
+
+ChildProcess::Setup AcceptAndKeep(int connections) {
+  return [=](std::vector<UniqueFd>& keep) {
+    std::vector<UniqueFd> kept;
+    AcceptLoop(keep.front(), connections,
+               [&](UniqueFd connection) { kept.push_back(std::move(connection)); });
+    for (UniqueFd& connection : kept) {
+      keep.push_back(std::move(connection));
+    }
+  };
+}
+
+ChildProcess::Setup ListenOn(uint16_t port, bool reuse_address, int backlog = 64) {
+  return [=](std::vector<UniqueFd>& keep) {
+    keep.push_back(Bind(SOCK_STREAM, "0.0.0.0", port, reuse_address));
+    ::listen(keep.back().Get(), backlog);
+  };
+}
+
+ChildProcess::Setup ReusePortListener(uint16_t port) {
+  return [=](std::vector<UniqueFd>& keep) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int on = 1;
+    ::setsockopt(fd.Get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    if (::bind(fd.Get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+      ::listen(fd.Get(), 16);
+      keep.push_back(std::move(fd));
+    }
+  };
+}
+
+/// `count` connections to a server that closes first (AcceptAndClose): server-side TIME_WAIT.
+void ServerClosesFirst(uint16_t port, int count) {
+  for (int i = 0; i < count; ++i) {
+    UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", port);
+    ASSERT_TRUE(client.Valid());
+    ASSERT_TRUE(WaitForEof(client));
+  }
+}
+
+/// `count` connections to `listener` (in this process) closed by the client first: client-side
+/// TIME_WAIT toward the listener's port.
+void ClientClosesFirst(const UniqueFd& listener, uint16_t port, int count) {
+  for (int i = 0; i < count; ++i) {
+    UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", port);
+    ASSERT_TRUE(client.Valid());
+    UniqueFd server = Accept(listener);
+    ASSERT_TRUE(server.Valid());
+    client = UniqueFd();  // FIN from the client first
+    ASSERT_TRUE(WaitForEof(server));
+  }
+}
+
+class AlertsE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(EnterPrivateNetworkNamespace(), "");
+    ASSERT_EQ(WriteSysctl("net/ipv4/tcp_max_tw_buckets", std::to_string(kMaxTwBuckets)), "");
+    ASSERT_EQ(WriteSysctl("net/ipv4/ip_local_port_range", "40000 40049"), "");
+    dir_ = fs::path(::testing::TempDir()) / ("portwatch-alerts-" + std::to_string(::getpid()));
+    fs::create_directories(dir_ / "tsdb");
+  }
+  void TearDown() override {
+    prometheus_.reset();  // stopped by PID (SIGTERM, then SIGKILL)
+    exporter_.reset();
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+
+  void StartExporter() {
+    config_ = dir_ / "portwatch.yaml";
+    std::ofstream(config_)
+        << "services:\n"
+           "  - name: web\n    port: 8080\n    owner:\n      process: web-server\n"
+           "  - name: api\n    port: 8081\n    owner:\n      process: api-server\n"
+           "  - name: dup\n    port: 8082\n    owner:\n      process: dup-server\n"
+           "  - name: eph\n    port: 40045\n    owner:\n      process: eph-server\n";
+    exporter_ = std::make_unique<ExporterProcess>(
+        PORTWATCH_EXPORTER_BINARY,
+        std::vector<std::string>{"--web.listen-address=127.0.0.1:" + std::to_string(kExporterPort),
+                                 "--config.file=" + config_.string()});
+    ASSERT_TRUE(exporter_->WaitReady(kExporterPort)) << exporter_->Log();
+  }
+
+  void StartPrometheus() {
+    std::ofstream(dir_ / "portwatch.rules.yml") << TestCopyOfRules();
+    std::ofstream(dir_ / "prometheus.yml")
+        << "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 1s\n"
+        << "rule_files: [" << (dir_ / "portwatch.rules.yml") << "]\n"
+        << "scrape_configs:\n  - job_name: portwatch\n    static_configs:\n"
+        << "      - targets: ['127.0.0.1:" << kExporterPort << "', '127.0.0.1:" << kDeadExporterPort
+        << "']\n";
+    prometheus_ = std::make_unique<ExporterProcess>(
+        PORTWATCH_PROMETHEUS_BINARY,
+        std::vector<std::string>{
+            "--config.file=" + (dir_ / "prometheus.yml").string(),
+            "--storage.tsdb.path=" + (dir_ / "tsdb").string(),
+            "--web.listen-address=127.0.0.1:" + std::to_string(kPrometheusPort),
+            "--log.level=warn"});
+    ASSERT_TRUE(prometheus_->WaitReady(kPrometheusPort)) << prometheus_->Log();
+    start_ = std::chrono::system_clock::now();
+  }
+
+  /// GET /api/v1/PATH from Prometheus, parsed; null on error.
+  json Api(const std::string& path) {
+    HttpResponse response = HttpRequest(kPrometheusPort, "GET", "/api/v1/" + path);
+    if (response.status != 200) {
+      ADD_FAILURE() << path << ": " << response.status << " " << response.error << response.body;
+      return nullptr;
+    }
+    json parsed = json::parse(response.body, nullptr, false);
+    return parsed.is_discarded() ? json(nullptr) : parsed["data"];
+  }
+
+  json Query(const std::string& promql) { return Api("query?query=" + UrlEncode(promql)); }
+
+  json QueryRange(const std::string& promql) {
+    const auto seconds = [](std::chrono::system_clock::time_point t) {
+      return std::to_string(
+          std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
+    };
+    return Api("query_range?query=" + UrlEncode(promql) + "&start=" + seconds(start_) +
+               "&end=" + seconds(std::chrono::system_clock::now()) + "&step=1");
+  }
+
+  /// Waits (bounded) until `promql` returns at least one series.
+  bool WaitForData(const std::string& promql, int seconds = 30) {
+    for (int i = 0; i < seconds * 4; ++i) {
+      json data = Query(promql);
+      if (data.is_object() && !data["result"].empty()) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return false;
+  }
+
+  fs::path dir_;
+  fs::path config_;
+  std::unique_ptr<ExporterProcess> exporter_;
+  std::unique_ptr<ExporterProcess> prometheus_;
+  std::chrono::system_clock::time_point start_;
+};
+
+/// Every PromQL query of a dashboard: panel targets, annotation targets, and the variables'
+/// label_values(SELECTOR, LABEL) as `count by (LABEL) (SELECTOR)`.
+std::vector<std::pair<std::string, std::string>> DashboardQueries(const fs::path& file) {
+  const json dashboard = json::parse(ReadFile(file));
+  std::vector<std::pair<std::string, std::string>> queries;
+  std::function<void(const json&)> panels = [&](const json& list) {
+    for (const json& panel : list) {
+      for (const json& target : panel.value("targets", json::array())) {
+        queries.emplace_back(
+            panel["title"].get<std::string>() + " " + target["refId"].get<std::string>(),
+            target["expr"].get<std::string>());
+      }
+      panels(panel.value("panels", json::array()));
+    }
+  };
+  panels(dashboard["panels"]);
+  for (const json& annotation : dashboard["annotations"]["list"]) {
+    if (annotation.contains("target") && annotation["target"].contains("expr")) {
+      queries.emplace_back("annotation " + annotation["name"].get<std::string>(),
+                           annotation["target"]["expr"].get<std::string>());
+    }
+  }
+  const std::regex label_values(R"(^label_values\((.*),\s*([a-zA-Z_]+)\)$)");
+  for (const json& variable : dashboard["templating"]["list"]) {
+    if (variable["type"] == "query") {
+      const std::string query = variable["query"]["query"].get<std::string>();
+      std::smatch match;
+      EXPECT_TRUE(std::regex_match(query, match, label_values)) << query;
+      queries.emplace_back("variable " + variable["name"].get<std::string>(),
+                           "count by (" + match[2].str() + ") (" + match[1].str() + ")");
+    }
+  }
+  return queries;
+}
+
+/// Grafana's variables and macros as a dashboard showing every value would expand them.
+std::string ExpandVariables(std::string expr) {
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"$__rate_interval", "1m"}, {"$job", ".+"}, {"$instance", ".+"}, {"$service", ".+"}}) {
+    for (size_t at = expr.find(from); at != std::string::npos;
+         at = expr.find(from, at + to.size())) {
+      expr.replace(at, from.size(), to);
+    }
+  }
+  return expr;
+}
+
+std::set<std::string> MetricNames(const std::string& text) {
+  std::set<std::string> names;
+  const std::regex name(R"((?:^|[^a-zA-Z0-9_:])(portwatch_[a-z0-9_]+))");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), name); it != std::sregex_iterator();
+       ++it) {
+    names.insert((*it)[1].str());
+  }
+  return names;
+}
+
+TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
+  // --- The services and holders.
+  ChildProcess squatter("squatter", ListenOn(kWebPort, true));
+  ChildProcess dup_a("dup-server", ReusePortListener(kDupPort));
+  ChildProcess dup_b("dup-server", ReusePortListener(kDupPort));
+  ChildProcess eph("eph-server", ListenOn(kEphemeralServicePort, false));
+  ChildProcess db("db-server", ListenOn(kDbPort, false), AcceptAndKeep(40));
+  ChildProcess slow("slow-server", ListenOn(kSlowPort, false, /*backlog=*/0));
+  ChildProcess api("api-server", ListenOn(kApiPort, false), AcceptAndClose(3));
+  ChildProcess tw("tw-server", ListenOn(kTimeWaitPort, false), AcceptAndClose(15));
+  ChildProcess flood("flood-server", ListenOn(kFloodPort, false), AcceptAndClose(kMaxTwBuckets));
+  for (const ChildProcess* child :
+       {&squatter, &dup_a, &dup_b, &eph, &db, &slow, &api, &tw, &flood}) {
+    ASSERT_TRUE(child->Ready());
+  }
+  UniqueFd peer_listener = Listen("127.0.0.1", kPeerTimeWaitPort);
+  ASSERT_TRUE(peer_listener.Valid());
+
+  StartExporter();
+  StartPrometheus();
+  ASSERT_TRUE(WaitForData("up{instance=\"127.0.0.1:9792\"} == 1"))
+      << prometheus_->Log() << Api("targets").dump();
+
+  // --- 40 connections to the database: 80% of the 50-port ephemeral range toward port 5432.
+  std::vector<UniqueFd> db_clients;
+  for (int i = 0; i < 40; ++i) {
+    db_clients.push_back(Connect(SOCK_STREAM, "127.0.0.1", kDbPort));
+    ASSERT_TRUE(db_clients.back().Valid()) << i;
+  }
+  // --- Accept queue of 1 that is never drained: the extra handshakes overflow it.
+  std::vector<UniqueFd> slow_clients;
+  for (int i = 0; i < 8; ++i) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(kSlowPort);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::connect(fd.Get(), reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    slow_clients.push_back(std::move(fd));
+  }
+  // --- The api's restart is blocked: it closed its connections first, then stopped.
+  ServerClosesFirst(kApiPort, 3);
+  api.Kill();
+  // --- TIME_WAIT growing over several scrapes, server-side on 9000 and client-side toward 6000.
+  for (int round = 0; round < 5; ++round) {
+    ServerClosesFirst(kTimeWaitPort, 3);
+    ClientClosesFirst(peer_listener, kPeerTimeWaitPort, 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // a scrape in between
+  }
+  // --- More TIME_WAIT than tcp_max_tw_buckets: overflows.
+  ServerClosesFirst(kFloodPort, kMaxTwBuckets);
+  // --- A reload with a broken config keeps the old one and says so.
+  std::ofstream(config_) << "services: [\n";
+  EXPECT_EQ(HttpRequest(kExporterPort, "POST", "/-/reload").status, 500);
+
+  // --- (2) The alerts, pending or firing.
+  const std::map<std::string, std::map<std::string, std::string>> expected = {
+      {"PortwatchServiceRestartBlocked", {{"service", "api"}, {"port", "8081"}}},
+      {"PortwatchServicePortHeldByOtherProcess", {{"service", "web"}, {"holder", "squatter"}}},
+      {"PortwatchServiceDuplicateInstances", {{"service", "dup"}}},
+      {"PortwatchServiceDown", {{"service", "web"}}},
+      {"PortwatchServicePortInEphemeralRange", {{"service", "eph"}, {"port", "40045"}}},
+      {"PortwatchTimeWaitNearBucketLimit", {{"instance", "127.0.0.1:9792"}}},
+      {"PortwatchTimeWaitGrowthOnPort", {{"port", "9000"}}},
+      {"PortwatchTimeWaitGrowthToPeerPort", {{"peer_port", "6000"}}},
+      {"PortwatchTimeWaitBucketOverflow", {{"instance", "127.0.0.1:9792"}}},
+      {"PortwatchEphemeralPortsExhaustionApproaching", {{"peer_port", "5432"}}},
+      {"PortwatchListenQueueOverflow", {{"instance", "127.0.0.1:9792"}}},
+      {"PortwatchConfigReloadFailed", {{"instance", "127.0.0.1:9792"}}},
+      {"PortwatchExporterDown", {{"instance", "127.0.0.1:9799"}}},
+  };
+  std::set<std::string> missing;
+  json alerts;
+  const auto matches = [](const json& alert, const std::map<std::string, std::string>& labels) {
+    for (const auto& [key, value] : labels) {
+      if (alert["labels"].value(key, "") != value) {
+        return false;
+      }
+    }
+    return true;
+  };
+  for (int i = 0; i < 120; ++i) {  // 30 s at most: the api's TIME_WAIT lasts 60 s
+    alerts = Api("alerts")["alerts"];
+    missing.clear();
+    for (const auto& [name, labels] : expected) {
+      bool found = false;
+      for (const json& alert : alerts) {
+        found = found || (alert["labels"]["alertname"] == name && matches(alert, labels) &&
+                          (alert["state"] == "pending" || alert["state"] == "firing"));
+      }
+      if (!found) {
+        missing.insert(name);
+      }
+    }
+    if (missing.empty()) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_TRUE(missing.empty()) << "not pending or firing: " << ::testing::PrintToString(missing)
+                               << "\n"
+                               << alerts.dump(1) << "\n"
+                               << Query("ALERTS").dump();
+  for (const json& alert : alerts) {
+    const std::string name = alert["labels"]["alertname"];
+    EXPECT_NE(name, "PortwatchCollectorFailing") << alert.dump();
+    EXPECT_NE(name, "PortwatchExporterAbsent") << alert.dump();
+    if (name == "PortwatchServiceDown" || name == "PortwatchServiceRestartBlocked") {
+      EXPECT_NE(alert["labels"].value("service", ""), "dup") << "dup is up: " << alert.dump();
+      EXPECT_NE(alert["labels"].value("service", ""), "eph") << "eph is up: " << alert.dump();
+    }
+    if (name == "PortwatchServiceRestartBlocked" && alert["labels"]["service"] == "api") {
+      const double seconds = std::stod(alert["value"].get<std::string>());
+      EXPECT_GT(seconds, 0);
+      EXPECT_LE(seconds, 60);
+      EXPECT_NE(alert["annotations"]["description"].get<std::string>().find(
+                    "TIME_WAIT sockets free the port in"),
+                std::string::npos)
+          << alert.dump();
+    }
+    if (name == "PortwatchServicePortHeldByOtherProcess") {
+      EXPECT_EQ(alert["annotations"]["summary"],
+                "Port 8080/tcp of service web is held by squatter on 127.0.0.1:9792");
+    }
+    if (name == "PortwatchEphemeralPortsExhaustionApproaching") {
+      EXPECT_EQ(alert["labels"]["peer_port"], "5432") << "only 5432 passes 70%: " << alert.dump();
+    }
+  }
+
+  // --- (1) Every dashboard query returns data.
+  for (const char* file : {"portwatch-overview.json", "portwatch-services.json"}) {
+    const auto queries = DashboardQueries(kSource / "dashboards" / file);
+    EXPECT_GE(queries.size(), 10U) << file;
+    for (const auto& [where, expr] : queries) {
+      const json data = QueryRange(ExpandVariables(expr));
+      EXPECT_TRUE(data.is_object() && !data["result"].empty())
+          << file << " " << where << ": no data for " << ExpandVariables(expr);
+    }
+  }
+  // The Grafana-managed rules' queries (thresholds aside) return data in this scenario too.
+  const YAML::Node grafana =
+      YAML::LoadFile((kSource / "dashboards/alerting/portwatch-alerts.yaml").string());
+  for (const YAML::Node& group : grafana["groups"]) {
+    for (const YAML::Node& rule : group["rules"]) {
+      const std::string expr = rule["data"][0]["model"]["expr"].as<std::string>();
+      const json data = Query(expr);
+      EXPECT_TRUE(data.is_object() && !data["result"].empty())
+          << rule["title"].as<std::string>() << ": no data for " << expr;
+    }
+  }
+
+  // --- (3) Contract: every metric the rules and dashboards use is in the exporter's output.
+  HttpResponse scrape = HttpRequest(kExporterPort, "GET", "/metrics");
+  ASSERT_EQ(scrape.status, 200);
+  std::set<std::string> exported;
+  const Exposition exposition(scrape.body);
+  for (const auto& [key, value] : exposition.Samples()) {
+    exported.insert(key.substr(0, key.find('{')));
+  }
+  std::set<std::string> used;
+  const auto use = [&](const std::string& promql) {
+    const std::set<std::string> names = MetricNames(promql);
+    used.insert(names.begin(), names.end());
+  };
+  const YAML::Node rules =
+      YAML::LoadFile((kSource / "deploy/prometheus/portwatch.rules.yml").string());
+  for (const YAML::Node& group : rules["groups"]) {
+    for (const YAML::Node& rule : group["rules"]) {
+      use(rule["expr"].as<std::string>());
+    }
+  }
+  for (const char* file : {"portwatch-overview.json", "portwatch-services.json"}) {
+    for (const auto& [where, expr] : DashboardQueries(kSource / "dashboards" / file)) {
+      use(expr);
+    }
+  }
+  for (const YAML::Node& group : grafana["groups"]) {
+    for (const YAML::Node& rule : group["rules"]) {
+      use(rule["data"][0]["model"]["expr"].as<std::string>());
+    }
+  }
+  EXPECT_GE(used.size(), 20U);
+  for (const std::string& name : used) {
+    EXPECT_TRUE(exported.count(name) == 1) << name << " is used but not exported";
+  }
+  // The check does tell a missing name.
+  EXPECT_EQ(MetricNames("rate(portwatch_no_such_metric_total[5m])")
+                .count("portwatch_no_such_metric_total"),
+            1U);
+  EXPECT_EQ(exported.count("portwatch_no_such_metric_total"), 0U);
+}
+
+}  // namespace
+}  // namespace portwatch::testing
