@@ -110,8 +110,8 @@ CollectStatus BindEventsCollector::Collect(const Config& config,
   uncounted.Add(static_cast<double>(source_->UncountedFailures()));
   uncounted.MoveTo(out);
   FamilyBuilder lost("portwatch_bind_events_log_lost_total",
-                     "Failures counted but not logged because the ring buffer to user space "
-                     "was full.",
+                     "Failures counted but not sent to user space for a log line: more than "
+                     "50 per second in one network namespace, or the ring buffer was full.",
                      prometheus::MetricType::Counter);
   lost.Add(static_cast<double>(source_->LostEvents()));
   lost.MoveTo(out);

@@ -24,7 +24,8 @@ class BindEventSource {
   virtual std::vector<std::pair<BindFailureKey, uint64_t>> ReadCounts() = 0;
   /// Failures not counted because the map was full.
   virtual uint64_t UncountedFailures() const = 0;
-  /// Failures whose log event was lost (ring buffer full).
+  /// Failures not sent for a log line (kernel-side limit of 50/s per network namespace, or ring
+  /// buffer full).
   virtual uint64_t LostEvents() const = 0;
 };
 

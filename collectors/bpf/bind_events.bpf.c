@@ -31,9 +31,14 @@ const volatile long nr_connect = -1;
 
 /* Written by user space at any time: count only this network namespace (0: every one). */
 __u32 filter_netns = 0;
-/* Failures not counted because the map was full, and events the ring buffer had no room for. */
+/* Failures not counted because the map was full, and failures not sent to user space for the
+ * log line (rate limit below, or ring buffer full). */
 __u64 dropped_keys = 0;
 __u64 lost_events = 0;
+/* At most one event per EVENT_INTERVAL_NS and network namespace goes to user space: the log is
+ * rate-limited anyway, a ring buffer wake-up per failure would cost more than the counting
+ * itself, and a noisy namespace must not silence the others. */
+#define EVENT_INTERVAL_NS (20 * 1000 * 1000ULL)
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -41,6 +46,13 @@ struct {
   __type(key, struct portwatch_bind_key);
   __type(value, __u64);
 } failures SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);   /* netns inode */
+  __type(value, __u64); /* bpf_ktime_get_ns() of its last event */
+} last_event SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -160,6 +172,13 @@ int portwatch_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
     }
   }
 
+  __u64 now = bpf_ktime_get_ns();
+  __u64 *last = bpf_map_lookup_elem(&last_event, &netns);
+  if (last && now - *last < EVENT_INTERVAL_NS) {
+    __sync_fetch_and_add(&lost_events, 1);
+    return 0;
+  }
+  bpf_map_update_elem(&last_event, &netns, &now, BPF_ANY);
   struct portwatch_bind_event *out = bpf_ringbuf_reserve(&events, sizeof(*out), 0);
   if (!out) {
     __sync_fetch_and_add(&lost_events, 1);

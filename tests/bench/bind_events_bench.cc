@@ -1,0 +1,136 @@
+// Overhead of the bind_events eBPF program: a bind/connect-heavy loop and a loop without any
+// bind/listen/connect call, each timed with the program detached and attached, alternating in
+// the same run (median of the rounds). Needs root; runs in a private network namespace.
+//   portwatch_bind_events_bench [--rounds=N] [--iterations=N]
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "collectors/bpf/bind_event_source.h"
+#include "tests/support/netns.h"
+#include "tests/support/sockets.h"
+
+namespace {
+
+using portwatch::testing::UniqueFd;
+
+constexpr uint16_t kBusyPort = 18080;
+constexpr uint16_t kServerPort = 18090;
+
+sockaddr_in Loopback(uint16_t port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return address;
+}
+
+/// One iteration: a failing bind (EADDRINUSE, counted), a successful bind to an ephemeral port,
+/// a connect to a listener: each of the three hooks' paths.
+void BindConnectLoop(int iterations) {
+  const sockaddr_in busy = Loopback(kBusyPort);
+  const sockaddr_in any = Loopback(0);
+  const sockaddr_in server = Loopback(kServerPort);
+  for (int i = 0; i < iterations; ++i) {
+    UniqueFd failing(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    (void)::bind(failing.Get(), reinterpret_cast<const sockaddr*>(&busy), sizeof(busy));
+    UniqueFd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    (void)::bind(udp.Get(), reinterpret_cast<const sockaddr*>(&any), sizeof(any));
+    (void)::connect(udp.Get(), reinterpret_cast<const sockaddr*>(&server), sizeof(server));
+  }
+}
+
+/// System calls that are not bind/listen/connect: the cost every other process pays.
+void OtherSyscallLoop(int iterations) {
+  for (int i = 0; i < iterations * 20; ++i) {
+    (void)::getppid();
+  }
+}
+
+double Seconds(void (*loop)(int), int iterations) {
+  const auto start = std::chrono::steady_clock::now();
+  loop(iterations);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int rounds = 7;
+  int iterations = 50000;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--rounds=", 0) == 0) {
+      rounds = std::max(1, std::atoi(arg.c_str() + 9));
+    } else if (arg.rfind("--iterations=", 0) == 0) {
+      iterations = std::max(1, std::atoi(arg.c_str() + 13));
+    } else {
+      std::fprintf(stderr, "usage: %s [--rounds=N] [--iterations=N]\n", argv[0]);
+      return 2;
+    }
+  }
+  const std::string error = portwatch::testing::EnterPrivateNetworkNamespace();
+  if (!error.empty()) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 1;
+  }
+  UniqueFd busy = portwatch::testing::Listen("127.0.0.1", kBusyPort);
+  UniqueFd server = portwatch::testing::Listen("127.0.0.1", kServerPort);
+  if (!busy.Valid() || !server.Valid()) {
+    std::fprintf(stderr, "cannot listen on 127.0.0.1:%u/%u\n", kBusyPort, kServerPort);
+    return 1;
+  }
+  {
+    auto probe = portwatch::OpenKernelBindEventSource(nullptr);
+    if (!probe->Available()) {
+      std::fprintf(stderr, "eBPF unavailable: %s\n", probe->UnavailableReason().c_str());
+      return 1;
+    }
+  }
+  struct Case {
+    const char* name;
+    void (*loop)(int);
+    std::vector<double> detached, attached;
+  };
+  std::vector<Case> cases = {
+      {"bind/connect loop (3 socket calls + 1 failure per iteration)", BindConnectLoop, {}, {}},
+      {"getppid loop (no bind/listen/connect)", OtherSyscallLoop, {}, {}}};
+  uint64_t counted = 0;
+  for (Case& c : cases) {
+    c.loop(iterations / 10);  // warm-up
+    for (int round = 0; round < rounds; ++round) {
+      c.detached.push_back(Seconds(c.loop, iterations));
+      auto source = portwatch::OpenKernelBindEventSource(nullptr);
+      c.attached.push_back(Seconds(c.loop, iterations));
+      for (const auto& [key, count] : source->ReadCounts()) {
+        counted += key.port == kBusyPort ? count : 0;
+      }
+    }  // the source is destroyed: detached again
+  }
+  std::printf("bind_events overhead: %d rounds x %d iterations, median seconds\n", rounds,
+              iterations);
+  for (const Case& c : cases) {
+    const double detached = Median(c.detached);
+    const double attached = Median(c.attached);
+    std::printf("  %-62s detached %.4f  attached %.4f  ratio %.3f (%+.1f%%)\n", c.name, detached,
+                attached, attached / detached, (attached / detached - 1) * 100);
+  }
+  const uint64_t expected = static_cast<uint64_t>(rounds) * iterations;
+  std::printf("  failures counted while attached: %llu (expected %llu)\n",
+              static_cast<unsigned long long>(counted), static_cast<unsigned long long>(expected));
+  return counted == expected ? 0 : 1;
+}
