@@ -67,7 +67,7 @@ CollectStatus SocketsCollector::Collect(const Config& config,
     sockets_read.clear();
     for (const Table& t : tables) {
       netlink::DumpResult result =
-          netlink::Dump(*transport, {t.protocol, t.family, states},
+          netlink::Dump(*transport, {t.protocol, t.family, states, {}},
                         [&table, protocol = t.protocol](const netlink::SocketRecord& record) {
                           table->Add(protocol, record);
                         });

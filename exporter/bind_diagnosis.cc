@@ -75,7 +75,7 @@ std::string ExplainListenFailure(const ListenAddress& address) {
   std::unordered_set<uint32_t> inodes;
   for (netlink::Family family : {netlink::Family::kIpv4, netlink::Family::kIpv6}) {
     netlink::Dump(
-        *transport, {netlink::Protocol::kTcp, family, netlink::kAllStates},
+        *transport, {netlink::Protocol::kTcp, family, netlink::kAllStates, {}},
         [&](const netlink::SocketRecord& record) {
           if (record.local_port != address.port) {
             return;
