@@ -2,7 +2,8 @@
 // namespace the test builds a scenario (a port held by the wrong process, a restart blocked by
 // TIME_WAIT, duplicate instances, a service port in the ephemeral range, TIME_WAIT growth on a
 // port and toward a peer port up to bucket overflows, ephemeral range pressure, listen queue
-// overflows, a failed config reload, a dead exporter target), runs the real exporter and a real
+// overflows, bind() failing with EADDRINUSE (counted by the eBPF bind_events collector, which must
+// be available: the test runs as root), a failed config reload, a dead exporter target), runs the real exporter and a real
 // Prometheus (loopback, 2 s scrapes, 1 s evaluation) loaded with a test copy of the rules whose
 // `for:` is shortened (derived from the real file), then checks through the HTTP API that
 // (1) every dashboard query returns data, (2) the matching alerts are pending or firing and the
@@ -54,6 +55,7 @@ constexpr uint16_t kPeerTimeWaitPort = 6000;       // client-side TIME_WAIT grow
 constexpr uint16_t kFloodPort = 9100;              // pushes TIME_WAIT past tcp_max_tw_buckets
 constexpr uint16_t kSlowPort = 7000;               // never accepts: listen queue overflows
 constexpr int kMaxTwBuckets = 64;
+constexpr int kBindFailures = 4;  // "web-server" fails to bind 8080 (held by "squatter")
 
 const fs::path kSource = PORTWATCH_SOURCE_DIR;
 
@@ -195,12 +197,18 @@ class AlertsE2eTest : public ::testing::Test {
            "  - name: web\n    port: 8080\n    owner:\n      process: web-server\n"
            "  - name: api\n    port: 8081\n    owner:\n      process: api-server\n"
            "  - name: dup\n    port: 8082\n    owner:\n      process: dup-server\n"
-           "  - name: eph\n    port: 40045\n    owner:\n      process: eph-server\n";
+           "  - name: eph\n    port: 40045\n    owner:\n      process: eph-server\n"
+           "collectors:\n  bind_events:\n    namespaces: own\n";
     exporter_ = std::make_unique<ExporterProcess>(
         PORTWATCH_EXPORTER_BINARY,
         std::vector<std::string>{"--web.listen-address=127.0.0.1:" + std::to_string(kExporterPort),
                                  "--config.file=" + config_.string()});
     ASSERT_TRUE(exporter_->WaitReady(kExporterPort)) << exporter_->Log();
+    // Bind failures are part of the scenario: without the eBPF program this test fails.
+    const HttpResponse scrape = HttpRequest(kExporterPort, "GET", "/metrics");
+    ASSERT_EQ(Exposition(scrape.body).Value("portwatch_bind_events_available"), 1)
+        << "bind_events unavailable (needs root or CAP_BPF+CAP_PERFMON, BTF, the bpf syscall)\n"
+        << exporter_->Log();
   }
 
   void StartPrometheus() {
@@ -343,6 +351,25 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
   ASSERT_TRUE(WaitForData("up{instance=\"127.0.0.1:9792\"} == 1"))
       << prometheus_->Log() << Api("targets").dump();
 
+  // --- The web service's owner tries to start while "squatter" holds 8080: bind() fails with
+  // EADDRINUSE a few times (counted in the kernel; a new series that holds the whole burst).
+  ChildProcess web("web-server", [](std::vector<UniqueFd>&) {
+    for (int i = 0; i < kBindFailures; ++i) {
+      UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_port = htons(kWebPort);
+      ::bind(fd.Get(), reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    }
+  });
+  ASSERT_TRUE(web.Ready());
+  const std::map<std::string, std::string> web_failure = {
+      {"syscall", "bind"}, {"errno", "EADDRINUSE"}, {"port", "8080"}, {"process", "web-server"}};
+  EXPECT_EQ(Exposition(HttpRequest(kExporterPort, "GET", "/metrics").body)
+                .Sum("portwatch_bind_failures_total", web_failure),
+            kBindFailures)
+      << exporter_->Log();
+
   // --- 40 connections to the database: 80% of the 50-port ephemeral range toward port 5432.
   std::vector<UniqueFd> db_clients;
   for (int i = 0; i < 40; ++i) {
@@ -390,6 +417,8 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
       {"PortwatchListenQueueOverflow", {{"instance", "127.0.0.1:9792"}}},
       {"PortwatchConfigReloadFailed", {{"instance", "127.0.0.1:9792"}}},
       {"PortwatchExporterDown", {{"instance", "127.0.0.1:9799"}}},
+      {"PortwatchBindFailures",
+       {{"port", "8080"}, {"process", "web-server"}, {"errno", "EADDRINUSE"}, {"syscall", "bind"}}},
   };
   std::set<std::string> missing;
   json alerts;
@@ -427,6 +456,7 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
     const std::string name = alert["labels"]["alertname"];
     EXPECT_NE(name, "PortwatchCollectorFailing") << alert.dump();
     EXPECT_NE(name, "PortwatchExporterAbsent") << alert.dump();
+    EXPECT_NE(name, "PortwatchBindEventsUnavailable") << alert.dump();
     if (name == "PortwatchServiceDown" || name == "PortwatchServiceRestartBlocked") {
       EXPECT_NE(alert["labels"].value("service", ""), "dup") << "dup is up: " << alert.dump();
       EXPECT_NE(alert["labels"].value("service", ""), "eph") << "eph is up: " << alert.dump();
@@ -437,6 +467,14 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
       EXPECT_LE(seconds, 60);
       EXPECT_NE(alert["annotations"]["description"].get<std::string>().find(
                     "TIME_WAIT sockets free the port in"),
+                std::string::npos)
+          << alert.dump();
+    }
+    if (name == "PortwatchBindFailures" && alert["labels"]["process"] == "web-server") {
+      // The whole burst counts, although the series was born with it (increase() alone: 0).
+      EXPECT_EQ(std::stod(alert["value"].get<std::string>()), kBindFailures) << alert.dump();
+      EXPECT_NE(alert["annotations"]["description"].get<std::string>().find(
+                    "portwatch_exporter diagnose 8080"),
                 std::string::npos)
           << alert.dump();
     }

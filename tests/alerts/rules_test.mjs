@@ -20,7 +20,7 @@ const kRunbookBase = "https://github.com/portwatch/portwatch/blob/main/docs/runb
 
 test("the rules file has the alerts of issue 6", () => {
   assert.deepEqual(alerts.map((a) => a.alert).sort(), [
-    "PortwatchCollectorFailing", "PortwatchConfigReloadFailed",
+    "PortwatchBindEventsUnavailable", "PortwatchBindFailures", "PortwatchCollectorFailing", "PortwatchConfigReloadFailed",
     "PortwatchEphemeralPortsExhaustionApproaching", "PortwatchExporterAbsent",
     "PortwatchExporterDown", "PortwatchListenQueueOverflow", "PortwatchServiceDown",
     "PortwatchServiceDuplicateInstances", "PortwatchServicePortHeldByOtherProcess",

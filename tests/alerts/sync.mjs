@@ -25,12 +25,13 @@ const prometheusRuleFile = path.join(sourceDir,
 const grafanaFile = path.join(sourceDir, "dashboards/alerting/portwatch-alerts.yaml");
 
 // The alerts Grafana users get as Grafana-managed rules (issue 6: TIME_WAIT buildup, conflict,
-// ephemeral exhaustion; bind failures once issue 4's metrics exist), by Grafana rule group.
+// ephemeral exhaustion, bind failures), by Grafana rule group.
 export const kGrafanaAlerts = {
   "portwatch-time-wait": ["PortwatchTimeWaitNearBucketLimit", "PortwatchTimeWaitGrowthOnPort",
     "PortwatchTimeWaitGrowthToPeerPort", "PortwatchTimeWaitBucketOverflow"],
   "portwatch-conflicts": ["PortwatchServicePortHeldByOtherProcess"],
   "portwatch-ephemeral-ports": ["PortwatchEphemeralPortsExhaustionApproaching"],
+  "portwatch-bind-failures": ["PortwatchBindFailures"],
 };
 
 const kHeader = (what) => `# GENERATED from deploy/prometheus/portwatch.rules.yml by tests/alerts/sync.mjs --write\n` +
