@@ -49,7 +49,10 @@ constexpr uint16_t kWebPort = 8080;                // held by "squatter", owner 
 constexpr uint16_t kApiPort = 8081;                // "api-server" stopped, TIME_WAIT left behind
 constexpr uint16_t kDupPort = 8082;                // two "dup-server" with SO_REUSEPORT
 constexpr uint16_t kEphemeralServicePort = 40045;  // inside the range below
-constexpr uint16_t kDbPort = 5432;                 // 40 client connections: 80% of the range
+constexpr uint16_t kDbPort = 5432;                 // 40 connections to 127.0.0.1: 80% of the range,
+                                                   // 15 to 127.0.0.2: 30% (per destination)
+constexpr int kDbClients = 40;
+constexpr int kDbClientsOtherAddress = 15;
 constexpr uint16_t kTimeWaitPort = 9000;           // server-side TIME_WAIT growth
 constexpr uint16_t kPeerTimeWaitPort = 6000;       // client-side TIME_WAIT growth
 constexpr uint16_t kFloodPort = 9100;              // pushes TIME_WAIT past tcp_max_tw_buckets
@@ -334,7 +337,8 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
   ChildProcess dup_a("dup-server", ReusePortListener(kDupPort));
   ChildProcess dup_b("dup-server", ReusePortListener(kDupPort));
   ChildProcess eph("eph-server", ListenOn(kEphemeralServicePort, false));
-  ChildProcess db("db-server", ListenOn(kDbPort, false), AcceptAndKeep(40));
+  ChildProcess db("db-server", ListenOn(kDbPort, false),
+                  AcceptAndKeep(kDbClients + kDbClientsOtherAddress));
   ChildProcess slow("slow-server", ListenOn(kSlowPort, false, /*backlog=*/0));
   ChildProcess api("api-server", ListenOn(kApiPort, false), AcceptAndClose(3));
   ChildProcess tw("tw-server", ListenOn(kTimeWaitPort, false), AcceptAndClose(15));
@@ -370,10 +374,12 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
             kBindFailures)
       << exporter_->Log();
 
-  // --- 40 connections to the database: 80% of the 50-port ephemeral range toward port 5432.
+  // --- 40 connections to the database at 127.0.0.1:5432: 80% of the 50 ephemeral ports; 15
+  // more to 127.0.0.2:5432, a destination of its own (30%; the port over both addresses: 110%).
   std::vector<UniqueFd> db_clients;
-  for (int i = 0; i < 40; ++i) {
-    db_clients.push_back(Connect(SOCK_STREAM, "127.0.0.1", kDbPort));
+  for (int i = 0; i < kDbClients + kDbClientsOtherAddress; ++i) {
+    db_clients.push_back(
+        Connect(SOCK_STREAM, i < kDbClients ? "127.0.0.1" : "127.0.0.2", kDbPort));
     ASSERT_TRUE(db_clients.back().Valid()) << i;
   }
   // --- Accept queue of 1 that is never drained: the extra handshakes overflow it.
@@ -413,7 +419,8 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
       {"PortwatchTimeWaitGrowthOnPort", {{"port", "9000"}}},
       {"PortwatchTimeWaitGrowthToPeerPort", {{"peer_port", "6000"}}},
       {"PortwatchTimeWaitBucketOverflow", {{"instance", "127.0.0.1:9792"}}},
-      {"PortwatchEphemeralPortsExhaustionApproaching", {{"peer_port", "5432"}}},
+      {"PortwatchEphemeralPortsExhaustionApproaching",
+       {{"peer_address", "127.0.0.1"}, {"peer_port", "5432"}, {"protocol", "tcp"}}},
       {"PortwatchListenQueueOverflow", {{"instance", "127.0.0.1:9792"}}},
       {"PortwatchConfigReloadFailed", {{"instance", "127.0.0.1:9792"}}},
       {"PortwatchExporterDown", {{"instance", "127.0.0.1:9799"}}},
@@ -483,7 +490,10 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
                 "Port 8080/tcp of service web is held by squatter on 127.0.0.1:9792");
     }
     if (name == "PortwatchEphemeralPortsExhaustionApproaching") {
-      EXPECT_EQ(alert["labels"]["peer_port"], "5432") << "only 5432 passes 70%: " << alert.dump();
+      // Only 127.0.0.1:5432 passes 70% (40 of the 50 ephemeral ports available).
+      EXPECT_EQ(alert["labels"]["peer_address"], "127.0.0.1") << alert.dump();
+      EXPECT_EQ(alert["labels"]["peer_port"], "5432") << alert.dump();
+      EXPECT_DOUBLE_EQ(std::stod(alert["value"].get<std::string>()), 0.8) << alert.dump();
     }
   }
 

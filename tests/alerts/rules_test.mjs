@@ -116,6 +116,6 @@ test("the sync check notices a changed threshold and an unknown recording rule",
   assert.notEqual(before, after);
   assert.match(after, /"params":\[0\.9\]/);
   assert.throws(() => inlineRecordingRules("portwatch:no_such:rule > 0", rules), /not a recording rule/);
-  assert.throws(() => inlineRecordingRules("delta(portwatch:ephemeral_port_range:size[5m])", rules),
+  assert.throws(() => inlineRecordingRules("delta(portwatch:time_wait_sockets:sum[5m])", rules),
     /range selector/);
 });
