@@ -55,7 +55,7 @@ class ServicesE2eTest : public ::testing::Test {
 
   Exposition Scrape() {
     HttpResponse response = HttpRequest(kExporterPort, "GET", "/metrics");
-    EXPECT_EQ(response.status, 200) << response.error;
+    EXPECT_EQ(response.status, 200) << response.error << "\nexporter log:\n" << exporter_->Log();
     return Exposition(response.body);
   }
 
