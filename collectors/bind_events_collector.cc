@@ -47,8 +47,16 @@ BindEventsCollector::BindEventsCollector(ProcFs procfs,
   }
   source_ = open_source([this](const BindFailureEvent& event) { OnEvent(event); });
   if (source_->Available()) {
-    spdlog::info(
-        "msg=\"bind_events: counting failed bind/listen/connect calls\" attach=raw_tp/sys_exit");
+    const std::string fallback = source_->FallbackReason();
+    if (fallback.empty()) {
+      spdlog::info("msg=\"bind_events: counting failed bind/listen/connect calls\" attach={}",
+                   source_->AttachPath());
+    } else {
+      spdlog::info(
+          "msg=\"bind_events: counting failed bind/listen/connect calls\" attach={} "
+          "not_used=\"{}\"",
+          source_->AttachPath(), fallback);
+    }
   } else {
     spdlog::warn(
         "msg=\"bind_events: eBPF unavailable, portwatch_bind_events_available is 0; the other "
@@ -93,6 +101,14 @@ CollectStatus BindEventsCollector::Collect(const Config& config,
   if (!source_->Available()) {
     return {};
   }
+  FamilyBuilder attach("portwatch_bind_events_attach_info",
+                       "How the eBPF program is attached (label attach): fexit on the kernel "
+                       "functions of bind/listen/connect, tracepoint on their syscall exit "
+                       "events, or raw_tracepoint on every system call's exit (the last "
+                       "resort, costlier).",
+                       prometheus::MetricType::Gauge);
+  attach.Add({{"attach", source_->AttachPath()}}, 1);
+  attach.MoveTo(out);
   const uint32_t only_netns = options.all_namespaces ? 0 : own_netns_;
   source_->SetNetnsFilter(only_netns);
 

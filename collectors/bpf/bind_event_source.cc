@@ -1,11 +1,13 @@
 #include "collectors/bpf/bind_event_source.h"
 
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -55,7 +57,8 @@ int LogLibbpf(enum libbpf_print_level level, const char* format, va_list args) {
 
 class KernelSource : public BindEventSource {
  public:
-  explicit KernelSource(BindEventHandler on_event) : on_event_(std::move(on_event)) {}
+  KernelSource(BindEventsAttach attach, BindEventHandler on_event)
+      : attach_(attach), on_event_(std::move(on_event)) {}
 
   ~KernelSource() override {
     stop_ = true;
@@ -78,13 +81,37 @@ class KernelSource : public BindEventSource {
       return "the kernel has no BTF (/sys/kernel/btf/vmlinux missing: CONFIG_DEBUG_INFO_BTF off "
              "or kernel older than 5.5)";
     }
-    int error = 0;
-    const char* stage = "";
-    bpf_ = portwatch_bpf_start(SYS_bind, SYS_listen, SYS_connect, &error, &stage);
-    if (bpf_ == nullptr) {
-      return Explain(std::string("cannot ") + stage + " the BPF program (raw tracepoint sys_exit)",
-                     error);
+    portwatch_bpf_attach want = PORTWATCH_BPF_ATTACH_AUTO;
+    if (attach_ == BindEventsAttach::kFexit) {
+      want = PORTWATCH_BPF_ATTACH_FEXIT;
+    } else if (attach_ == BindEventsAttach::kTracepoint) {
+      want = PORTWATCH_BPF_ATTACH_TRACEPOINT;
+    } else if (attach_ == BindEventsAttach::kRawTracepoint) {
+      want = PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT;
     }
+    std::string tracefs_note;
+    if (want == PORTWATCH_BPF_ATTACH_AUTO || want == PORTWATCH_BPF_ATTACH_TRACEPOINT) {
+      tracefs_note = EnsureTracefs();
+    }
+    portwatch_bpf_start_result result{};
+    bpf_ = portwatch_bpf_start(SYS_bind, SYS_listen, SYS_connect, want, &result);
+    std::string failed;  // why the paths tried before (or instead of) the one in use failed
+    for (int path = PORTWATCH_BPF_ATTACH_FEXIT; path < PORTWATCH_BPF_ATTACH_COUNT; ++path) {
+      if (result.error[path] == 0) {
+        continue;
+      }
+      std::string why = Explain(std::string(PathName(path)) + ": cannot " + result.stage[path],
+                                result.error[path]);
+      if (path == PORTWATCH_BPF_ATTACH_TRACEPOINT && !tracefs_note.empty()) {
+        why += " (" + tracefs_note + ")";
+      }
+      failed += (failed.empty() ? "" : "; ") + why;
+    }
+    if (bpf_ == nullptr) {
+      return "cannot attach the BPF program: " + failed;
+    }
+    attach_path_ = PathName(result.used);
+    fallback_reason_ = failed;
     ring_ = ring_buffer__new(portwatch_bpf_events_fd(bpf_), &KernelSource::OnSample, this, nullptr);
     if (ring_ == nullptr) {
       return Explain("cannot open the BPF ring buffer", errno);
@@ -126,6 +153,8 @@ class KernelSource : public BindEventSource {
   }
   uint64_t UncountedFailures() const override { return portwatch_bpf_dropped_keys(bpf_); }
   uint64_t LostEvents() const override { return portwatch_bpf_lost_events(bpf_); }
+  std::string AttachPath() const override { return attach_path_; }
+  std::string FallbackReason() const override { return fallback_reason_; }
 
  private:
   static int OnSample(void* context, void* data, size_t size) {
@@ -140,6 +169,36 @@ class KernelSource : public BindEventSource {
     return 0;
   }
 
+  static const char* PathName(int path) {
+    switch (path) {
+      case PORTWATCH_BPF_ATTACH_FEXIT:
+        return "fexit";
+      case PORTWATCH_BPF_ATTACH_TRACEPOINT:
+        return "tracepoint";
+      case PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT:
+        return "raw_tracepoint";
+      default:
+        return "none";
+    }
+  }
+
+  /// The syscall trace events are attached by id, read from tracefs: mounts it on
+  /// /sys/kernel/tracing when neither it nor debugfs's tracing directory is there. Returns ""
+  /// or why tracefs is not available.
+  static std::string EnsureTracefs() {
+    if (::access("/sys/kernel/tracing/events", F_OK) == 0 ||
+        ::access("/sys/kernel/debug/tracing/events", F_OK) == 0) {
+      return "";
+    }
+    if (::mount("tracefs", "/sys/kernel/tracing", "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                nullptr) == 0) {
+      spdlog::info("msg=\"bind_events: mounted tracefs on /sys/kernel/tracing\"");
+      return "";
+    }
+    return std::string("tracefs not mounted and mounting it on /sys/kernel/tracing failed: ") +
+           std::strerror(errno);
+  }
+
   static std::string Explain(const std::string& what, int error) {
     std::string text = what + ": " + std::strerror(error);
     if (error == EPERM || error == EACCES) {
@@ -148,7 +207,10 @@ class KernelSource : public BindEventSource {
     return text;
   }
 
+  BindEventsAttach attach_;
   BindEventHandler on_event_;
+  std::string attach_path_;
+  std::string fallback_reason_;
   portwatch_bpf* bpf_ = nullptr;
   ring_buffer* ring_ = nullptr;
   std::thread poller_;
@@ -161,15 +223,37 @@ class KernelSource : public BindEventSource {
 
 bool BindEventsBuiltWithBpf() { return PORTWATCH_HAVE_BPF != 0; }
 
+BindEventsAttach BindEventsAttachFromEnvironment() {
+  // Read once at start-up, before any thread that could change the environment.
+  const char* value = std::getenv("PORTWATCH_BIND_EVENTS_ATTACH");
+  const std::string name = value != nullptr ? value : "";
+  if (name == "fexit") {
+    return BindEventsAttach::kFexit;
+  }
+  if (name == "tracepoint") {
+    return BindEventsAttach::kTracepoint;
+  }
+  if (name == "raw_tracepoint") {
+    return BindEventsAttach::kRawTracepoint;
+  }
+  return BindEventsAttach::kAuto;
+}
+
 std::unique_ptr<BindEventSource> OpenKernelBindEventSource(BindEventHandler on_event) {
+  return OpenKernelBindEventSourceUsing(BindEventsAttachFromEnvironment(), std::move(on_event));
+}
+
+std::unique_ptr<BindEventSource> OpenKernelBindEventSourceUsing(BindEventsAttach attach,
+                                                                BindEventHandler on_event) {
 #if PORTWATCH_HAVE_BPF
-  auto source = std::make_unique<KernelSource>(std::move(on_event));
+  auto source = std::make_unique<KernelSource>(attach, std::move(on_event));
   std::string error = source->Start();
   if (error.empty()) {
     return source;
   }
   return std::make_unique<UnavailableSource>(error);
 #else
+  (void)attach;
   (void)on_event;
   return std::make_unique<UnavailableSource>(
       "built without eBPF support (cmake -DPORTWATCH_BPF=OFF)");

@@ -2,11 +2,21 @@
 /* portwatch bind_events: counts bind() failing with EADDRINUSE, EADDRNOTAVAIL or EACCES,
  * listen() failing with EADDRINUSE and connect() failing with EADDRNOTAVAIL.
  *
- * One raw tracepoint program on raw_syscalls:sys_exit. Raw tracepoints attach by name
- * (BPF_RAW_TRACEPOINT_OPEN): no tracefs mount, no kprobes, no perf event. The program runs at
- * every system call's exit and returns after one comparison unless the call failed with one of
- * the three errnos; only then does it look at the syscall number and the arguments (still in
- * the caller's saved registers). CO-RE: struct offsets come from the running kernel's BTF. */
+ * Three ways in, chosen by user space at load time (bpf_program__set_autoload): the first that
+ * the kernel accepts, in this order, all counting through count_failure() below:
+ *  - preferred, "fexit": three fexit programs on the kernel functions __sys_bind, __sys_listen
+ *    and __sys_connect (what the system calls call). BPF trampolines: only those three calls
+ *    run any BPF code, with their arguments and return value; no tracefs, no kprobes.
+ *  - second choice, "tracepoint": three programs on the syscall trace events
+ *    syscalls:sys_exit_bind/listen/connect (perf events; their ids come from tracefs). Only
+ *    those three calls run BPF code; the arguments are read from the caller's saved registers
+ *    (bpf_task_pt_regs), so no sys_enter program is needed.
+ *  - last resort, "raw_tracepoint": one program on the raw tracepoint raw_syscalls:sys_exit,
+ *    attached by name (BPF_RAW_TRACEPOINT_OPEN) on kernels without BPF trampolines or without
+ *    those functions. It runs at every system call's exit of every process and returns after
+ *    one comparison unless the call failed with one of the three errnos; only then does it look
+ *    at the syscall number and the arguments (still in the caller's saved registers).
+ * CO-RE: struct offsets come from the running kernel's BTF. */
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
@@ -115,25 +125,11 @@ static __always_inline void read_socket_port(struct task_struct *task, long fd,
   event->key.port = BPF_CORE_READ(sk, __sk_common.skc_num);
 }
 
-SEC("raw_tp/sys_exit")
-int portwatch_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
-  long ret = (long)ctx->args[1];
-  /* The fast path of every other system call. */
-  if (ret != -EADDRINUSE && ret != -EADDRNOTAVAIL && ret != -EACCES) {
-    return 0;
-  }
-  struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-  long nr = syscall_nr(regs);
-  __u8 syscall = 0;
-  if (nr == nr_bind) {
-    syscall = PORTWATCH_SYSCALL_BIND;
-  } else if (nr == nr_listen && ret == -EADDRINUSE) {
-    syscall = PORTWATCH_SYSCALL_LISTEN;
-  } else if (nr == nr_connect && ret == -EADDRNOTAVAIL) {
-    syscall = PORTWATCH_SYSCALL_CONNECT;
-  } else {
-    return 0;
-  }
+/* Counts one failure of `syscall` (the caller already checked the errno is one counted for it)
+ * and, rate-limited, sends it to user space. For bind/connect `uaddr`/`len` are the caller's
+ * sockaddr; for listen only `fd` is used. */
+static __always_inline int count_failure(__u8 syscall, long ret, long fd, const void *uaddr,
+                                         long len) {
   struct task_struct *task = (struct task_struct *)bpf_get_current_task();
   __u32 netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
   if (filter_netns != 0 && netns != filter_netns) {
@@ -147,12 +143,9 @@ int portwatch_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
   bpf_get_current_comm(event.key.comm, sizeof(event.key.comm));
   event.pid = bpf_get_current_pid_tgid() >> 32;
   event.uid = (__u32)bpf_get_current_uid_gid();
-  long fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
   if (syscall == PORTWATCH_SYSCALL_LISTEN) {
     read_socket_port(task, fd, &event);
   } else {
-    const void *uaddr = (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs);
-    long len = PT_REGS_PARM3_CORE_SYSCALL(regs);
     read_sockaddr(uaddr, len, &event);
   }
 
@@ -187,4 +180,105 @@ int portwatch_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
   __builtin_memcpy(out, &event, sizeof(*out));
   bpf_ringbuf_submit(out, 0);
   return 0;
+}
+
+/* Preferred path: fexit on the functions behind the three system calls (and the 32-bit
+ * socketcall()), not on io_uring's (__sys_bind_socket, __sys_connect_file). Signatures of
+ * net/socket.c: int __sys_bind(int fd, struct sockaddr __user *umyaddr, int addrlen),
+ * int __sys_listen(int fd, int backlog), int __sys_connect(int fd, struct sockaddr __user
+ * *uservaddr, int addrlen). The sockaddr is user memory: read with bpf_probe_read_user. */
+SEC("fexit/__sys_bind")
+int BPF_PROG(portwatch_fexit_bind, int fd, struct sockaddr *umyaddr, int addrlen, int ret) {
+  if (ret != -EADDRINUSE && ret != -EADDRNOTAVAIL && ret != -EACCES) {
+    return 0;
+  }
+  return count_failure(PORTWATCH_SYSCALL_BIND, ret, fd, umyaddr, addrlen);
+}
+
+SEC("fexit/__sys_listen")
+int BPF_PROG(portwatch_fexit_listen, int fd, int backlog, int ret) {
+  if (ret != -EADDRINUSE) {
+    return 0;
+  }
+  return count_failure(PORTWATCH_SYSCALL_LISTEN, ret, fd, NULL, 0);
+}
+
+SEC("fexit/__sys_connect")
+int BPF_PROG(portwatch_fexit_connect, int fd, struct sockaddr *uservaddr, int addrlen, int ret) {
+  if (ret != -EADDRNOTAVAIL) {
+    return 0;
+  }
+  return count_failure(PORTWATCH_SYSCALL_CONNECT, ret, fd, uservaddr, addrlen);
+}
+
+/* Second choice: the syscall trace events. Their context (tracefs .../sys_exit_bind/format):
+ * the common header (8 bytes), int __syscall_nr at 8, long ret at 16. */
+struct portwatch_syscall_exit {
+  __u64 common;
+  int syscall_nr;
+  int pad;
+  long ret;
+};
+
+static __always_inline struct pt_regs *current_syscall_regs(void) {
+  return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int portwatch_tp_bind(struct portwatch_syscall_exit *ctx) {
+  long ret = ctx->ret;
+  if (ret != -EADDRINUSE && ret != -EADDRNOTAVAIL && ret != -EACCES) {
+    return 0;
+  }
+  struct pt_regs *regs = current_syscall_regs();
+  return count_failure(PORTWATCH_SYSCALL_BIND, ret, PT_REGS_PARM1_CORE_SYSCALL(regs),
+                       (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs),
+                       PT_REGS_PARM3_CORE_SYSCALL(regs));
+}
+
+SEC("tracepoint/syscalls/sys_exit_listen")
+int portwatch_tp_listen(struct portwatch_syscall_exit *ctx) {
+  long ret = ctx->ret;
+  if (ret != -EADDRINUSE) {
+    return 0;
+  }
+  struct pt_regs *regs = current_syscall_regs();
+  return count_failure(PORTWATCH_SYSCALL_LISTEN, ret, PT_REGS_PARM1_CORE_SYSCALL(regs), NULL, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int portwatch_tp_connect(struct portwatch_syscall_exit *ctx) {
+  long ret = ctx->ret;
+  if (ret != -EADDRNOTAVAIL) {
+    return 0;
+  }
+  struct pt_regs *regs = current_syscall_regs();
+  return count_failure(PORTWATCH_SYSCALL_CONNECT, ret, PT_REGS_PARM1_CORE_SYSCALL(regs),
+                       (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs),
+                       PT_REGS_PARM3_CORE_SYSCALL(regs));
+}
+
+/* Last resort: every system call's exit. */
+SEC("raw_tp/sys_exit")
+int portwatch_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
+  long ret = (long)ctx->args[1];
+  /* The fast path of every other system call. */
+  if (ret != -EADDRINUSE && ret != -EADDRNOTAVAIL && ret != -EACCES) {
+    return 0;
+  }
+  struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+  long nr = syscall_nr(regs);
+  __u8 syscall = 0;
+  if (nr == nr_bind) {
+    syscall = PORTWATCH_SYSCALL_BIND;
+  } else if (nr == nr_listen && ret == -EADDRINUSE) {
+    syscall = PORTWATCH_SYSCALL_LISTEN;
+  } else if (nr == nr_connect && ret == -EADDRNOTAVAIL) {
+    syscall = PORTWATCH_SYSCALL_CONNECT;
+  } else {
+    return 0;
+  }
+  return count_failure(syscall, ret, PT_REGS_PARM1_CORE_SYSCALL(regs),
+                       (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs),
+                       PT_REGS_PARM3_CORE_SYSCALL(regs));
 }

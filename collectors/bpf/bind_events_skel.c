@@ -2,6 +2,8 @@
 #include "collectors/bpf/bind_events_skel.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "bind_events.skel.h" /* generated into the build tree by bpftool gen skeleton */
@@ -10,37 +12,81 @@ struct portwatch_bpf {
   struct bind_events_bpf* skeleton;
 };
 
-struct portwatch_bpf* portwatch_bpf_start(long nr_bind, long nr_listen, long nr_connect, int* error,
-                                          const char** stage) {
+/* Opens, loads and attaches one path; returns 0 or a negative errno. */
+static int start_path(long nr_bind, long nr_listen, long nr_connect, enum portwatch_bpf_attach path,
+                      struct bind_events_bpf** out, const char** stage) {
+  errno = 0;
   struct bind_events_bpf* skeleton = bind_events_bpf__open();
   if (skeleton == NULL) {
-    *error = errno != 0 ? errno : EINVAL;
     *stage = "open";
-    return NULL;
+    return errno != 0 ? -errno : -EINVAL;
   }
   skeleton->rodata->nr_bind = nr_bind;
   skeleton->rodata->nr_listen = nr_listen;
   skeleton->rodata->nr_connect = nr_connect;
-  int result = bind_events_bpf__load(skeleton);
+  /* Only the chosen path is loaded (and so attached by bind_events_bpf__attach). */
+  const bool fexit = path == PORTWATCH_BPF_ATTACH_FEXIT;
+  const bool tracepoint = path == PORTWATCH_BPF_ATTACH_TRACEPOINT;
+  bpf_program__set_autoload(skeleton->progs.portwatch_fexit_bind, fexit);
+  bpf_program__set_autoload(skeleton->progs.portwatch_fexit_listen, fexit);
+  bpf_program__set_autoload(skeleton->progs.portwatch_fexit_connect, fexit);
+  bpf_program__set_autoload(skeleton->progs.portwatch_tp_bind, tracepoint);
+  bpf_program__set_autoload(skeleton->progs.portwatch_tp_listen, tracepoint);
+  bpf_program__set_autoload(skeleton->progs.portwatch_tp_connect, tracepoint);
+  bpf_program__set_autoload(skeleton->progs.portwatch_sys_exit,
+                            path == PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT);
   *stage = "load";
+  int result = bind_events_bpf__load(skeleton);
   if (result == 0) {
-    result = bind_events_bpf__attach(skeleton);
     *stage = "attach";
+    result = bind_events_bpf__attach(skeleton);
   }
   if (result != 0) {
-    *error = -result;
     bind_events_bpf__destroy(skeleton);
+    return result < 0 ? result : -EINVAL;
+  }
+  *out = skeleton;
+  *stage = "";
+  return 0;
+}
+
+struct portwatch_bpf* portwatch_bpf_start(long nr_bind, long nr_listen, long nr_connect,
+                                          enum portwatch_bpf_attach want,
+                                          struct portwatch_bpf_start_result* result) {
+  static const enum portwatch_bpf_attach order[] = {PORTWATCH_BPF_ATTACH_FEXIT,
+                                                    PORTWATCH_BPF_ATTACH_TRACEPOINT,
+                                                    PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT};
+  struct bind_events_bpf* skeleton = NULL;
+  result->used = PORTWATCH_BPF_ATTACH_AUTO;
+  for (int i = 0; i < PORTWATCH_BPF_ATTACH_COUNT; ++i) {
+    result->error[i] = 0;
+    result->stage[i] = "";
+  }
+  for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && skeleton == NULL; ++i) {
+    const enum portwatch_bpf_attach path = order[i];
+    if (want != PORTWATCH_BPF_ATTACH_AUTO && want != path) {
+      continue;
+    }
+    const int error =
+        start_path(nr_bind, nr_listen, nr_connect, path, &skeleton, &result->stage[path]);
+    if (error == 0) {
+      result->used = path;
+    } else {
+      result->error[path] = -error;
+    }
+  }
+  if (skeleton == NULL) {
     return NULL;
   }
   struct portwatch_bpf* bpf = calloc(1, sizeof(*bpf));
   if (bpf == NULL) {
-    *error = ENOMEM;
-    *stage = "allocate";
+    result->error[result->used] = ENOMEM;
+    result->stage[result->used] = "allocate";
+    result->used = PORTWATCH_BPF_ATTACH_AUTO;
     bind_events_bpf__destroy(skeleton);
     return NULL;
   }
   bpf->skeleton = skeleton;
-  *stage = "";
   return bpf;
 }
 

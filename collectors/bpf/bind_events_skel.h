@@ -13,10 +13,31 @@ extern "C" {
 // NOLINTBEGIN(readability-identifier-naming)
 struct portwatch_bpf;
 
-/* Opens, loads and attaches the program. On failure returns NULL, sets *error to a positive
- * errno and *stage to what failed ("open", "load", "attach"). */
-struct portwatch_bpf* portwatch_bpf_start(long nr_bind, long nr_listen, long nr_connect, int* error,
-                                          const char** stage);
+/* Which programs are loaded: the fexit programs on __sys_bind/__sys_listen/__sys_connect, the
+ * programs on the trace events syscalls:sys_exit_bind/listen/connect, or the raw tracepoint
+ * program on raw_syscalls:sys_exit. */
+enum portwatch_bpf_attach {
+  PORTWATCH_BPF_ATTACH_AUTO = 0, /* the first of FEXIT, TRACEPOINT, RAW_TRACEPOINT that works */
+  PORTWATCH_BPF_ATTACH_FEXIT = 1,
+  PORTWATCH_BPF_ATTACH_TRACEPOINT = 2,
+  PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT = 3,
+};
+#define PORTWATCH_BPF_ATTACH_COUNT 4
+
+struct portwatch_bpf_start_result {
+  enum portwatch_bpf_attach used; /* on success: the path in use */
+  /* Per path (indexed by enum portwatch_bpf_attach) that was tried and failed: a positive
+   * errno and what failed ("open", "load", "attach"); 0 and "" otherwise. */
+  int error[PORTWATCH_BPF_ATTACH_COUNT];
+  const char* stage[PORTWATCH_BPF_ATTACH_COUNT];
+};
+
+/* Opens, loads and attaches the programs of `want` (AUTO: fexit, else the trace events, else
+ * the raw tracepoint). Returns NULL when nothing could be attached; `result` says which path
+ * is in use and why the ones tried before failed. */
+struct portwatch_bpf* portwatch_bpf_start(long nr_bind, long nr_listen, long nr_connect,
+                                          enum portwatch_bpf_attach want,
+                                          struct portwatch_bpf_start_result* result);
 /* Detaches the program and frees everything. */
 void portwatch_bpf_destroy(struct portwatch_bpf* bpf);
 int portwatch_bpf_failures_fd(const struct portwatch_bpf* bpf);

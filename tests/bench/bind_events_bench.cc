@@ -1,6 +1,7 @@
 // Overhead of the bind_events eBPF program: a bind/connect-heavy loop and a loop without any
-// bind/listen/connect call, each timed with the program detached and attached, alternating in
-// the same run (median of the rounds). Needs root; runs in a private network namespace.
+// bind/listen/connect call, each timed with the program detached and attached through each
+// attach path the kernel allows (fexit, tracepoint, raw_tracepoint), alternating in the same
+// run (median of the rounds). Needs root; runs in a private network namespace.
 //   portwatch_bind_events_bench [--rounds=N] [--iterations=N]
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -94,43 +95,69 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cannot listen on 127.0.0.1:%u/%u\n", kBusyPort, kServerPort);
     return 1;
   }
-  {
-    auto probe = portwatch::OpenKernelBindEventSource(nullptr);
-    if (!probe->Available()) {
-      std::fprintf(stderr, "eBPF unavailable: %s\n", probe->UnavailableReason().c_str());
-      return 1;
+  using portwatch::BindEventsAttach;
+  struct Path {
+    const char* name;
+    BindEventsAttach attach;
+  };
+  std::vector<Path> paths;
+  for (const Path& path :
+       {Path{"fexit", BindEventsAttach::kFexit}, Path{"tracepoint", BindEventsAttach::kTracepoint},
+        Path{"raw_tracepoint", BindEventsAttach::kRawTracepoint}}) {
+    auto probe = portwatch::OpenKernelBindEventSourceUsing(path.attach, nullptr);
+    if (probe->Available()) {
+      paths.push_back(path);
+    } else {
+      std::printf("  %s: unavailable (%s)\n", path.name, probe->UnavailableReason().c_str());
     }
+  }
+  if (paths.empty()) {
+    std::fprintf(stderr, "eBPF unavailable\n");
+    return 1;
   }
   struct Case {
     const char* name;
     void (*loop)(int);
-    std::vector<double> detached, attached;
+    std::vector<double> detached;
+    std::vector<std::vector<double>> attached;  // per path
   };
   std::vector<Case> cases = {
       {"bind/connect loop (3 socket calls + 1 failure per iteration)", BindConnectLoop, {}, {}},
       {"getppid loop (no bind/listen/connect)", OtherSyscallLoop, {}, {}}};
-  uint64_t counted = 0;
+  std::vector<uint64_t> counted(paths.size(), 0);
   for (Case& c : cases) {
+    c.attached.resize(paths.size());
     c.loop(iterations / 10);  // warm-up
     for (int round = 0; round < rounds; ++round) {
       c.detached.push_back(Seconds(c.loop, iterations));
-      auto source = portwatch::OpenKernelBindEventSource(nullptr);
-      c.attached.push_back(Seconds(c.loop, iterations));
-      for (const auto& [key, count] : source->ReadCounts()) {
-        counted += key.port == kBusyPort ? count : 0;
-      }
-    }  // the source is destroyed: detached again
+      for (size_t p = 0; p < paths.size(); ++p) {
+        auto source = portwatch::OpenKernelBindEventSourceUsing(paths[p].attach, nullptr);
+        c.attached[p].push_back(Seconds(c.loop, iterations));
+        for (const auto& [key, count] : source->ReadCounts()) {
+          counted[p] += key.port == kBusyPort ? count : 0;
+        }
+      }  // the source is destroyed: detached again
+    }
   }
   std::printf("bind_events overhead: %d rounds x %d iterations, median seconds\n", rounds,
               iterations);
   for (const Case& c : cases) {
     const double detached = Median(c.detached);
-    const double attached = Median(c.attached);
-    std::printf("  %-62s detached %.4f  attached %.4f  ratio %.3f (%+.1f%%)\n", c.name, detached,
-                attached, attached / detached, (attached / detached - 1) * 100);
+    std::printf("  %s: detached %.4f\n", c.name, detached);
+    for (size_t p = 0; p < paths.size(); ++p) {
+      const double attached = Median(c.attached[p]);
+      std::printf("    %-16s attached %.4f  ratio %.3f (%+.1f%%)\n", paths[p].name, attached,
+                  attached / detached, (attached / detached - 1) * 100);
+    }
   }
+  // The bind loop's failures, once per round and path.
   const uint64_t expected = static_cast<uint64_t>(rounds) * iterations;
-  std::printf("  failures counted while attached: %llu (expected %llu)\n",
-              static_cast<unsigned long long>(counted), static_cast<unsigned long long>(expected));
-  return counted == expected ? 0 : 1;
+  bool exact = true;
+  for (size_t p = 0; p < paths.size(); ++p) {
+    std::printf("  %s: failures counted while attached: %llu (expected %llu)\n", paths[p].name,
+                static_cast<unsigned long long>(counted[p]),
+                static_cast<unsigned long long>(expected));
+    exact = exact && counted[p] == expected;
+  }
+  return exact ? 0 : 1;
 }

@@ -38,6 +38,7 @@ class FakeSource : public BindEventSource {
   std::vector<std::pair<BindFailureKey, uint64_t>> ReadCounts() override { return state_.counts; }
   uint64_t UncountedFailures() const override { return 3; }
   uint64_t LostEvents() const override { return 4; }
+  std::string AttachPath() const override { return "fexit"; }
 
  private:
   FakeState& state_;
@@ -115,6 +116,8 @@ TEST_F(BindEventsCollectorTest, CountsWithServicePortsKeptAndNamespaceFilter) {
                                       1}}));
   EXPECT_EQ(Samples(out, "portwatch_bind_events_available"),
             (std::map<std::string, double>{{"", 1}}));
+  EXPECT_EQ(Samples(out, "portwatch_bind_events_attach_info"),
+            (std::map<std::string, double>{{"{attach=\"fexit\"}", 1}}));
   EXPECT_EQ(Samples(out, "portwatch_bind_failures_uncounted_total"),
             (std::map<std::string, double>{{"", 3}}));
   EXPECT_EQ(Samples(out, "portwatch_bind_events_log_lost_total"),
