@@ -207,7 +207,13 @@ SocketOwners SocketOwnerCache::Resolve(const std::unordered_set<uint32_t>& inode
     if (cached == holders_.end()) {
       continue;
     }
-    for (const Holder& holder : cached->second) {
+    for (Holder& holder : cached->second) {
+      // The fd survives exec(): read who the process is now (three small files per holder).
+      ProcessInfo now_running =
+          Identify(procfs_, holder.process.pid, std::to_string(holder.process.pid));
+      if (!now_running.command.empty() || !now_running.cmdline.empty()) {
+        holder.process = std::move(now_running);
+      }
       owners.by_inode[inode].push_back(holder.process);
       owners.first_fd.try_emplace(inode, holder.process.pid, holder.fd);
     }

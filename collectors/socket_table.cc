@@ -89,7 +89,7 @@ void SocketTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
   if (IsListening(protocol, record.state)) {
     listening_[protocol_index].set(record.local_port);
     late_listeners_ = late_listeners_ || counted_as_client_[protocol_index].test(record.local_port);
-  } else if (FoldsAsEphemeral(protocol_index, record.local_port)) {
+  } else if (FoldsAsEphemeral(protocol_index, record.local_port) && record.remote_port != 0) {
     counted_as_client_[protocol_index].set(record.local_port);
     Destination destination{record.remote_address, record.remote_port,
                             static_cast<uint8_t>(family_index),

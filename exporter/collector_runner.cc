@@ -66,6 +66,8 @@ std::vector<prometheus::MetricFamily> CollectorRunner::CollectNow() const {
       status = collector->Collect(*config, out);
     } catch (const std::exception& error) {
       status = CollectStatus{false, error.what()};
+    } catch (...) {
+      status = CollectStatus{false, "unknown exception"};
     }
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
     if (!status.ok) {

@@ -74,9 +74,15 @@ size_t ParseCount(const YAML::Node& node, const std::string& path, size_t minimu
   if (!YAML::convert<long long>::decode(node, value)) {
     throw ConfigProblem(node.Mark(), path + " must be an integer, got " + Describe(node));
   }
-  if (value < static_cast<long long>(minimum) || value > std::numeric_limits<int32_t>::max()) {
+  constexpr long long kMaximum = std::numeric_limits<int32_t>::max();
+  if (value < static_cast<long long>(minimum)) {
     throw ConfigProblem(node.Mark(), path + " must be at least " + std::to_string(minimum) +
                                          ", got " + std::to_string(value));
+  }
+  if (value > kMaximum) {
+    throw ConfigProblem(node.Mark(), path + " must be between " + std::to_string(minimum) +
+                                         " and " + std::to_string(kMaximum) + ", got " +
+                                         std::to_string(value));
   }
   return static_cast<size_t>(value);
 }

@@ -155,7 +155,11 @@ std::unique_ptr<ReplayTransport> ReplayTransport::Load(const std::string& path,
   }
   std::vector<Exchange> exchanges;
   uint32_t header[3];
-  while (in.read(reinterpret_cast<char*>(header), sizeof(header))) {
+  while (in.peek() != std::char_traits<char>::eof()) {
+    if (!in.read(reinterpret_cast<char*>(header), sizeof(header))) {
+      error = path + ": truncated record";
+      return nullptr;
+    }
     std::vector<std::byte> bytes(header[2]);
     if (!in.read(reinterpret_cast<char*>(bytes.data()),
                  static_cast<std::streamsize>(bytes.size()))) {

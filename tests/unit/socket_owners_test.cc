@@ -371,8 +371,6 @@ TEST_F(SocketOwnersTest, CacheStillListsEveryProcessWhenAsked) {
 }
 
 TEST_F(SocketOwnersTest, CacheSeesAHolderThatExecedAnotherProgram) {
-  GTEST_SKIP() << "bug: SocketOwnerCache re-checks only the fd link, so a holder that exec()s "
-                  "another program keeps its old comm/cmdline/exe until the next full pass";
   using namespace std::string_literals;
   AddProcess("123", "launcher\n", "launcher\0--tls\0"s);
   AddFd("123", "3", "socket:[4242]");
