@@ -239,7 +239,7 @@ std::vector<ServiceReport> ServiceTable::Reports(const SocketOwners& owners,
         std::optional<bool> flag =
             report.listener_reuse ? report.listener_reuse : report.remembered_reuse;
         if (!flag) {
-          reusing.unknowns.push_back(
+          reusing.unknowns.emplace_back(
               "TIME_WAIT sockets left by a listener whose SO_REUSEADDR portwatch never saw");
         } else if (!*flag) {
           reusing.Block(protocol, netlink::kTimeWait, time_waits);
@@ -253,7 +253,7 @@ std::vector<ServiceReport> ServiceTable::Reports(const SocketOwners& owners,
       for (uint32_t inode : *inodes) {
         std::optional<bool> flag = reuse(inode);
         if (!flag) {
-          reusing.unknowns.push_back(
+          reusing.unknowns.emplace_back(
               "cannot read SO_REUSEADDR of a socket on the port (needs CAP_SYS_PTRACE)");
         } else if (!*flag) {
           // The state is not kept per inode: UDP sockets count as unconn, TCP as established.
@@ -263,7 +263,7 @@ std::vector<ServiceReport> ServiceTable::Reports(const SocketOwners& owners,
       }
     }
     if (observed.others_without_inode > 0) {
-      reusing.unknowns.push_back("sockets on the port that no process holds");
+      reusing.unknowns.emplace_back("sockets on the port that no process holds");
     }
     report.with_reuse = reusing.Finish(free_is_trusted);
     report.time_wait_remaining_seconds = observed.longest_time_wait_ms / 1000.0;

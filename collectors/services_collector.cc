@@ -38,7 +38,7 @@ std::optional<bool> ReadReuseAddress(pid_t pid, int fd, uint32_t inode) {
   return value != 0;
 }
 
-ServicesCollector::ServicesCollector(ProcFs procfs,
+ServicesCollector::ServicesCollector(const ProcFs& procfs,
                                      SocketsCollector::TransportFactory open_transport)
     : procfs_(procfs), open_transport_(std::move(open_transport)), owner_cache_(procfs) {}
 

@@ -14,7 +14,7 @@ namespace portwatch {
 /// one pass over /proc when some socket needs its process.
 class ServicesCollector : public Collector {
  public:
-  ServicesCollector(ProcFs procfs, SocketsCollector::TransportFactory open_transport);
+  ServicesCollector(const ProcFs& procfs, SocketsCollector::TransportFactory open_transport);
 
   std::string_view Name() const override { return "services"; }
   CollectStatus Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;

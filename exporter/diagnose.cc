@@ -66,7 +66,7 @@ std::vector<std::string> SuggestFixes(const ServiceReport& report, const KernelF
                     port + ", or move the service to another port");
   }
   if (report.invisible_holders) {
-    fixes.push_back(
+    fixes.emplace_back(
         "a process portwatch cannot see holds the port: run as root (or with "
         "CAP_SYS_PTRACE) in the host PID namespace to name it");
   }
@@ -83,7 +83,7 @@ std::vector<std::string> SuggestFixes(const ServiceReport& report, const KernelF
   }
   if (report.matching_processes && *report.matching_processes > report.owned_listeners &&
       report.owned_listeners > 0) {
-    fixes.push_back(
+    fixes.emplace_back(
         "another matching process is running without the port: a duplicate that "
         "failed to bind (ps -ef shows it)");
   }
@@ -91,7 +91,7 @@ std::vector<std::string> SuggestFixes(const ServiceReport& report, const KernelF
   const bool only_time_wait = plain.size() == 1 && plain.count("time_wait") == 1;
   if (only_time_wait) {
     if (report.with_reuse.verdict == Verdict::kFree) {
-      fixes.push_back(
+      fixes.emplace_back(
           "only TIME_WAIT blocks: set SO_REUSEADDR on the new listener (the old one "
           "set it too), or wait " +
           Seconds(report.time_wait_remaining_seconds));

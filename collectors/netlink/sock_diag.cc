@@ -76,7 +76,7 @@ std::vector<inet_diag_bc_op> PortFilterBytecode(const std::vector<uint16_t>& por
     ops.push_back({0, 0, ports[i]});
     const size_t tests_after = ports.size() - i - 1;
     if (tests_after > 0) {
-      ops.push_back({INET_DIAG_BC_JMP, kOp, static_cast<uint16_t>(3 * kOp * tests_after)});
+      ops.push_back({INET_DIAG_BC_JMP, kOp, static_cast<uint16_t>(size_t{3} * kOp * tests_after)});
     }
   }
   return ops;

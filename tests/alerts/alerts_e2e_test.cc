@@ -3,12 +3,12 @@
 // TIME_WAIT, duplicate instances, a service port in the ephemeral range, TIME_WAIT growth on a
 // port and toward a peer port up to bucket overflows, ephemeral range pressure, listen queue
 // overflows, bind() failing with EADDRINUSE (counted by the eBPF bind_events collector, which must
-// be available: the test runs as root), a failed config reload, a dead exporter target), runs the real exporter and a real
-// Prometheus (loopback, 2 s scrapes, 1 s evaluation) loaded with a test copy of the rules whose
-// `for:` is shortened (derived from the real file), then checks through the HTTP API that
-// (1) every dashboard query returns data, (2) the matching alerts are pending or firing and the
-// others are not, (3) every metric name used by the rules and dashboards is in the exporter's
-// output.
+// be available: the test runs as root), a failed config reload, a dead exporter target), runs the
+// real exporter and a real Prometheus (loopback, 2 s scrapes, 1 s evaluation) loaded with a test
+// copy of the rules whose `for:` is shortened (derived from the real file), then checks through the
+// HTTP API that (1) every dashboard query returns data, (2) the matching alerts are pending or
+// firing and the others are not, (3) every metric name used by the rules and dashboards is in the
+// exporter's output.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -53,10 +53,10 @@ constexpr uint16_t kDbPort = 5432;                 // 40 connections to 127.0.0.
                                                    // 15 to 127.0.0.2: 30% (per destination)
 constexpr int kDbClients = 40;
 constexpr int kDbClientsOtherAddress = 15;
-constexpr uint16_t kTimeWaitPort = 9000;           // server-side TIME_WAIT growth
-constexpr uint16_t kPeerTimeWaitPort = 6000;       // client-side TIME_WAIT growth
-constexpr uint16_t kFloodPort = 9100;              // pushes TIME_WAIT past tcp_max_tw_buckets
-constexpr uint16_t kSlowPort = 7000;               // never accepts: listen queue overflows
+constexpr uint16_t kTimeWaitPort = 9000;      // server-side TIME_WAIT growth
+constexpr uint16_t kPeerTimeWaitPort = 6000;  // client-side TIME_WAIT growth
+constexpr uint16_t kFloodPort = 9100;         // pushes TIME_WAIT past tcp_max_tw_buckets
+constexpr uint16_t kSlowPort = 7000;          // never accepts: listen queue overflows
 constexpr int kMaxTwBuckets = 64;
 constexpr int kBindFailures = 4;  // "web-server" fails to bind 8080 (held by "squatter")
 
@@ -378,8 +378,7 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
   // more to 127.0.0.2:5432, a destination of its own (30%; the port over both addresses: 110%).
   std::vector<UniqueFd> db_clients;
   for (int i = 0; i < kDbClients + kDbClientsOtherAddress; ++i) {
-    db_clients.push_back(
-        Connect(SOCK_STREAM, i < kDbClients ? "127.0.0.1" : "127.0.0.2", kDbPort));
+    db_clients.push_back(Connect(SOCK_STREAM, i < kDbClients ? "127.0.0.1" : "127.0.0.2", kDbPort));
     ASSERT_TRUE(db_clients.back().Valid()) << i;
   }
   // --- Accept queue of 1 that is never drained: the extra handshakes overflow it.
