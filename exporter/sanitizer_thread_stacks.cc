@@ -10,8 +10,8 @@
 
 extern "C" int pthread_attr_setstacksize(pthread_attr_t* attributes, size_t size) {
   using SetStackSize = int (*)(pthread_attr_t*, size_t);
-  static const auto real_set_stack_size =
+  static const auto kRealSetStackSize =
       reinterpret_cast<SetStackSize>(::dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
   constexpr size_t kSanitizerStackBytes = size_t{8} << 20;
-  return real_set_stack_size(attributes, std::max(size, kSanitizerStackBytes));
+  return kRealSetStackSize(attributes, std::max(size, kSanitizerStackBytes));
 }
