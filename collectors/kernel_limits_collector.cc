@@ -23,9 +23,7 @@ CollectStatus KernelLimitsCollector::Collect(const Config& /*config*/,
     fail("net.ipv4.tcp_max_tw_buckets");
   }
 
-  std::optional<std::string> range_text = procfs_.ReadFile("sys/net/ipv4/ip_local_port_range");
-  if (std::optional<EphemeralRange> range =
-          range_text ? ParseEphemeralRange(*range_text) : std::nullopt) {
+  if (std::optional<EphemeralRange> range = ReadEphemeralRange(procfs_)) {
     FamilyBuilder("portwatch_ephemeral_port_range_first",
                   "First port of net.ipv4.ip_local_port_range (IPv4 and IPv6).",
                   prometheus::MetricType::Gauge)
@@ -37,11 +35,7 @@ CollectStatus KernelLimitsCollector::Collect(const Config& /*config*/,
         .Add(range->last)
         .MoveTo(out);
     // Reserved ports are never handed out by connect() or an autobind.
-    std::optional<std::string> reserved_text =
-        procfs_.ReadFile("sys/net/ipv4/ip_local_reserved_ports");
-    std::optional<std::vector<uint16_t>> reserved =
-        reserved_text ? ParsePortList(*reserved_text) : std::nullopt;
-    if (reserved) {
+    if (std::optional<std::vector<uint16_t>> reserved = ReadReservedPorts(procfs_)) {
       const auto reserved_in_range =
           std::count_if(reserved->begin(), reserved->end(),
                         [&range](uint16_t port) { return range->Contains(port); });

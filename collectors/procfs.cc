@@ -92,6 +92,16 @@ std::optional<std::vector<uint16_t>> ParsePortList(const std::string& text) {
   return ports;
 }
 
+std::optional<EphemeralRange> ReadEphemeralRange(const ProcFs& procfs) {
+  std::optional<std::string> text = procfs.ReadFile("sys/net/ipv4/ip_local_port_range");
+  return text ? ParseEphemeralRange(*text) : std::nullopt;
+}
+
+std::optional<std::vector<uint16_t>> ReadReservedPorts(const ProcFs& procfs) {
+  std::optional<std::string> text = procfs.ReadFile("sys/net/ipv4/ip_local_reserved_ports");
+  return text ? ParsePortList(*text) : std::nullopt;
+}
+
 bool KernelAtLeast(const std::string& release, int major, int minor) {
   int found_major = 0;
   int found_minor = 0;

@@ -35,6 +35,11 @@ struct EphemeralRange {
 /// Parses "32768\t60999". Returns nullopt on anything else.
 std::optional<EphemeralRange> ParseEphemeralRange(const std::string& text);
 
+/// net.ipv4.ip_local_port_range read from `procfs`, or nullopt when unreadable or malformed.
+std::optional<EphemeralRange> ReadEphemeralRange(const ProcFs& procfs);
+/// net.ipv4.ip_local_reserved_ports read from `procfs`, or nullopt when unreadable or malformed.
+std::optional<std::vector<uint16_t>> ReadReservedPorts(const ProcFs& procfs);
+
 /// Parses a port list like net.ipv4.ip_local_reserved_ports: "8080,9000-9010" (empty: none).
 std::optional<std::vector<uint16_t>> ParsePortList(const std::string& text);
 

@@ -45,18 +45,14 @@ ServicesCollector::ServicesCollector(const ProcFs& procfs,
 CollectStatus ServicesCollector::Scan(const Config& config, Scanned& scanned) {
   const ServicesOptions& options = config.services_options;
   KernelFacts facts;
-  std::optional<std::string> range_text = procfs_.ReadFile("sys/net/ipv4/ip_local_port_range");
-  std::optional<EphemeralRange> range =
-      range_text ? ParseEphemeralRange(*range_text) : std::nullopt;
+  std::optional<EphemeralRange> range = ReadEphemeralRange(procfs_);
   if (!range) {
     return CollectStatus{false, "cannot read net.ipv4.ip_local_port_range"};
   }
   facts.range = *range;
   auto reserved = std::make_shared<std::bitset<65536>>();
-  if (std::optional<std::string> text = procfs_.ReadFile("sys/net/ipv4/ip_local_reserved_ports")) {
-    for (uint16_t port : ParsePortList(*text).value_or(std::vector<uint16_t>{})) {
-      reserved->set(port);
-    }
+  for (uint16_t port : ReadReservedPorts(procfs_).value_or(std::vector<uint16_t>{})) {
+    reserved->set(port);
   }
   facts.reserved = std::move(reserved);
   facts.bound_inactive_visible =

@@ -26,9 +26,7 @@ SocketsCollector::SocketsCollector(ProcFs procfs, TransportFactory open_transpor
 CollectStatus SocketsCollector::Collect(const Config& config,
                                         std::vector<prometheus::MetricFamily>& out) {
   CollectStatus status;
-  std::optional<std::string> range_text = procfs_.ReadFile("sys/net/ipv4/ip_local_port_range");
-  std::optional<EphemeralRange> range =
-      range_text ? ParseEphemeralRange(*range_text) : std::nullopt;
+  std::optional<EphemeralRange> range = ReadEphemeralRange(procfs_);
   if (!range) {
     return CollectStatus{false, "cannot read net.ipv4.ip_local_port_range"};
   }
