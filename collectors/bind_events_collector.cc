@@ -36,32 +36,49 @@ uint32_t OwnNetworkNamespace() {
 
 BindEventsCollector::BindEventsCollector(ProcFs procfs,
                                          SocketsCollector::TransportFactory open_transport,
-                                         const SourceFactory& open_source, uint32_t own_netns,
+                                         SourceFactory open_source,
+                                         const BindEventsConfig& options, uint32_t own_netns,
                                          LogSink log)
     : procfs_(std::move(procfs)),
       open_transport_(std::move(open_transport)),
+      open_source_(std::move(open_source)),
       own_netns_(own_netns),
       log_(std::move(log)) {
   if (!log_) {
     log_ = [](const std::string& line) { spdlog::info("{}", line); };
   }
-  source_ = open_source([this](const BindFailureEvent& event) { OnEvent(event); });
-  if (source_->Available()) {
-    const std::string fallback = source_->FallbackReason();
-    if (fallback.empty()) {
-      spdlog::info("msg=\"bind_events: counting failed bind/listen/connect calls\" attach={}",
-                   source_->AttachPath());
-    } else {
-      spdlog::info(
-          "msg=\"bind_events: counting failed bind/listen/connect calls\" attach={} "
-          "not_used=\"{}\"",
-          source_->AttachPath(), fallback);
-    }
-  } else {
+  OpenSource(options.attach);
+}
+
+void BindEventsCollector::OpenSource(const std::vector<BindEventsAttach>& allowed) {
+  source_.reset();  // detach first: two programs would count every failure twice
+  allowed_ = allowed;
+  std::string allowed_names;
+  for (BindEventsAttach attach : allowed) {
+    allowed_names += (allowed_names.empty() ? "" : ",") + std::string(BindEventsAttachName(attach));
+  }
+  source_ = open_source_(allowed, [this](const BindFailureEvent& event) { OnEvent(event); });
+  // A new kernel map starts from zero: the exposed counters carry on from where they were.
+  counters_.ForgetKernelCounts();
+  if (!source_->Available()) {
     spdlog::warn(
         "msg=\"bind_events: eBPF unavailable, portwatch_bind_events_available is 0; the other "
-        "collectors run as usual\" reason=\"{}\"",
-        source_->UnavailableReason());
+        "collectors run as usual\" allowed={} cause={} reason=\"{}\"",
+        allowed_names, source_->UnavailableCause(), source_->UnavailableReason());
+    return;
+  }
+  const std::string fallback = source_->FallbackReason();
+  const std::string not_used = fallback.empty() ? "" : " not_used=\"" + fallback + "\"";
+  if (source_->AttachPath() == "fexit") {
+    spdlog::info("msg=\"bind_events: counting failed bind/listen/connect calls\" attach={}{}",
+                 source_->AttachPath(), not_used);
+  } else {
+    // Worth a warning: every process on the node pays for it, not just the exporter.
+    spdlog::warn(
+        "msg=\"bind_events: counting failed bind/listen/connect calls\" attach={}{} "
+        "cost=\"every system call of every process takes the kernel's syscall tracing slow "
+        "path (docs/bind_events.md)\"",
+        source_->AttachPath(), not_used);
   }
 }
 
@@ -92,6 +109,10 @@ std::set<uint16_t> BindEventsCollector::ListeningPorts() const {
 CollectStatus BindEventsCollector::Collect(const Config& config,
                                            std::vector<prometheus::MetricFamily>& out) {
   const BindEventsConfig& options = config.bind_events;
+  if (options.attach != allowed_) {
+    spdlog::info("msg=\"bind_events: attach paths changed by a config reload, re-attaching\"");
+    OpenSource(options.attach);
+  }
   FamilyBuilder available("portwatch_bind_events_available",
                           "1 when the eBPF program counting failed bind/listen/connect calls is "
                           "attached; 0 when it cannot be (see the exporter's log for why).",
@@ -99,6 +120,14 @@ CollectStatus BindEventsCollector::Collect(const Config& config,
   available.Add(source_->Available() ? 1 : 0);
   available.MoveTo(out);
   if (!source_->Available()) {
+    FamilyBuilder cause(
+        "portwatch_bind_events_unavailable_info",
+        "Why the eBPF program is not attached (label cause): not_built, no_btf, no_permission, "
+        "fexit_unsupported (the kernel refuses fexit and collectors.bind_events.attach allows "
+        "no costlier path) or attach_failed.",
+        prometheus::MetricType::Gauge);
+    cause.Add({{"cause", source_->UnavailableCause()}}, 1);
+    cause.MoveTo(out);
     return {};
   }
   FamilyBuilder attach("portwatch_bind_events_attach_info",

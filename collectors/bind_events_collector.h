@@ -7,6 +7,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "collectors/bind_events_table.h"
 #include "collectors/bpf/bind_event_source.h"
@@ -20,14 +21,18 @@ namespace portwatch {
 /// program (see collectors/bpf/bind_events.bpf.c and docs/bind_events.md).
 class BindEventsCollector : public Collector {
  public:
-  using SourceFactory = std::function<std::unique_ptr<BindEventSource>(BindEventHandler)>;
+  using SourceFactory = std::function<std::unique_ptr<BindEventSource>(
+      const std::vector<BindEventsAttach>& allowed, BindEventHandler)>;
   /// Where log lines go (spdlog info in production, a vector in tests).
   using LogSink = std::function<void(const std::string&)>;
 
-  /// Opens the source at once, so failures are counted from start-up on, not from the first
-  /// scrape. `own_netns` is the inode of the exporter's network namespace.
+  /// Opens the source at once with the attach paths `options` allows, so failures are counted
+  /// from start-up on, not from the first scrape. A reloaded config with other attach paths
+  /// re-attaches at the next scrape. `own_netns` is the inode of the exporter's network
+  /// namespace.
   BindEventsCollector(ProcFs procfs, SocketsCollector::TransportFactory open_transport,
-                      const SourceFactory& open_source, uint32_t own_netns, LogSink log = nullptr);
+                      SourceFactory open_source, const BindEventsConfig& options,
+                      uint32_t own_netns, LogSink log = nullptr);
   ~BindEventsCollector() override;
   BindEventsCollector(const BindEventsCollector&) = delete;
   BindEventsCollector& operator=(const BindEventsCollector&) = delete;
@@ -45,10 +50,14 @@ class BindEventsCollector : public Collector {
 
  private:
   void OnEvent(const BindFailureEvent& event);
+  /// (Re-)attaches through the first of `allowed` the kernel accepts and says so once.
+  void OpenSource(const std::vector<BindEventsAttach>& allowed);
   std::set<uint16_t> ListeningPorts() const;
 
   ProcFs procfs_;
   SocketsCollector::TransportFactory open_transport_;
+  SourceFactory open_source_;
+  std::vector<BindEventsAttach> allowed_;  ///< what source_ was opened with
   uint32_t own_netns_;
   LogSink log_;
   BindFailureCounters counters_;

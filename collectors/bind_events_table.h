@@ -72,6 +72,10 @@ class BindFailureCounters {
   void Update(const std::vector<std::pair<BindFailureKey, uint64_t>>& snapshot,
               const std::set<uint16_t>& kept_ports, const Options& options);
 
+  /// The kernel's counters start again from zero (the program was re-attached): the next
+  /// snapshot is all increase. The exposed series keep their values.
+  void ForgetKernelCounts() { last_.clear(); }
+
   /// portwatch_bind_failures_total and portwatch_bind_failures_port_series_folded.
   void AppendMetrics(std::vector<prometheus::MetricFamily>& out) const;
 

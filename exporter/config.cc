@@ -183,7 +183,26 @@ BindEventsConfig ParseBindEvents(const YAML::Node& node) {
     return options;
   }
   RequireMap(node, path);
-  RejectUnknownKeys(node, path, {"namespaces", "max_port_series"});
+  RejectUnknownKeys(node, path, {"attach", "namespaces", "max_port_series"});
+  if (const YAML::Node attach = node["attach"]) {
+    const std::set<std::string> allowed =
+        ParseChoiceList(attach, path + ".attach", {"fexit", "tracepoint", "raw_tracepoint"});
+    if (allowed.empty()) {
+      throw ConfigProblem(attach.Mark(),
+                          path + ".attach must list at least one of fexit, raw_tracepoint, "
+                                 "tracepoint (--no-collector.bind_events turns the collector off)");
+    }
+    // Cheapest first, whatever the order written.
+    options.attach.clear();
+    for (const auto& [name, path_kind] :
+         {std::pair{"fexit", BindEventsAttach::kFexit},
+          std::pair{"tracepoint", BindEventsAttach::kTracepoint},
+          std::pair{"raw_tracepoint", BindEventsAttach::kRawTracepoint}}) {
+      if (allowed.count(name) != 0) {
+        options.attach.push_back(path_kind);
+      }
+    }
+  }
   if (const YAML::Node namespaces = node["namespaces"]) {
     const std::string text = namespaces.IsScalar() ? namespaces.Scalar() : "";
     if (text != "all" && text != "own") {

@@ -62,8 +62,17 @@ struct ServiceConfig {
   uint32_t instances = 1;  ///< expected number of owning processes
 };
 
+/// How the bind_events eBPF program hooks the system calls, cheapest first. kFexit runs only
+/// inside bind/listen/connect. The other two are syscall trace events: while they are attached
+/// the kernel puts every system call of every process on its syscall tracing slow path
+/// (docs/bind_events.md has the measured cost).
+enum class BindEventsAttach { kFexit, kTracepoint, kRawTracepoint };
+
 /// Options of the bind_events collector (eBPF counters of failed bind/listen/connect).
 struct BindEventsConfig {
+  /// The attach paths allowed, tried cheapest first; the first the kernel accepts is used. The
+  /// default is the one that costs nothing outside bind/listen/connect.
+  std::vector<BindEventsAttach> attach = {BindEventsAttach::kFexit};
   /// Count failures in every network namespace (a node agent's view) or only the exporter's own.
   bool all_namespaces = true;
   /// Distinct ports in portwatch_bind_failures_total beyond the configured service ports and

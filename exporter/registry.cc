@@ -25,7 +25,8 @@ const std::vector<CollectorSpec>& KnownCollectors() {
   return kCollectors;
 }
 
-std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::string>& enabled) {
+std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::string>& enabled,
+                                                        const Config& config) {
   std::vector<std::unique_ptr<Collector>> collectors;
   for (const CollectorSpec& spec : KnownCollectors()) {
     if (enabled.count(spec.name) == 0) {
@@ -41,7 +42,8 @@ std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::stri
       collectors.push_back(std::make_unique<NetstatCollector>(ProcFs()));
     } else if (spec.name == "bind_events") {
       collectors.push_back(std::make_unique<BindEventsCollector>(
-          ProcFs(), KernelTransportFactory(), OpenKernelBindEventSource, OwnNetworkNamespace()));
+          ProcFs(), KernelTransportFactory(), OpenKernelBindEventSource, config.bind_events,
+          OwnNetworkNamespace()));
     }
   }
   return collectors;

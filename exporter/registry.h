@@ -19,7 +19,9 @@ struct CollectorSpec {
 /// registration, so none is silently dropped by the linker.
 const std::vector<CollectorSpec>& KnownCollectors();
 
-/// Instances of the named collectors, reading the running kernel.
-std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::string>& enabled);
+/// Instances of the named collectors, reading the running kernel. `config` is the one loaded at
+/// start (bind_events attaches at once, before the first scrape).
+std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::string>& enabled,
+                                                        const Config& config);
 
 }  // namespace portwatch

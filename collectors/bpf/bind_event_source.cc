@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -27,15 +26,18 @@ namespace {
 /// The source when BPF cannot be used: counts nothing and says why.
 class UnavailableSource : public BindEventSource {
  public:
-  explicit UnavailableSource(std::string reason) : reason_(std::move(reason)) {}
+  UnavailableSource(std::string cause, std::string reason)
+      : cause_(std::move(cause)), reason_(std::move(reason)) {}
   bool Available() const override { return false; }
   std::string UnavailableReason() const override { return reason_; }
+  std::string UnavailableCause() const override { return cause_; }
   void SetNetnsFilter(uint32_t /*netns*/) override {}
   std::vector<std::pair<BindFailureKey, uint64_t>> ReadCounts() override { return {}; }
   uint64_t UncountedFailures() const override { return 0; }
   uint64_t LostEvents() const override { return 0; }
 
  private:
+  std::string cause_;
   std::string reason_;
 };
 
@@ -57,8 +59,8 @@ int LogLibbpf(enum libbpf_print_level level, const char* format, va_list args) {
 
 class KernelSource : public BindEventSource {
  public:
-  KernelSource(BindEventsAttach attach, BindEventHandler on_event)
-      : attach_(attach), on_event_(std::move(on_event)) {}
+  KernelSource(std::vector<BindEventsAttach> allowed, BindEventHandler on_event)
+      : allowed_(std::move(allowed)), on_event_(std::move(on_event)) {}
 
   ~KernelSource() override {
     stop_ = true;
@@ -73,28 +75,25 @@ class KernelSource : public BindEventSource {
   KernelSource(const KernelSource&) = delete;
   KernelSource& operator=(const KernelSource&) = delete;
 
-  /// Returns an empty string on success, else why BPF cannot be used.
+  /// Returns an empty string on success, else why BPF cannot be used (and sets cause_).
   std::string Start() {
     libbpf_set_print(LogLibbpf);
     struct stat btf {};
     if (::stat("/sys/kernel/btf/vmlinux", &btf) != 0) {
+      cause_ = "no_btf";
       return "the kernel has no BTF (/sys/kernel/btf/vmlinux missing: CONFIG_DEBUG_INFO_BTF off "
              "or kernel older than 5.5)";
     }
-    portwatch_bpf_attach want = PORTWATCH_BPF_ATTACH_AUTO;
-    if (attach_ == BindEventsAttach::kFexit) {
-      want = PORTWATCH_BPF_ATTACH_FEXIT;
-    } else if (attach_ == BindEventsAttach::kTracepoint) {
-      want = PORTWATCH_BPF_ATTACH_TRACEPOINT;
-    } else if (attach_ == BindEventsAttach::kRawTracepoint) {
-      want = PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT;
+    unsigned allowed = 0;
+    for (BindEventsAttach attach : allowed_) {
+      allowed |= PORTWATCH_BPF_ATTACH_BIT(PathOf(attach));
     }
     std::string tracefs_note;
-    if (want == PORTWATCH_BPF_ATTACH_AUTO || want == PORTWATCH_BPF_ATTACH_TRACEPOINT) {
+    if ((allowed & PORTWATCH_BPF_ATTACH_BIT(PORTWATCH_BPF_ATTACH_TRACEPOINT)) != 0) {
       tracefs_note = EnsureTracefs();
     }
     portwatch_bpf_start_result result{};
-    bpf_ = portwatch_bpf_start(SYS_bind, SYS_listen, SYS_connect, want, &result);
+    bpf_ = portwatch_bpf_start(SYS_bind, SYS_listen, SYS_connect, allowed, &result);
     std::string failed;  // why the paths tried before (or instead of) the one in use failed
     for (int path = PORTWATCH_BPF_ATTACH_FEXIT; path < PORTWATCH_BPF_ATTACH_COUNT; ++path) {
       if (result.error[path] == 0) {
@@ -107,13 +106,15 @@ class KernelSource : public BindEventSource {
       }
       failed += (failed.empty() ? "" : "; ") + why;
     }
+    fexit_error_ = result.error[PORTWATCH_BPF_ATTACH_FEXIT];
     if (bpf_ == nullptr) {
-      return "cannot attach the BPF program: " + failed;
+      return Unattached(allowed, failed);
     }
     attach_path_ = PathName(result.used);
     fallback_reason_ = failed;
     ring_ = ring_buffer__new(portwatch_bpf_events_fd(bpf_), &KernelSource::OnSample, this, nullptr);
     if (ring_ == nullptr) {
+      cause_ = "attach_failed";
       return Explain("cannot open the BPF ring buffer", errno);
     }
     poller_ = std::thread([this] {
@@ -128,6 +129,9 @@ class KernelSource : public BindEventSource {
     });
     return "";
   }
+
+  /// When Start() failed: why, in one word (see UnavailableCause()).
+  std::string Cause() const { return cause_; }
 
   bool Available() const override { return true; }
   std::string UnavailableReason() const override { return ""; }
@@ -169,6 +173,44 @@ class KernelSource : public BindEventSource {
     return 0;
   }
 
+  static portwatch_bpf_attach PathOf(BindEventsAttach attach) {
+    switch (attach) {
+      case BindEventsAttach::kFexit:
+        return PORTWATCH_BPF_ATTACH_FEXIT;
+      case BindEventsAttach::kTracepoint:
+        return PORTWATCH_BPF_ATTACH_TRACEPOINT;
+      case BindEventsAttach::kRawTracepoint:
+        return PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT;
+    }
+    return PORTWATCH_BPF_ATTACH_NONE;
+  }
+
+  /// Why nothing is attached (`failed`: each allowed path's error), and cause_ in one word.
+  /// An EPERM is ambiguous: no privilege, or (for fexit) a kernel that refuses BPF
+  /// trampolines even to root. Loading the trace-event programs without attaching them tells
+  /// the two apart.
+  std::string Unattached(unsigned allowed, const std::string& failed) {
+    std::string reason = "cannot attach the BPF program: " + failed;
+    const int probe = portwatch_bpf_probe_load(SYS_bind, SYS_listen, SYS_connect);
+    if (probe == -EPERM || probe == -EACCES) {
+      cause_ = "no_permission";
+      return reason;
+    }
+    const unsigned syscall_paths = PORTWATCH_BPF_ATTACH_BIT(PORTWATCH_BPF_ATTACH_TRACEPOINT) |
+                                   PORTWATCH_BPF_ATTACH_BIT(PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT);
+    if (probe == 0 && (allowed & syscall_paths) == 0) {
+      cause_ = "fexit_unsupported";
+      return "this kernel refuses fexit programs although BPF itself works here (no BPF "
+             "trampolines; fexit: " +
+             std::string(std::strerror(fexit_error_)) +
+             "), and collectors.bind_events.attach allows only fexit: add tracepoint to count "
+             "failures at the cost of slowing every system call of every process "
+             "(docs/bind_events.md)";
+    }
+    cause_ = "attach_failed";
+    return reason;
+  }
+
   static const char* PathName(int path) {
     switch (path) {
       case PORTWATCH_BPF_ATTACH_FEXIT:
@@ -207,8 +249,10 @@ class KernelSource : public BindEventSource {
     return text;
   }
 
-  BindEventsAttach attach_;
+  std::vector<BindEventsAttach> allowed_;
   BindEventHandler on_event_;
+  std::string cause_;
+  int fexit_error_ = 0;  ///< errno of the fexit attempt (0: not tried, or it worked)
   std::string attach_path_;
   std::string fallback_reason_;
   portwatch_bpf* bpf_ = nullptr;
@@ -223,40 +267,32 @@ class KernelSource : public BindEventSource {
 
 bool BindEventsBuiltWithBpf() { return PORTWATCH_HAVE_BPF != 0; }
 
-BindEventsAttach BindEventsAttachFromEnvironment() {
-  // Read once at start-up, before any thread that could change the environment.
-  const char* value = std::getenv("PORTWATCH_BIND_EVENTS_ATTACH");
-  const std::string name = value != nullptr ? value : "";
-  if (name == "fexit") {
-    return BindEventsAttach::kFexit;
+const char* BindEventsAttachName(BindEventsAttach attach) {
+  switch (attach) {
+    case BindEventsAttach::kFexit:
+      return "fexit";
+    case BindEventsAttach::kTracepoint:
+      return "tracepoint";
+    case BindEventsAttach::kRawTracepoint:
+      return "raw_tracepoint";
   }
-  if (name == "tracepoint") {
-    return BindEventsAttach::kTracepoint;
-  }
-  if (name == "raw_tracepoint") {
-    return BindEventsAttach::kRawTracepoint;
-  }
-  return BindEventsAttach::kAuto;
+  return "unknown";
 }
 
-std::unique_ptr<BindEventSource> OpenKernelBindEventSource(BindEventHandler on_event) {
-  return OpenKernelBindEventSourceUsing(BindEventsAttachFromEnvironment(), std::move(on_event));
-}
-
-std::unique_ptr<BindEventSource> OpenKernelBindEventSourceUsing(BindEventsAttach attach,
-                                                                BindEventHandler on_event) {
+std::unique_ptr<BindEventSource> OpenKernelBindEventSource(
+    const std::vector<BindEventsAttach>& allowed, BindEventHandler on_event) {
 #if PORTWATCH_HAVE_BPF
-  auto source = std::make_unique<KernelSource>(attach, std::move(on_event));
+  auto source = std::make_unique<KernelSource>(allowed, std::move(on_event));
   std::string error = source->Start();
   if (error.empty()) {
     return source;
   }
-  return std::make_unique<UnavailableSource>(error);
+  return std::make_unique<UnavailableSource>(source->Cause(), error);
 #else
-  (void)attach;
+  (void)allowed;
   (void)on_event;
   return std::make_unique<UnavailableSource>(
-      "built without eBPF support (cmake -DPORTWATCH_BPF=OFF)");
+      "not_built", "built without eBPF support (cmake -DPORTWATCH_BPF=OFF)");
 #endif
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "collectors/bind_events_table.h"
+#include "exporter/config.h"
 
 namespace portwatch {
 
@@ -31,35 +32,31 @@ class BindEventSource {
   /// __sys_listen and __sys_connect), "tracepoint" (syscalls:sys_exit_bind/listen/connect) or
   /// "raw_tracepoint" (raw_syscalls:sys_exit, every system call: the last resort).
   virtual std::string AttachPath() const { return ""; }
-  /// Why the preferred paths tried before the one in use could not be used ("" when none).
+  /// Why the allowed paths tried before the one in use could not be used ("" when none).
   virtual std::string FallbackReason() const { return ""; }
+  /// When unavailable, why in one word (a label value): not_built, no_btf, no_permission,
+  /// fexit_unsupported (BPF works but the kernel refuses fexit and no other path is allowed)
+  /// or attach_failed.
+  virtual std::string UnavailableCause() const { return ""; }
 };
-
-/// Which attach path to use: the first of fexit, tracepoint, raw tracepoint that the kernel
-/// allows (kAuto, the default), or only one of them.
-enum class BindEventsAttach { kAuto, kFexit, kTracepoint, kRawTracepoint };
 
 /// Called from the source's own thread for each failure.
 using BindEventHandler = std::function<void(const BindFailureEvent&)>;
 
-/// Loads and attaches the eBPF program (fexit on __sys_bind/__sys_listen/__sys_connect, else
-/// the trace events syscalls:sys_exit_bind/listen/connect, mounting tracefs if needed, else the
-/// raw tracepoint raw_syscalls:sys_exit) and starts a thread that hands each failure to
-/// `on_event`. Never fails: when BPF cannot be used (a build without it, no BTF, no
-/// CAP_BPF/CAP_PERFMON, an old kernel) the source is unavailable and says why. Destroying it
-/// stops the thread and detaches the program. The environment variable
-/// PORTWATCH_BIND_EVENTS_ATTACH (auto, fexit, tracepoint, raw_tracepoint) forces a path
-/// (troubleshooting, tests); anything else is auto.
-std::unique_ptr<BindEventSource> OpenKernelBindEventSource(BindEventHandler on_event);
-
-/// The same with an explicit attach path (the environment is not read).
-std::unique_ptr<BindEventSource> OpenKernelBindEventSourceUsing(BindEventsAttach attach,
-                                                                BindEventHandler on_event);
-
-/// The attach path named by PORTWATCH_BIND_EVENTS_ATTACH (kAuto when unset or unknown).
-BindEventsAttach BindEventsAttachFromEnvironment();
+/// Loads and attaches the eBPF program through the first of `allowed` the kernel accepts,
+/// cheapest first (fexit on __sys_bind/__sys_listen/__sys_connect; the trace events
+/// syscalls:sys_exit_bind/listen/connect, mounting tracefs if needed; the raw tracepoint
+/// raw_syscalls:sys_exit), and starts a thread that hands each failure to `on_event`. Never
+/// fails: when BPF cannot be used (a build without it, no BTF, no CAP_BPF/CAP_PERFMON, a kernel
+/// refusing every allowed path) the source is unavailable and says why. Destroying it stops the
+/// thread and detaches the program.
+std::unique_ptr<BindEventSource> OpenKernelBindEventSource(
+    const std::vector<BindEventsAttach>& allowed, BindEventHandler on_event);
 
 /// Whether this binary was built with the eBPF program (CMake option PORTWATCH_BPF).
 bool BindEventsBuiltWithBpf();
+
+/// The config name of an attach path ("fexit", "tracepoint", "raw_tracepoint").
+const char* BindEventsAttachName(BindEventsAttach attach);
 
 }  // namespace portwatch

@@ -12,9 +12,10 @@ struct portwatch_bpf {
   struct bind_events_bpf* skeleton;
 };
 
-/* Opens, loads and attaches one path; returns 0 or a negative errno. */
+/* Opens and loads the programs of one path, and attaches them unless `attach` is false; returns
+ * 0 or a negative errno. */
 static int start_path(long nr_bind, long nr_listen, long nr_connect, enum portwatch_bpf_attach path,
-                      struct bind_events_bpf** out, const char** stage) {
+                      bool attach, struct bind_events_bpf** out, const char** stage) {
   errno = 0;
   struct bind_events_bpf* skeleton = bind_events_bpf__open();
   if (skeleton == NULL) {
@@ -37,7 +38,7 @@ static int start_path(long nr_bind, long nr_listen, long nr_connect, enum portwa
                             path == PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT);
   *stage = "load";
   int result = bind_events_bpf__load(skeleton);
-  if (result == 0) {
+  if (result == 0 && attach) {
     *stage = "attach";
     result = bind_events_bpf__attach(skeleton);
   }
@@ -45,30 +46,34 @@ static int start_path(long nr_bind, long nr_listen, long nr_connect, enum portwa
     bind_events_bpf__destroy(skeleton);
     return result < 0 ? result : -EINVAL;
   }
+  if (!attach) {
+    bind_events_bpf__destroy(skeleton);
+    return 0;
+  }
   *out = skeleton;
   *stage = "";
   return 0;
 }
 
 struct portwatch_bpf* portwatch_bpf_start(long nr_bind, long nr_listen, long nr_connect,
-                                          enum portwatch_bpf_attach want,
+                                          unsigned allowed,
                                           struct portwatch_bpf_start_result* result) {
   static const enum portwatch_bpf_attach order[] = {PORTWATCH_BPF_ATTACH_FEXIT,
                                                     PORTWATCH_BPF_ATTACH_TRACEPOINT,
                                                     PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT};
   struct bind_events_bpf* skeleton = NULL;
-  result->used = PORTWATCH_BPF_ATTACH_AUTO;
+  result->used = PORTWATCH_BPF_ATTACH_NONE;
   for (int i = 0; i < PORTWATCH_BPF_ATTACH_COUNT; ++i) {
     result->error[i] = 0;
     result->stage[i] = "";
   }
   for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && skeleton == NULL; ++i) {
     const enum portwatch_bpf_attach path = order[i];
-    if (want != PORTWATCH_BPF_ATTACH_AUTO && want != path) {
+    if ((allowed & PORTWATCH_BPF_ATTACH_BIT(path)) == 0) {
       continue;
     }
-    const int error =
-        start_path(nr_bind, nr_listen, nr_connect, path, &skeleton, &result->stage[path]);
+    const int error = start_path(nr_bind, nr_listen, nr_connect, path, true, &skeleton,
+                                 &result->stage[path]);
     if (error == 0) {
       result->used = path;
     } else {
@@ -82,12 +87,19 @@ struct portwatch_bpf* portwatch_bpf_start(long nr_bind, long nr_listen, long nr_
   if (bpf == NULL) {
     result->error[result->used] = ENOMEM;
     result->stage[result->used] = "allocate";
-    result->used = PORTWATCH_BPF_ATTACH_AUTO;
+    result->used = PORTWATCH_BPF_ATTACH_NONE;
     bind_events_bpf__destroy(skeleton);
     return NULL;
   }
   bpf->skeleton = skeleton;
   return bpf;
+}
+
+int portwatch_bpf_probe_load(long nr_bind, long nr_listen, long nr_connect) {
+  struct bind_events_bpf* unused = NULL;
+  const char* stage = "";
+  return start_path(nr_bind, nr_listen, nr_connect, PORTWATCH_BPF_ATTACH_TRACEPOINT, false,
+                    &unused, &stage);
 }
 
 void portwatch_bpf_destroy(struct portwatch_bpf* bpf) {

@@ -17,7 +17,7 @@ struct portwatch_bpf;
  * programs on the trace events syscalls:sys_exit_bind/listen/connect, or the raw tracepoint
  * program on raw_syscalls:sys_exit. */
 enum portwatch_bpf_attach {
-  PORTWATCH_BPF_ATTACH_AUTO = 0, /* the first of FEXIT, TRACEPOINT, RAW_TRACEPOINT that works */
+  PORTWATCH_BPF_ATTACH_NONE = 0, /* nothing attached */
   PORTWATCH_BPF_ATTACH_FEXIT = 1,
   PORTWATCH_BPF_ATTACH_TRACEPOINT = 2,
   PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT = 3,
@@ -32,12 +32,20 @@ struct portwatch_bpf_start_result {
   const char* stage[PORTWATCH_BPF_ATTACH_COUNT];
 };
 
-/* Opens, loads and attaches the programs of `want` (AUTO: fexit, else the trace events, else
- * the raw tracepoint). Returns NULL when nothing could be attached; `result` says which path
- * is in use and why the ones tried before failed. */
+/* The bit of one path in an `allowed` mask. */
+#define PORTWATCH_BPF_ATTACH_BIT(path) (1U << (unsigned)(path))
+
+/* Opens, loads and attaches the programs of the first path in `allowed` (a mask of
+ * PORTWATCH_BPF_ATTACH_BIT) that the kernel accepts, in the order fexit, trace events, raw
+ * tracepoint. Returns NULL when nothing could be attached; `result` says which path is in use
+ * and why the ones tried before failed. */
 struct portwatch_bpf* portwatch_bpf_start(long nr_bind, long nr_listen, long nr_connect,
-                                          enum portwatch_bpf_attach want,
+                                          unsigned allowed,
                                           struct portwatch_bpf_start_result* result);
+/* Loads the trace-event programs and unloads them without attaching anything: 0 when this
+ * process may load BPF tracing programs at all, else a negative errno. Tells "the kernel refuses
+ * fexit" from "no permission to use BPF". */
+int portwatch_bpf_probe_load(long nr_bind, long nr_listen, long nr_connect);
 /* Detaches the program and frees everything. */
 void portwatch_bpf_destroy(struct portwatch_bpf* bpf);
 int portwatch_bpf_failures_fd(const struct portwatch_bpf* bpf);

@@ -201,7 +201,9 @@ class AlertsE2eTest : public ::testing::Test {
            "  - name: api\n    port: 8081\n    owner:\n      process: api-server\n"
            "  - name: dup\n    port: 8082\n    owner:\n      process: dup-server\n"
            "  - name: eph\n    port: 40045\n    owner:\n      process: eph-server\n"
-           "collectors:\n  bind_events:\n    namespaces: own\n";
+           // This project's kernels refuse fexit: count through the syscall trace events.
+           "collectors:\n  bind_events:\n    namespaces: own\n"
+           "    attach: [fexit, tracepoint]\n";
     exporter_ = std::make_unique<ExporterProcess>(
         PORTWATCH_EXPORTER_BINARY,
         std::vector<std::string>{"--web.listen-address=127.0.0.1:" + std::to_string(kExporterPort),
@@ -549,7 +551,17 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
     }
   }
   EXPECT_GE(used.size(), 20U);
+  // Exported only while the scenario's state cannot hold (bind_events attached here): the
+  // e2e test named alongside scrapes it from a real exporter.
+  const std::map<std::string, std::string> kExportedElsewhere = {
+      {"portwatch_bind_events_unavailable_info",
+       "BindEventsE2eTest.DefaultAttachesOnlyWhereItCostsOthersNothing, "
+       "BindEventsE2eTest.WithoutPrivilegeTheRestRuns"}};
   for (const std::string& name : used) {
+    if (kExportedElsewhere.count(name) != 0) {
+      EXPECT_EQ(exported.count(name), 0U) << name << " is exported here now: drop the exception";
+      continue;
+    }
     EXPECT_TRUE(exported.count(name) == 1) << name << " is used but not exported";
   }
   // The check does tell a missing name.

@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   for (const Path& path :
        {Path{"fexit", BindEventsAttach::kFexit}, Path{"tracepoint", BindEventsAttach::kTracepoint},
         Path{"raw_tracepoint", BindEventsAttach::kRawTracepoint}}) {
-    auto probe = portwatch::OpenKernelBindEventSourceUsing(path.attach, nullptr);
+    auto probe = portwatch::OpenKernelBindEventSource({path.attach}, nullptr);
     if (probe->Available()) {
       paths.push_back(path);
     } else {
@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
     for (int round = 0; round < rounds; ++round) {
       c.detached.push_back(Seconds(c.loop, iterations));
       for (size_t p = 0; p < paths.size(); ++p) {
-        auto source = portwatch::OpenKernelBindEventSourceUsing(paths[p].attach, nullptr);
+        auto source = portwatch::OpenKernelBindEventSource({paths[p].attach}, nullptr);
         c.attached[p].push_back(Seconds(c.loop, iterations));
         for (const auto& [key, count] : source->ReadCounts()) {
           counted[p] += key.port == kBusyPort ? count : 0;

@@ -27,6 +27,7 @@ struct FakeState {
   std::vector<std::pair<BindFailureKey, uint64_t>> counts;
   uint32_t filter = 12345;  // anything but 0 or a real inode: "never set"
   BindEventHandler handler;
+  std::vector<std::vector<BindEventsAttach>> opened;  ///< the allowed paths of each open
 };
 
 class FakeSource : public BindEventSource {
@@ -39,6 +40,7 @@ class FakeSource : public BindEventSource {
   uint64_t UncountedFailures() const override { return 3; }
   uint64_t LostEvents() const override { return 4; }
   std::string AttachPath() const override { return "fexit"; }
+  std::string UnavailableCause() const override { return "no_permission"; }
 
  private:
   FakeState& state_;
@@ -58,7 +60,7 @@ BindFailureKey Key(uint16_t port, uint32_t netns, uint8_t syscall = PORTWATCH_SY
 
 class BindEventsCollectorTest : public ::testing::Test {
  protected:
-  std::unique_ptr<BindEventsCollector> Make() {
+  std::unique_ptr<BindEventsCollector> Make(const BindEventsConfig& options = {}) {
     return std::make_unique<BindEventsCollector>(
         ProcFs(PORTWATCH_FIXTURES "/proc"),
         // No socket table: no listening ports (the e2e test covers them).
@@ -66,11 +68,12 @@ class BindEventsCollectorTest : public ::testing::Test {
           error = "no netlink in unit tests";
           return nullptr;
         },
-        [this](BindEventHandler handler) {
+        [this](const std::vector<BindEventsAttach>& allowed, BindEventHandler handler) {
+          state_.opened.push_back(allowed);
           state_.handler = std::move(handler);
           return std::make_unique<FakeSource>(state_);
         },
-        kOwnNetns, [this](const std::string& line) { lines_.push_back(line); });
+        options, kOwnNetns, [this](const std::string& line) { lines_.push_back(line); });
   }
 
   static Config ParsedConfig(const std::string& yaml) {
@@ -89,9 +92,37 @@ TEST_F(BindEventsCollectorTest, UnavailableSaysSoAndSucceeds) {
   std::vector<prometheus::MetricFamily> out;
   CollectStatus status = collector->Collect(Config{}, out);
   EXPECT_TRUE(status.ok);
-  ASSERT_EQ(out.size(), 1U);
+  ASSERT_EQ(out.size(), 2U);
   EXPECT_EQ(Samples(out, "portwatch_bind_events_available"),
             (std::map<std::string, double>{{"", 0}}));
+  EXPECT_EQ(Samples(out, "portwatch_bind_events_unavailable_info"),
+            (std::map<std::string, double>{{"{cause=\"no_permission\"}", 1}}));
+}
+
+TEST_F(BindEventsCollectorTest, OpensWithTheConfiguredPathsAndReattachesWhenTheyChange) {
+  auto collector = Make();
+  using Paths = std::vector<BindEventsAttach>;
+  // The default allows only the path that costs nothing outside bind/listen/connect.
+  ASSERT_EQ(state_.opened, (std::vector<Paths>{{BindEventsAttach::kFexit}}));
+  state_.counts = {{Key(8080, kOwnNetns), 2}};
+  std::vector<prometheus::MetricFamily> out;
+  ASSERT_TRUE(collector->Collect(Config{}, out).ok);
+  EXPECT_EQ(state_.opened.size(), 1U);  // same paths: no re-attach
+
+  // A reload allowing the trace events re-attaches; the new kernel map starts from zero and
+  // the exposed counter carries on (2, then 2 + 3).
+  Config reloaded = ParsedConfig("collectors:\n  bind_events:\n    attach: [tracepoint, fexit]\n");
+  state_.counts = {{Key(8080, kOwnNetns), 3}};
+  out.clear();
+  ASSERT_TRUE(collector->Collect(reloaded, out).ok);
+  EXPECT_EQ(state_.opened,
+            (std::vector<Paths>{{BindEventsAttach::kFexit},
+                                {BindEventsAttach::kFexit, BindEventsAttach::kTracepoint}}));
+  const std::string own = std::to_string(kOwnNetns);
+  EXPECT_EQ(Samples(out, "portwatch_bind_failures_total"),
+            (std::map<std::string, double>{{"{errno=\"EADDRINUSE\",family=\"ipv4\",netns=\"" +
+                                                own + "\",port=\"8080\",process=\"app\",syscall=\"bind\"}",
+                                            5}}));
 }
 
 TEST_F(BindEventsCollectorTest, CountsWithServicePortsKeptAndNamespaceFilter) {
@@ -178,6 +209,24 @@ TEST(BindEventsConfig, ParsesAndRejects) {
   ASSERT_TRUE(defaults.config);
   EXPECT_TRUE(defaults.config->bind_events.all_namespaces);
   EXPECT_EQ(defaults.config->bind_events.max_port_series, 100U);
+  EXPECT_EQ(defaults.config->bind_events.attach,
+            std::vector<BindEventsAttach>{BindEventsAttach::kFexit});
+
+  // Any order written; tried cheapest first. A single name is not a list.
+  ConfigResult costly = ParseConfig(
+      "collectors:\n  bind_events:\n    attach: [raw_tracepoint, fexit, tracepoint]\n", "t.yaml");
+  ASSERT_TRUE(costly.config) << costly.error;
+  EXPECT_EQ(costly.config->bind_events.attach,
+            (std::vector<BindEventsAttach>{BindEventsAttach::kFexit, BindEventsAttach::kTracepoint,
+                                           BindEventsAttach::kRawTracepoint}));
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    attach: tracepoint\n", "t.yaml").error,
+            "t.yaml:3:13: collectors.bind_events.attach must be a list, got \"tracepoint\"");
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    attach: [kprobe]\n", "t.yaml").error,
+            "t.yaml:3:14: collectors.bind_events.attach entries must be one of fexit, "
+            "raw_tracepoint, tracepoint, got \"kprobe\"");
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    attach: []\n", "t.yaml").error,
+            "t.yaml:3:13: collectors.bind_events.attach must list at least one of fexit, "
+            "raw_tracepoint, tracepoint (--no-collector.bind_events turns the collector off)");
 
   ConfigResult own = ParseConfig(
       "collectors:\n  bind_events:\n    namespaces: own\n    max_port_series: 7\n", "t.yaml");
@@ -188,8 +237,8 @@ TEST(BindEventsConfig, ParsesAndRejects) {
   EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    namespaces: some\n", "t.yaml").error,
             "t.yaml:3:17: collectors.bind_events.namespaces must be all or own, got \"some\"");
   EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    pods: true\n", "t.yaml").error,
-            "t.yaml:3:5: unknown key \"pods\" in collectors.bind_events (known: max_port_series, "
-            "namespaces)");
+            "t.yaml:3:5: unknown key \"pods\" in collectors.bind_events (known: attach, "
+            "max_port_series, namespaces)");
   EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    max_port_series: 0\n", "t.yaml").error,
             "t.yaml:3:22: collectors.bind_events.max_port_series must be at least 1, got 0");
 }
