@@ -5,6 +5,7 @@
 //   portwatch_bind_events_bench [--rounds=N] [--iterations=N]
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "collectors/bpf/bind_event_source.h"
@@ -50,11 +52,43 @@ void BindConnectLoop(int iterations) {
   }
 }
 
-/// System calls that are not bind/listen/connect: the cost every other process pays.
+/// System calls that are not bind/listen/connect: the cost every other process pays, at its
+/// worst (the cheapest system call there is).
 void OtherSyscallLoop(int iterations) {
   for (int i = 0; i < iterations * 20; ++i) {
     (void)::getppid();
   }
+}
+
+/// A process doing real work through system calls, none of them bind/listen/connect: 64-byte
+/// request/response round trips over an established loopback TCP connection to an echo thread
+/// (write, read on each side). The connection is made once, outside the timed loop.
+void EchoLoop(int iterations) {
+  static constexpr uint16_t kEchoPort = 18095;
+  static UniqueFd listener = portwatch::testing::Listen("127.0.0.1", kEchoPort);
+  UniqueFd client = portwatch::testing::Connect(SOCK_STREAM, "127.0.0.1", kEchoPort);
+  UniqueFd server = portwatch::testing::Accept(listener);
+  const int nodelay = 1;
+  ::setsockopt(client.Get(), IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof(nodelay));
+  ::setsockopt(server.Get(), IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof(nodelay));
+  const int round_trips = iterations * 2;
+  std::thread echo([&server, round_trips] {
+    char buffer[64];
+    for (int i = 0; i < round_trips; ++i) {
+      if (::read(server.Get(), buffer, sizeof(buffer)) <= 0 ||
+          ::write(server.Get(), buffer, sizeof(buffer)) != sizeof(buffer)) {
+        return;
+      }
+    }
+  });
+  char message[64] = {};
+  for (int i = 0; i < round_trips; ++i) {
+    if (::write(client.Get(), message, sizeof(message)) != sizeof(message) ||
+        ::read(client.Get(), message, sizeof(message)) <= 0) {
+      break;
+    }
+  }
+  echo.join();
 }
 
 double Seconds(void (*loop)(int), int iterations) {
@@ -123,7 +157,8 @@ int main(int argc, char** argv) {
   };
   std::vector<Case> cases = {
       {"bind/connect loop (3 socket calls + 1 failure per iteration)", BindConnectLoop, {}, {}},
-      {"getppid loop (no bind/listen/connect)", OtherSyscallLoop, {}, {}}};
+      {"getppid loop (no bind/listen/connect)", OtherSyscallLoop, {}, {}},
+      {"loopback TCP echo, 64 B round trips (no bind/listen/connect)", EchoLoop, {}, {}}};
   std::vector<uint64_t> counted(paths.size(), 0);
   for (Case& c : cases) {
     c.attached.resize(paths.size());
