@@ -36,9 +36,8 @@ uint32_t OwnNetworkNamespace() {
 
 BindEventsCollector::BindEventsCollector(ProcFs procfs,
                                          SocketsCollector::TransportFactory open_transport,
-                                         SourceFactory open_source,
-                                         const BindEventsConfig& options, uint32_t own_netns,
-                                         LogSink log)
+                                         SourceFactory open_source, const BindEventsConfig& options,
+                                         uint32_t own_netns, LogSink log)
     : procfs_(std::move(procfs)),
       open_transport_(std::move(open_transport)),
       open_source_(std::move(open_source)),

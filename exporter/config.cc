@@ -189,8 +189,9 @@ BindEventsConfig ParseBindEvents(const YAML::Node& node) {
         ParseChoiceList(attach, path + ".attach", {"fexit", "tracepoint", "raw_tracepoint"});
     if (allowed.empty()) {
       throw ConfigProblem(attach.Mark(),
-                          path + ".attach must list at least one of fexit, raw_tracepoint, "
-                                 "tracepoint (--no-collector.bind_events turns the collector off)");
+                          path +
+                              ".attach must list at least one of fexit, raw_tracepoint, "
+                              "tracepoint (--no-collector.bind_events turns the collector off)");
     }
     // Cheapest first, whatever the order written.
     options.attach.clear();

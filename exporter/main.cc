@@ -98,8 +98,8 @@ int main(int argc, char** argv) {
 
   portwatch::ConfigStore config_store(std::move(*loaded.config), options.config_file);
   auto runner = std::make_shared<portwatch::CollectorRunner>(
-      portwatch::BuildCollectors(options.enabled_collectors, *config_store.Current()),
-      config_store, build);
+      portwatch::BuildCollectors(options.enabled_collectors, *config_store.Current()), config_store,
+      build);
   auto reload = [&config_store]() {
     std::string error = config_store.Reload();
     if (error.empty()) {

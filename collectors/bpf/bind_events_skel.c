@@ -72,8 +72,8 @@ struct portwatch_bpf* portwatch_bpf_start(long nr_bind, long nr_listen, long nr_
     if ((allowed & PORTWATCH_BPF_ATTACH_BIT(path)) == 0) {
       continue;
     }
-    const int error = start_path(nr_bind, nr_listen, nr_connect, path, true, &skeleton,
-                                 &result->stage[path]);
+    const int error =
+        start_path(nr_bind, nr_listen, nr_connect, path, true, &skeleton, &result->stage[path]);
     if (error == 0) {
       result->used = path;
     } else {
@@ -98,8 +98,8 @@ struct portwatch_bpf* portwatch_bpf_start(long nr_bind, long nr_listen, long nr_
 int portwatch_bpf_probe_load(long nr_bind, long nr_listen, long nr_connect) {
   struct bind_events_bpf* unused = NULL;
   const char* stage = "";
-  return start_path(nr_bind, nr_listen, nr_connect, PORTWATCH_BPF_ATTACH_TRACEPOINT, false,
-                    &unused, &stage);
+  return start_path(nr_bind, nr_listen, nr_connect, PORTWATCH_BPF_ATTACH_TRACEPOINT, false, &unused,
+                    &stage);
 }
 
 void portwatch_bpf_destroy(struct portwatch_bpf* bpf) {

@@ -313,9 +313,8 @@ TEST_F(BindEventsE2eTest, DefaultAttachesOnlyWhereItCostsOthersNothing) {
   }
   StartExporter("", "", /*expect_available=*/false);
   Exposition metrics = Scrape();
-  EXPECT_EQ(metrics.Value("portwatch_bind_events_unavailable_info",
-                          {{"cause", "fexit_unsupported"}}),
-            1)
+  EXPECT_EQ(
+      metrics.Value("portwatch_bind_events_unavailable_info", {{"cause", "fexit_unsupported"}}), 1)
       << metrics.Text() << exporter_->Log();
   const std::string log = exporter_->Log();
   EXPECT_NE(log.find("cause=fexit_unsupported"), std::string::npos) << log;

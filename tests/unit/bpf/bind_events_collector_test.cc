@@ -119,10 +119,11 @@ TEST_F(BindEventsCollectorTest, OpensWithTheConfiguredPathsAndReattachesWhenThey
             (std::vector<Paths>{{BindEventsAttach::kFexit},
                                 {BindEventsAttach::kFexit, BindEventsAttach::kTracepoint}}));
   const std::string own = std::to_string(kOwnNetns);
-  EXPECT_EQ(Samples(out, "portwatch_bind_failures_total"),
-            (std::map<std::string, double>{{"{errno=\"EADDRINUSE\",family=\"ipv4\",netns=\"" +
-                                                own + "\",port=\"8080\",process=\"app\",syscall=\"bind\"}",
-                                            5}}));
+  EXPECT_EQ(
+      Samples(out, "portwatch_bind_failures_total"),
+      (std::map<std::string, double>{{"{errno=\"EADDRINUSE\",family=\"ipv4\",netns=\"" + own +
+                                          "\",port=\"8080\",process=\"app\",syscall=\"bind\"}",
+                                      5}}));
 }
 
 TEST_F(BindEventsCollectorTest, CountsWithServicePortsKeptAndNamespaceFilter) {
