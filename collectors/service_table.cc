@@ -29,9 +29,9 @@ struct PredictionBuilder {
   std::map<std::string, uint64_t> blockers_by_state;
   std::vector<std::string> unknowns;
 
-  void Block(Protocol protocol, uint8_t state, uint64_t count) {
+  void Block(uint8_t state, uint64_t count) {
     if (count > 0) {
-      blockers_by_state[std::string(netlink::StateName(protocol, state))] += count;
+      blockers_by_state[std::string(netlink::StateName(state))] += count;
     }
   }
   BindPrediction Finish(bool free_is_trusted) const {
@@ -199,8 +199,8 @@ std::vector<ServiceReport> ServiceTable::Reports(const SocketOwners& owners,
     }
     for (size_t state = 0; state < kStates; ++state) {
       if (observed.sockets_by_state[state] > 0) {
-        report.sockets_by_state[std::string(netlink::StateName(
-            protocol, static_cast<uint8_t>(state)))] += observed.sockets_by_state[state];
+        report.sockets_by_state[std::string(netlink::StateName(static_cast<uint8_t>(state)))] +=
+            observed.sockets_by_state[state];
       }
     }
 
@@ -224,7 +224,7 @@ std::vector<ServiceReport> ServiceTable::Reports(const SocketOwners& owners,
     PredictionBuilder plain;
     for (size_t state = 1; state < kStates; ++state) {
       if (state != netlink::kSynRecv) {
-        plain.Block(protocol, static_cast<uint8_t>(state), observed.overlapping_by_state[state]);
+        plain.Block(static_cast<uint8_t>(state), observed.overlapping_by_state[state]);
       }
     }
     report.without_reuse = plain.Finish(free_is_trusted);
@@ -233,7 +233,7 @@ std::vector<ServiceReport> ServiceTable::Reports(const SocketOwners& owners,
     // itself; TIME_WAIT sockets carry the flag of the listener that accepted them.
     PredictionBuilder reusing;
     if (protocol == Protocol::kTcp) {
-      reusing.Block(protocol, netlink::kListen, observed.overlapping_by_state[netlink::kListen]);
+      reusing.Block(netlink::kListen, observed.overlapping_by_state[netlink::kListen]);
       const uint64_t time_waits = observed.overlapping_by_state[netlink::kTimeWait];
       if (time_waits > 0) {
         std::optional<bool> flag =
@@ -242,7 +242,7 @@ std::vector<ServiceReport> ServiceTable::Reports(const SocketOwners& owners,
           reusing.unknowns.emplace_back(
               "TIME_WAIT sockets left by a listener whose SO_REUSEADDR portwatch never saw");
         } else if (!*flag) {
-          reusing.Block(protocol, netlink::kTimeWait, time_waits);
+          reusing.Block(netlink::kTimeWait, time_waits);
         }
       }
     }
@@ -257,8 +257,7 @@ std::vector<ServiceReport> ServiceTable::Reports(const SocketOwners& owners,
               "cannot read SO_REUSEADDR of a socket on the port (needs CAP_SYS_PTRACE)");
         } else if (!*flag) {
           // The state is not kept per inode: UDP sockets count as unconn, TCP as established.
-          reusing.Block(protocol,
-                        protocol == Protocol::kUdp ? netlink::kClose : netlink::kEstablished, 1);
+          reusing.Block(protocol == Protocol::kUdp ? netlink::kClose : netlink::kEstablished, 1);
         }
       }
     }

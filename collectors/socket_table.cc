@@ -195,7 +195,7 @@ void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out) cons
     socket_family.Add({{"family", std::string(netlink::FamilyName(kFamiliesInOrder[family]))},
                        {"port", port},
                        {"protocol", std::string(netlink::ProtocolName(proto))},
-                       {"state", std::string(netlink::StateName(proto, state))}},
+                       {"state", std::string(netlink::StateName(state))}},
                       static_cast<double>(count));
   }
   socket_family.MoveTo(out);
@@ -210,7 +210,7 @@ void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out) cons
     const Protocol proto = kProtocolsInOrder[protocol];
     peer_family.Add({{"peer_port", peer_port},
                      {"protocol", std::string(netlink::ProtocolName(proto))},
-                     {"state", std::string(netlink::StateName(proto, state))}},
+                     {"state", std::string(netlink::StateName(state))}},
                     static_cast<double>(count));
   }
   peer_family.MoveTo(out);

@@ -74,17 +74,16 @@ std::string ExplainListenFailure(const ListenAddress& address) {
   std::map<std::string, uint64_t> states;
   std::unordered_set<uint32_t> inodes;
   for (netlink::Family family : {netlink::Family::kIpv4, netlink::Family::kIpv6}) {
-    netlink::Dump(
-        *transport, {netlink::Protocol::kTcp, family, netlink::kAllStates, {}},
-        [&](const netlink::SocketRecord& record) {
-          if (record.local_port != address.port) {
-            return;
-          }
-          states[std::string(netlink::StateName(netlink::Protocol::kTcp, record.state))]++;
-          if (record.inode != 0) {
-            inodes.insert(record.inode);
-          }
-        });
+    netlink::Dump(*transport, {netlink::Protocol::kTcp, family, netlink::kAllStates, {}},
+                  [&](const netlink::SocketRecord& record) {
+                    if (record.local_port != address.port) {
+                      return;
+                    }
+                    states[std::string(netlink::StateName(record.state))]++;
+                    if (record.inode != 0) {
+                      inodes.insert(record.inode);
+                    }
+                  });
   }
   std::string message = std::string(std::strerror(error)) + ": port " + port;
   SocketOwners owners = FindSocketOwners(ProcFs(), inodes);

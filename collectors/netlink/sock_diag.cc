@@ -90,7 +90,7 @@ std::string_view ProtocolName(Protocol protocol) {
 
 std::string_view FamilyName(Family family) { return family == Family::kIpv4 ? "ipv4" : "ipv6"; }
 
-std::string_view StateName(Protocol /*protocol*/, uint8_t state) {
+std::string_view StateName(uint8_t state) {
   switch (state) {
     case kEstablished:
       return "established";

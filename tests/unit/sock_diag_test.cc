@@ -64,25 +64,24 @@ DiagSocket Established(uint16_t local_port, uint16_t remote_port) {
 }
 
 TEST(StateNameTest, UsesSsNames) {
-  EXPECT_EQ(StateName(Protocol::kTcp, kTimeWait), "time_wait");
-  EXPECT_EQ(StateName(Protocol::kUdp, kClose), "unconn");
-  EXPECT_EQ(StateName(Protocol::kTcp, kNewSynRecv), "syn_recv");
+  EXPECT_EQ(StateName(kTimeWait), "time_wait");
+  EXPECT_EQ(StateName(kClose), "unconn");
+  EXPECT_EQ(StateName(kNewSynRecv), "syn_recv");
 }
 
 TEST(StateNameTest, NamesEveryState) {
-  EXPECT_EQ(StateName(Protocol::kTcp, 0), "unknown");
-  EXPECT_EQ(StateName(Protocol::kTcp, kEstablished), "established");
-  EXPECT_EQ(StateName(Protocol::kTcp, kSynSent), "syn_sent");
-  EXPECT_EQ(StateName(Protocol::kTcp, kSynRecv), "syn_recv");
-  EXPECT_EQ(StateName(Protocol::kTcp, kFinWait1), "fin_wait1");
-  EXPECT_EQ(StateName(Protocol::kTcp, kFinWait2), "fin_wait2");
-  EXPECT_EQ(StateName(Protocol::kTcp, kClose), "unconn");  // bound-inactive (Linux 6.10+)
-  EXPECT_EQ(StateName(Protocol::kTcp, kCloseWait), "close_wait");
-  EXPECT_EQ(StateName(Protocol::kTcp, kLastAck), "last_ack");
-  EXPECT_EQ(StateName(Protocol::kTcp, kListen), "listen");
-  EXPECT_EQ(StateName(Protocol::kTcp, kClosing), "closing");
-  EXPECT_EQ(StateName(Protocol::kTcp, 13), "unknown");
-  EXPECT_EQ(StateName(Protocol::kUdp, kEstablished), "established");
+  EXPECT_EQ(StateName(0), "unknown");
+  EXPECT_EQ(StateName(kEstablished), "established");
+  EXPECT_EQ(StateName(kSynSent), "syn_sent");
+  EXPECT_EQ(StateName(kSynRecv), "syn_recv");
+  EXPECT_EQ(StateName(kFinWait1), "fin_wait1");
+  EXPECT_EQ(StateName(kFinWait2), "fin_wait2");
+  EXPECT_EQ(StateName(kClose), "unconn");  // bound-inactive (Linux 6.10+)
+  EXPECT_EQ(StateName(kCloseWait), "close_wait");
+  EXPECT_EQ(StateName(kLastAck), "last_ack");
+  EXPECT_EQ(StateName(kListen), "listen");
+  EXPECT_EQ(StateName(kClosing), "closing");
+  EXPECT_EQ(StateName(13), "unknown");
 }
 
 TEST(StateNameTest, ProtocolAndFamilyNames) {
