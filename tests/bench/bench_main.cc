@@ -34,6 +34,7 @@
 
 #include "tests/bench/probes.h"
 #include "tests/bench/socket_farm.h"
+#include "tests/support/exporter_process.h"
 #include "tests/support/http.h"
 #include "tests/support/netns.h"
 
@@ -206,51 +207,6 @@ std::string TempPath(const char* stem) {
   return path;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-/// The real exporter, started in our namespace; killed with us (PDEATHSIG) or by Stop().
-class Exporter {
- public:
-  Exporter() : log_path_(TempPath("portwatch-bench-exporter")) {
-    pid_ = Spawn({PORTWATCH_EXPORTER_BINARY,
-                  "--web.listen-address=127.0.0.1:" + std::to_string(kExporterPort)},
-                 log_path_, true);
-  }
-  ~Exporter() {
-    Stop();
-    ::unlink(log_path_.c_str());
-  }
-  Exporter(const Exporter&) = delete;
-  Exporter& operator=(const Exporter&) = delete;
-
-  /// Polls /-/ready for up to 10 s. Empty on success, else what went wrong.
-  std::string WaitReady() {
-    for (int attempt = 0; attempt < 200 && pid_ > 0; ++attempt) {
-      if (HttpGet(kExporterPort, "/-/ready", 5).status == 200) {
-        return "";
-      }
-      if (const int code = WaitExit(pid_, 0.05); code != -1) {
-        pid_ = -1;
-        return "exited with status " + std::to_string(code) + ": " + Log();
-      }
-    }
-    return "not ready after 10 s: " + Log();
-  }
-  void Stop() {
-    StopProcess(pid_, 5);
-    pid_ = -1;
-  }
-  pid_t Pid() const { return pid_; }
-  std::string Log() const { return ReadFile(log_path_); }
-
- private:
-  std::string log_path_;
-  pid_t pid_ = -1;
-};
-
 void SetError(SizeResult& result, const std::string& error) {
   std::snprintf(result.error, sizeof(result.error), "%s", error.c_str());
 }
@@ -340,9 +296,15 @@ void RunSize(uint64_t size, const Options& options, SizeResult& result) {
   }
   result.establish_seconds = Now() - start;
 
-  Exporter exporter;
-  if (std::string error = exporter.WaitReady(); !error.empty()) {
-    return SetError(result, "exporter " + std::string(PORTWATCH_EXPORTER_BINARY) + ": " + error);
+  // Started inside the namespace; it dies with this process, whatever ends it (PDEATHSIG).
+  testing::ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY, {"--web.listen-address=127.0.0.1:" +
+                                                                std::to_string(kExporterPort)});
+  if (!exporter.WaitReady(kExporterPort)) {
+    const int code = exporter.WaitExit(0);
+    return SetError(result, "exporter " + std::string(PORTWATCH_EXPORTER_BINARY) + ": " +
+                                (code != -1 ? "exited with status " + std::to_string(code)
+                                            : std::string("not ready after 10 s")) +
+                                ": " + exporter.Log());
   }
 
   // Warm-up round, also the sanity check: all three must see the same table. Before the

@@ -126,19 +126,6 @@ int WaitExit(pid_t pid, double timeout_seconds, double* cpu_seconds) {
   return -1;
 }
 
-int StopProcess(pid_t pid, double grace_seconds) {
-  if (pid <= 0) {
-    return -1;
-  }
-  ::kill(pid, SIGTERM);
-  int code = WaitExit(pid, grace_seconds);
-  if (code == -1) {
-    ::kill(pid, SIGKILL);
-    WaitExit(pid, 10);
-  }
-  return code;
-}
-
 HttpResult HttpGet(uint16_t port, const std::string& path, int timeout_seconds) {
   HttpResult result;
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));

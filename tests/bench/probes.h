@@ -26,9 +26,6 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& output_path
 /// 128+signal, or -1 if it is still running (or cannot be waited for).
 int WaitExit(pid_t pid, double timeout_seconds, double* cpu_seconds = nullptr);
 
-/// SIGTERM, up to `grace_seconds`, then SIGKILL; always reaps. Returns the exit status or -1.
-int StopProcess(pid_t pid, double grace_seconds);
-
 /// One HTTP/1.0 GET to 127.0.0.1:port, reading the whole response (bounded by `timeout_seconds`
 /// per socket operation).
 struct HttpResult {

@@ -9,10 +9,12 @@
 namespace portwatch::testing {
 
 /// The real portwatch_exporter binary, started in the caller's network namespace and stopped
-/// (SIGTERM, then SIGKILL after 5 s) when this object goes away.
+/// (SIGTERM, then SIGKILL after 5 s) when this object goes away. It never outlives its starter:
+/// it gets SIGKILL when the thread that started it dies (PR_SET_PDEATHSIG), so a test or
+/// benchmark that crashes or is killed leaves no exporter behind holding its port.
 class ExporterProcess {
  public:
-  /// Starts the binary with `args`; its stderr goes to a temporary log file.
+  /// Starts the binary with `args`; its stdout and stderr go to a temporary log file.
   ExporterProcess(const std::string& binary, const std::vector<std::string>& args);
   ~ExporterProcess();
   ExporterProcess(const ExporterProcess&) = delete;
@@ -37,8 +39,8 @@ class ExporterProcess {
   std::string log_path_;
 };
 
-/// Runs a command to completion, bounded by `seconds`; returns its exit code (-1 on timeout)
-/// and its stdout and stderr in `output`.
+/// Runs a command to completion, bounded by `seconds` and by the calling thread's life; returns
+/// its exit code (-1 on timeout) and its stdout and stderr in `output`.
 int RunCommand(const std::vector<std::string>& argv, std::string& output, int seconds = 60);
 
 }  // namespace portwatch::testing
