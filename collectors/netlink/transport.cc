@@ -153,11 +153,24 @@ std::unique_ptr<ReplayTransport> ReplayTransport::Load(const std::string& path,
     error = path + ": not a portwatch netlink recording";
     return nullptr;
   }
+  // Every length a record header claims is checked against what the file still holds before
+  // anything is allocated for it: a lying header must not cost 4 GiB.
+  const std::streamoff file_size = in.seekg(0, std::ios::end).tellg();
+  if (file_size < 0 || !in.seekg(sizeof(magic))) {
+    error = path + ": cannot find the recording's size";
+    return nullptr;
+  }
   std::vector<Exchange> exchanges;
   uint32_t header[3];
   while (in.peek() != std::char_traits<char>::eof()) {
     if (!in.read(reinterpret_cast<char*>(header), sizeof(header))) {
       error = path + ": truncated record";
+      return nullptr;
+    }
+    const std::streamoff left = file_size - in.tellg();
+    if (header[2] > left) {
+      error = path + ": truncated record (its header claims " + std::to_string(header[2]) +
+              " bytes, the file has " + std::to_string(left) + " left)";
       return nullptr;
     }
     std::vector<std::byte> bytes(header[2]);

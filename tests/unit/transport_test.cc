@@ -231,7 +231,17 @@ TEST_F(TransportFileTest, LoadRejectsATruncatedRecord) {
   WriteFile("PWNL" + RecordHeader(1, 0, 72) + std::string(10, 'x'));
   std::string error;
   EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr);
-  EXPECT_EQ(error, path_ + ": truncated record");
+  EXPECT_EQ(error, path_ + ": truncated record (its header claims 72 bytes, the file has 10 left)");
+}
+
+TEST_F(TransportFileTest, LoadChecksAClaimedLengthBeforeAllocatingIt) {
+  // A header claiming 4 GiB in a 31-byte file, after a complete record: refused from the file's
+  // size, without allocating what the header claims.
+  WriteFile("PWNL" + RecordHeader(1, 0, 0) + RecordHeader(2, 0, 0xffffffffU) + "abc");
+  std::string error;
+  EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr);
+  EXPECT_EQ(error,
+            path_ + ": truncated record (its header claims 4294967295 bytes, the file has 3 left)");
 }
 
 TEST_F(TransportFileTest, LoadRejectsAReplyBeforeAnyRequest) {
