@@ -127,8 +127,10 @@ void RecordingTransport::Write(uint32_t kind, uint32_t value, std::span<const st
 }
 
 int RecordingTransport::Send(std::span<const std::byte> request) {
+  // The port id after the send: a replay source only knows it once it has seen the request.
+  const int error = inner_.Send(request);
   Write(kRecordRequest, inner_.PortId(), request);
-  return inner_.Send(request);
+  return error;
 }
 
 ssize_t RecordingTransport::Receive(std::span<std::byte> buffer, bool& truncated) {

@@ -203,6 +203,45 @@ TEST_F(TransportFileTest, RecordingReplaysExactly) {
   EXPECT_EQ(RunDump(*replay, kTcp4).result.error, "netlink send: No data available");
 }
 
+TEST_F(TransportFileTest, RecordingAReplayKeepsEachExchangesPortId) {
+  // A replay source learns an exchange's port id from the request sent to it, so the recorder
+  // must ask for the port id after forwarding the request, not before.
+  constexpr uint32_t kFirstPortId = 101;
+  constexpr uint32_t kSecondPortId = 102;
+  const std::vector<std::byte> tcp_request = BuildDumpRequest(kTcp4, kFirstSequence);
+  const std::vector<std::byte> udp_request = BuildDumpRequest(kUdp6, kFirstSequence + 1);
+  const std::vector<std::byte> tcp_answer =
+      DatagramBuilder(kFirstSequence, kFirstPortId).Socket(Socket(5000, 0)).Done().Build();
+  const std::vector<std::byte> udp_answer =
+      DatagramBuilder(kFirstSequence + 1, kSecondPortId).Socket(Socket(53, 0)).Done().Build();
+  ReplayTransport source(
+      {unit::MakeExchange(kTcp4, kFirstSequence, kFirstPortId, {tcp_answer}),
+       unit::MakeExchange(kUdp6, kFirstSequence + 1, kSecondPortId, {udp_answer})});
+  {
+    RecordingTransport recorder(source, path_);
+    ASSERT_TRUE(recorder.Ok());
+    EXPECT_EQ(RunDump(recorder, kTcp4).local_ports, (std::vector<uint16_t>{5000}));
+    EXPECT_EQ(RunDump(recorder, kUdp6).local_ports, (std::vector<uint16_t>{53}));
+  }
+  EXPECT_EQ(ReadFile(), "PWNL" + RecordHeader(1, kFirstPortId, 72) + AsString(tcp_request) +
+                            RecordHeader(2, 0, static_cast<uint32_t>(tcp_answer.size())) +
+                            AsString(tcp_answer) + RecordHeader(1, kSecondPortId, 72) +
+                            AsString(udp_request) +
+                            RecordHeader(2, 0, static_cast<uint32_t>(udp_answer.size())) +
+                            AsString(udp_answer));
+
+  // The re-recording replays like the original.
+  std::string error;
+  std::unique_ptr<ReplayTransport> replay = ReplayTransport::Load(path_, error);
+  ASSERT_NE(replay, nullptr) << error;
+  DumpRun tcp = RunDump(*replay, kTcp4);
+  DumpRun udp = RunDump(*replay, kUdp6);
+  EXPECT_EQ(tcp.result.outcome, DumpOutcome::kComplete) << tcp.result.error;
+  EXPECT_EQ(tcp.local_ports, (std::vector<uint16_t>{5000}));
+  EXPECT_EQ(udp.result.outcome, DumpOutcome::kComplete) << udp.result.error;
+  EXPECT_EQ(udp.local_ports, (std::vector<uint16_t>{53}));
+}
+
 TEST_F(TransportFileTest, ReceiveBeforeSendIsNotConnected) {
   ReplayTransport replay({});
   std::byte buffer[16];
