@@ -51,6 +51,8 @@ CollectStatus SocketsCollector::Collect(const Config& config,
   // One dump per protocol and family. A second read happens only when a listener showed up
   // after sockets on its port had been counted as client-side (see SocketTable).
   std::unique_ptr<SocketTable> table;
+  // Per table, what its latest read got: a failed second read leaves the tables it did not reach
+  // with their first read's count.
   std::map<std::pair<Protocol, Family>, uint64_t> sockets_read;
   std::map<std::pair<Protocol, Family>, bool> available;
   SocketTable::ListeningSet seed;
@@ -62,7 +64,6 @@ CollectStatus SocketsCollector::Collect(const Config& config,
         SocketTable::Limits{options.max_port_series, options.max_peer_port_series,
                             options.top_destinations},
         std::move(seed));
-    sockets_read.clear();
     for (const Table& t : tables) {
       netlink::DumpResult result =
           netlink::Dump(*transport, {t.protocol, t.family, states, {}},

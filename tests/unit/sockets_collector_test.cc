@@ -386,6 +386,34 @@ TEST(SocketsCollectorTest, FailureInTheSecondReadFailsTheScrape) {
   EXPECT_EQ(Samples(out, "portwatch_scrape_sockets_read"), (Counts{{kTcp4, 3}, {kTcp6, 0}}));
 }
 
+TEST(SocketsCollectorTest, FailedSecondReadReportsWhatEachTableLastRead) {
+  KernelScript kernel;
+  kernel
+      .Expect(Protocol::kTcp, Family::kIpv4,
+              [](DatagramBuilder d) { return Tcp4WithClientOn40600(d, false); })
+      .Expect(Protocol::kTcp, Family::kIpv6, Tcp6ListenerOn40600)
+      // The second read of TCP/IPv4 fails after two sockets: TCP/IPv6 is not read again.
+      .Expect(Protocol::kTcp, Family::kIpv4, [](DatagramBuilder d) {
+        return Datagrams{d.Fresh()
+                             .Socket(Socket(AF_INET, netlink::kListen, 5000, 0))
+                             .Socket(Socket(AF_INET, netlink::kEstablished, 5000, 40600))
+                             .Build(),
+                         d.Fresh().Error(ENOMEM).Build()};
+      });
+  Config config;
+  config.sockets.udp = false;
+  SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector.Collect(config, out);
+  EXPECT_FALSE(status.ok);
+  EXPECT_EQ(status.error, "tcp/ipv4: kernel error: Cannot allocate memory");
+  EXPECT_EQ(kernel.Served(), 3U);
+  EXPECT_EQ(FamilyNames(out), kStatusFamilies);
+  EXPECT_EQ(Samples(out, "portwatch_sock_diag_table_available"), (Counts{{kTcp4, 1}, {kTcp6, 1}}));
+  // TCP/IPv4: the two sockets of the failed second read; TCP/IPv6: its first read's one.
+  EXPECT_EQ(Samples(out, "portwatch_scrape_sockets_read"), (Counts{{kTcp4, 2}, {kTcp6, 1}}));
+}
+
 TEST(SocketsCollectorTest, InterruptedDumpFailsTheScrape) {
   KernelScript kernel;
   kernel.ExpectEmpty(Protocol::kTcp, Family::kIpv4)
