@@ -221,12 +221,18 @@ void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out) cons
   for (const auto& [destination, count] : destinations_) {
     busiest.emplace_back(&destination, count);
   }
+  // Busiest first; ties by port, address, protocol (tcp first) and family (ipv4 first): a total
+  // order over everything that tells destinations apart, so the cut never depends on the order
+  // the hash map happens to hold them in.
   const size_t shown = std::min(limits_.top_destinations, busiest.size());
-  std::partial_sort(busiest.begin(), busiest.begin() + static_cast<std::ptrdiff_t>(shown),
-                    busiest.end(), [](const auto& a, const auto& b) {
-                      return std::tie(b.second, a.first->port, a.first->address) <
-                             std::tie(a.second, b.first->port, b.first->address);
-                    });
+  std::partial_sort(
+      busiest.begin(), busiest.begin() + static_cast<std::ptrdiff_t>(shown), busiest.end(),
+      [](const auto& a, const auto& b) {
+        const Destination& x = *a.first;
+        const Destination& y = *b.first;
+        return std::tie(b.second, x.port, x.address, x.protocol_index, x.family_index) <
+               std::tie(a.second, y.port, y.address, y.protocol_index, y.family_index);
+      });
   FamilyBuilder destination_family(
       "portwatch_ephemeral_destination_sockets",
       "Client-side sockets (local port folded as ephemeral) toward one remote address and port, "
