@@ -113,22 +113,31 @@ void SocketTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
   }
 }
 
-void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out) const {
+void SocketTable::Totals::Clear() {
+  if (local_.empty()) {
+    local_.assign(kProtocols * kPorts, 0);
+    peer_.assign(kProtocols * kPorts, 0);
+  } else {
+    std::fill(local_.begin(), local_.end(), 0);
+    std::fill(peer_.begin(), peer_.end(), 0);
+  }
+}
+
+void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out, Totals& totals) const {
   // Rank the ports that would get their own series.
-  std::vector<std::vector<uint64_t>> port_totals(kProtocols, std::vector<uint64_t>(kPorts));
-  std::vector<std::vector<uint64_t>> peer_totals(kProtocols, std::vector<uint64_t>(kPorts));
+  totals.Clear();
   for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
     for (size_t state = 0; state < kStates; ++state) {
       for (size_t family = 0; family < kFamilies; ++family) {
         if (const auto& counts = local_[LocalIndex(protocol, family, state)]) {
           for (uint32_t port = 0; port < kPorts; ++port) {
-            port_totals[protocol][port] += (*counts)[port];
+            totals.Local(protocol, port) += (*counts)[port];
           }
         }
       }
       if (const auto& counts = peer_[PeerIndex(protocol, state)]) {
         for (uint32_t port = 0; port < kPorts; ++port) {
-          peer_totals[protocol][port] += (*counts)[port];
+          totals.Peer(protocol, port) += (*counts)[port];
         }
       }
     }
@@ -138,13 +147,15 @@ void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out) cons
   size_t listening_ports = 0;
   for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
     for (uint32_t port = 0; port < kPorts; ++port) {
+      const uint64_t local_total = totals.Local(protocol, port);
+      const uint64_t peer_total = totals.Peer(protocol, port);
       if (listening_[protocol].test(port)) {
         listening_ports++;
-      } else if (port_totals[protocol][port] > 0 && !FoldsAsEphemeral(protocol, port)) {
-        port_candidates.push_back({port_totals[protocol][port], protocol, port});
+      } else if (local_total > 0 && !FoldsAsEphemeral(protocol, port)) {
+        port_candidates.push_back({local_total, protocol, port});
       }
-      if (peer_totals[protocol][port] > 0) {
-        peer_candidates.push_back({peer_totals[protocol][port], protocol, port});
+      if (peer_total > 0) {
+        peer_candidates.push_back({peer_total, protocol, port});
       }
     }
   }

@@ -43,8 +43,21 @@ class SocketTable {
   bool HasLateListeners() const { return late_listeners_; }
   const ListeningSet& ListeningPorts() const { return listening_; }
 
+  /// Working memory of AppendMetrics: every port's socket count per protocol, as a local and as
+  /// a peer port (2 MiB). Keep one across scrapes: each use clears it, only the first allocates.
+  class Totals {
+   private:
+    friend class SocketTable;
+    void Clear();
+    uint64_t& Local(size_t protocol, uint32_t port) { return local_[protocol * kPorts + port]; }
+    uint64_t& Peer(size_t protocol, uint32_t port) { return peer_[protocol * kPorts + port]; }
+
+    std::vector<uint64_t> local_;
+    std::vector<uint64_t> peer_;
+  };
+
   /// portwatch_sockets, portwatch_peer_sockets and portwatch_port_series_folded.
-  void AppendMetrics(std::vector<prometheus::MetricFamily>& out) const;
+  void AppendMetrics(std::vector<prometheus::MetricFamily>& out, Totals& totals) const;
 
  private:
   static constexpr size_t kPorts = 65536;

@@ -107,7 +107,7 @@ CollectStatus SocketsCollector::Collect(const Config& config,
   read_family.MoveTo(out);
   // A partial table would show wrong counts; a gap is the honest answer.
   if (status.ok) {
-    table->AppendMetrics(out);
+    table->AppendMetrics(out, totals_);
   }
   return status;
 }

@@ -7,6 +7,7 @@
 #include "collectors/collector.h"
 #include "collectors/netlink/transport.h"
 #include "collectors/procfs.h"
+#include "collectors/socket_table.h"
 
 namespace portwatch {
 
@@ -24,6 +25,9 @@ class SocketsCollector : public Collector {
  private:
   ProcFs procfs_;
   TransportFactory open_transport_;
+  /// Reused by every scrape rather than allocated by each (the runner never runs one collector
+  /// twice at once).
+  SocketTable::Totals totals_;
 };
 
 /// The production transport factory: a sock_diag socket in the exporter's network namespace.

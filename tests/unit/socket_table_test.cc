@@ -52,15 +52,20 @@ struct TableMetrics {
   Counts untracked;
 };
 
-TableMetrics Metrics(const SocketTable& table) {
+TableMetrics Metrics(const SocketTable& table, SocketTable::Totals& totals) {
   std::vector<prometheus::MetricFamily> families;
-  table.AppendMetrics(families);
+  table.AppendMetrics(families, totals);
   return TableMetrics{FamilyNames(families),
                       Samples(families, "portwatch_sockets"),
                       Samples(families, "portwatch_peer_sockets"),
                       Samples(families, "portwatch_port_series_folded"),
                       Samples(families, "portwatch_ephemeral_destination_sockets"),
                       Samples(families, "portwatch_ephemeral_destination_untracked_sockets")};
+}
+
+TableMetrics Metrics(const SocketTable& table) {
+  SocketTable::Totals totals;
+  return Metrics(table, totals);
 }
 
 std::string DestinationKey(const std::string& address, const std::string& port,
@@ -351,6 +356,35 @@ TEST(SocketTableTest, PeerPortTiesKeepTheLowerPort) {
                                {PeerKey("other", "tcp", "established"), 2},
                            }));
   EXPECT_EQ(metrics.folded, Folded(2, 0));
+}
+
+TEST(SocketTableTest, TotalsReusedByTheNextScrapeStartFromZero) {
+  // The ranking behind max_port_series and max_peer_port_series reads the totals: left over from
+  // the first table, they would keep 6000 and peer port 80 instead of 6001 and 443.
+  const SocketTable::Limits one_each{
+      .max_port_series = 1, .max_peer_port_series = 1, .top_destinations = 10};
+  SocketTable first(kRange, one_each);
+  AddMany(first, kTcp, Record(netlink::kEstablished, 6000, 30000), 5);
+  AddMany(first, kTcp, Client(40001, "192.0.2.1", 80), 5);
+  SocketTable second(kRange, one_each);
+  AddMany(second, kTcp, Record(netlink::kEstablished, 6000, 30000), 1);
+  AddMany(second, kTcp, Record(netlink::kEstablished, 6001, 30000), 2);
+  AddMany(second, kTcp, Client(40001, "192.0.2.1", 80), 1);
+  AddMany(second, kTcp, Client(40002, "192.0.2.1", 443), 2);
+
+  SocketTable::Totals totals;
+  Metrics(first, totals);
+  const TableMetrics reused = Metrics(second, totals);
+  EXPECT_EQ(reused.sockets, (Counts{
+                                {SocketKey("ipv4", "6001", "tcp", "established"), 2},
+                                {SocketKey("ipv4", "other", "tcp", "established"), 1},
+                                {SocketKey("ipv4", "ephemeral", "tcp", "established"), 3},
+                            }));
+  EXPECT_EQ(reused.peers, (Counts{
+                              {PeerKey("443", "tcp", "established"), 2},
+                              {PeerKey("other", "tcp", "established"), 1},
+                          }));
+  EXPECT_EQ(reused.folded, Folded(1, 1));
 }
 
 TEST(SocketTableTest, ListenerAfterItsClientSideSocketsIsLate) {
