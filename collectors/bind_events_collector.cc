@@ -220,7 +220,7 @@ std::string BindEventsCollector::DescribeFailure(const BindFailureEvent& event) 
   for (size_t i = 0; i < holders.size() && i < kMaxHolders; ++i) {
     const Holder& holder = holders[i];
     text += (i == 0 ? "" : "; ") + std::string(netlink::ProtocolName(holder.protocol)) + " " +
-            std::string(netlink::StateName(holder.protocol, holder.record.state));
+            std::string(netlink::StateName(holder.record.state));
     auto owner = owners.by_inode.find(holder.record.inode);
     if (owner != owners.by_inode.end() && !owner->second.empty()) {
       text += " by " + DescribeProcess(owner->second.front());

@@ -46,9 +46,6 @@ std::string_view FamilyName(Family family);
 /// ss-style lowercase state name; kClose reads "unconn": a bound socket that neither listens nor
 /// is connected (a UDP server, or a TCP socket between bind() and listen()/connect()).
 std::string_view StateName(uint8_t state);
-/// Transitional: the protocol is ignored. Remove once collectors/bind_events_collector.cc, the
-/// last caller, calls StateName(state).
-inline std::string_view StateName(Protocol /*protocol*/, uint8_t state) { return StateName(state); }
 
 struct DumpRequest {
   Protocol protocol = Protocol::kTcp;
