@@ -489,34 +489,28 @@ TEST(SocketTableTest, BusiestDestinationsOfClientSockets) {
   EXPECT_EQ(metrics.untracked, (Counts{{"", 0}}));
 }
 
-/// The one destination a table with room for one shows, `first` read before `second`.
-Counts TopDestinationOf(Protocol first_protocol, const SocketRecord& first,
-                        Protocol second_protocol, const SocketRecord& second) {
-  SocketTable table(kRange,
-                    {.max_port_series = 1000, .max_peer_port_series = 100, .top_destinations = 1});
-  table.Add(first_protocol, first);
-  table.Add(second_protocol, second);
-  return Metrics(table).destinations;
+/// Two destinations with one socket each, in a table with room for one: `winner` must be the one
+/// shown whichever of the two is read first.
+void ExpectTieGoesTo(const std::string& winner_key, Protocol winner_protocol,
+                     const SocketRecord& winner, Protocol loser_protocol,
+                     const SocketRecord& loser) {
+  for (const bool winner_first : {true, false}) {
+    SocketTable table(
+        kRange, {.max_port_series = 1000, .max_peer_port_series = 100, .top_destinations = 1});
+    table.Add(winner_first ? winner_protocol : loser_protocol, winner_first ? winner : loser);
+    table.Add(winner_first ? loser_protocol : winner_protocol, winner_first ? loser : winner);
+    EXPECT_EQ(Metrics(table).destinations, (Counts{{winner_key, 1}}))
+        << (winner_first ? "read first" : "read second");
+  }
 }
 
-TEST(SocketTableTest, DestinationTiesAtTheCutGoToTcpWhateverTheOrder) {
-  // One socket each toward 192.0.2.1:53, over TCP and over UDP: equal counts, equal port and
-  // address, room for one.
-  const SocketRecord tcp = Client(40001, "192.0.2.1", 53);
-  const SocketRecord udp = Client(40002, "192.0.2.1", 53);
-  const Counts expected = {{DestinationKey("192.0.2.1", "53", "tcp"), 1}};
-  EXPECT_EQ(TopDestinationOf(kTcp, tcp, kUdp, udp), expected);
-  EXPECT_EQ(TopDestinationOf(kUdp, udp, kTcp, tcp), expected);
-}
-
-TEST(SocketTableTest, DestinationTiesAtTheCutGoToIpv4WhateverTheOrder) {
-  // 192.0.2.1 and c000:201:: have the same 16 address bytes (IPv4 zero-padded): only the family
-  // tells them apart.
-  const SocketRecord ipv4 = Client(40001, "192.0.2.1", 80);
-  const SocketRecord ipv6 = Client(40002, "c000:201::", 80);
-  const Counts expected = {{DestinationKey("192.0.2.1", "80", "tcp"), 1}};
-  EXPECT_EQ(TopDestinationOf(kTcp, ipv4, kTcp, ipv6), expected);
-  EXPECT_EQ(TopDestinationOf(kTcp, ipv6, kTcp, ipv4), expected);
+TEST(SocketTableTest, DestinationTiesAtTheCutDoNotDependOnTheReadingOrder) {
+  // Same address and port over TCP and over UDP: TCP.
+  ExpectTieGoesTo(DestinationKey("192.0.2.1", "53", "tcp"), kTcp, Client(40001, "192.0.2.1", 53),
+                  kUdp, Client(40002, "192.0.2.1", 53));
+  // 192.0.2.1 and c000:201:: have the same 16 address bytes (IPv4 zero-padded): IPv4.
+  ExpectTieGoesTo(DestinationKey("192.0.2.1", "80", "tcp"), kTcp, Client(40001, "192.0.2.1", 80),
+                  kTcp, Client(40002, "c000:201::", 80));
 }
 
 TEST(SocketTableTest, DestinationIgnoresBytesPastAnIpv4Address) {

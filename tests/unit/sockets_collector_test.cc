@@ -364,21 +364,34 @@ TEST(SocketsCollectorTest, FailedDumpDropsTheSocketCounts) {
   EXPECT_EQ(Samples(out, "portwatch_scrape_sockets_read"), (Counts{{kTcp4, 2}, {kTcp6, 0}}));
 }
 
-TEST(SocketsCollectorTest, FailureInTheSecondReadFailsTheScrape) {
-  KernelScript kernel;
+/// A TCP-only scrape whose first read counts 40600's IPv4 socket as client-side before the IPv6
+/// dump shows its listener; `second_read` scripts the second read. Returns the collector's status.
+CollectStatus CollectTcpWithLateListener(const std::function<void(KernelScript&)>& second_read,
+                                         KernelScript& kernel,
+                                         std::vector<prometheus::MetricFamily>& out) {
   kernel
       .Expect(Protocol::kTcp, Family::kIpv4,
               [](DatagramBuilder d) { return Tcp4WithClientOn40600(d, false); })
-      .Expect(Protocol::kTcp, Family::kIpv6, Tcp6ListenerOn40600)
-      .Expect(Protocol::kTcp, Family::kIpv4,
-              [](DatagramBuilder d) { return Tcp4WithClientOn40600(d, false); })
-      .Expect(Protocol::kTcp, Family::kIpv6,
-              [](DatagramBuilder d) { return Datagrams{d.Error(ENOMEM).Build()}; });
+      .Expect(Protocol::kTcp, Family::kIpv6, Tcp6ListenerOn40600);
+  second_read(kernel);
   Config config;
   config.sockets.udp = false;
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
+  return collector.Collect(config, out);
+}
+
+TEST(SocketsCollectorTest, FailureInTheSecondReadFailsTheScrape) {
+  KernelScript kernel;
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(config, out);
+  CollectStatus status = CollectTcpWithLateListener(
+      [](KernelScript& second) {
+        second
+            .Expect(Protocol::kTcp, Family::kIpv4,
+                    [](DatagramBuilder d) { return Tcp4WithClientOn40600(d, false); })
+            .Expect(Protocol::kTcp, Family::kIpv6,
+                    [](DatagramBuilder d) { return Datagrams{d.Error(ENOMEM).Build()}; });
+      },
+      kernel, out);
   EXPECT_FALSE(status.ok);
   EXPECT_EQ(status.error, "tcp/ipv6: kernel error: Cannot allocate memory");
   EXPECT_EQ(kernel.Served(), 4U);
@@ -388,23 +401,19 @@ TEST(SocketsCollectorTest, FailureInTheSecondReadFailsTheScrape) {
 
 TEST(SocketsCollectorTest, FailedSecondReadReportsWhatEachTableLastRead) {
   KernelScript kernel;
-  kernel
-      .Expect(Protocol::kTcp, Family::kIpv4,
-              [](DatagramBuilder d) { return Tcp4WithClientOn40600(d, false); })
-      .Expect(Protocol::kTcp, Family::kIpv6, Tcp6ListenerOn40600)
-      // The second read of TCP/IPv4 fails after two sockets: TCP/IPv6 is not read again.
-      .Expect(Protocol::kTcp, Family::kIpv4, [](DatagramBuilder d) {
-        return Datagrams{d.Fresh()
-                             .Socket(Socket(AF_INET, netlink::kListen, 5000, 0))
-                             .Socket(Socket(AF_INET, netlink::kEstablished, 5000, 40600))
-                             .Build(),
-                         d.Fresh().Error(ENOMEM).Build()};
-      });
-  Config config;
-  config.sockets.udp = false;
-  SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(config, out);
+  // The second read of TCP/IPv4 fails after two sockets: TCP/IPv6 is not read again.
+  CollectStatus status = CollectTcpWithLateListener(
+      [](KernelScript& second) {
+        second.Expect(Protocol::kTcp, Family::kIpv4, [](DatagramBuilder d) {
+          return Datagrams{d.Fresh()
+                               .Socket(Socket(AF_INET, netlink::kListen, 5000, 0))
+                               .Socket(Socket(AF_INET, netlink::kEstablished, 5000, 40600))
+                               .Build(),
+                           d.Fresh().Error(ENOMEM).Build()};
+        });
+      },
+      kernel, out);
   EXPECT_FALSE(status.ok);
   EXPECT_EQ(status.error, "tcp/ipv4: kernel error: Cannot allocate memory");
   EXPECT_EQ(kernel.Served(), 3U);
