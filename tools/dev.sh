@@ -17,6 +17,9 @@ PACKAGES=(
   # deploy tests: container image (podman with runc, a debootstrapped base), manifest schemas
   # (node), systemd-analyze
   podman runc debootstrap nodejs systemd
+  # tests/vm: Debian's kernel (fetched with apt-get download) under qemu for the bind_events fexit
+  # test and benchmark; cpio packs the VM's initramfs
+  qemu-system-x86 cpio
 )
 # Some machines' nodejs already ships npm (and conflicts with Debian's npm package).
 command -v npm >/dev/null || PACKAGES+=(npm)
