@@ -197,16 +197,26 @@ std::string BindEventsCollector::DescribeFailure(const BindFailureEvent& event) 
     netlink::SocketRecord record;
   };
   std::vector<Holder> holders;
+  std::string unread;  // tables that could not be read: "none visible" would be a guess
   for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
     for (Family family : {Family::kIpv4, Family::kIpv6}) {
-      netlink::Dump(*transport, {protocol, family, netlink::kAllStates, {key.port}},
-                    [&holders, protocol](const netlink::SocketRecord& record) {
-                      holders.push_back({protocol, record});
-                    });
+      const netlink::DumpResult result =
+          netlink::Dump(*transport, {protocol, family, netlink::kAllStates, {key.port}},
+                        [&holders, protocol](const netlink::SocketRecord& record) {
+                          holders.push_back({protocol, record});
+                        });
+      if (result.outcome == netlink::DumpOutcome::kFailed ||
+          result.outcome == netlink::DumpOutcome::kUnsupported) {
+        unread += std::string(unread.empty() ? "" : ", ") +
+                  std::string(netlink::ProtocolName(protocol)) + "/" +
+                  std::string(netlink::FamilyName(family)) +
+                  (result.error.empty() ? "" : " (" + result.error + ")");
+      }
     }
   }
   if (holders.empty()) {
-    return line + " holders=\"none visible\"";
+    return line + (unread.empty() ? " holders=\"none visible\""
+                                  : " holders=" + Quote("unknown: cannot read " + unread));
   }
   std::unordered_set<uint32_t> inodes;
   for (const Holder& holder : holders) {

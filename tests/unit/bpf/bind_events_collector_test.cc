@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -60,14 +61,16 @@ BindFailureKey Key(uint16_t port, uint32_t netns, uint8_t syscall = PORTWATCH_SY
 
 class BindEventsCollectorTest : public ::testing::Test {
  protected:
-  std::unique_ptr<BindEventsCollector> Make(const BindEventsConfig& options = {}) {
+  /// No socket table by default: no listening ports (the e2e test covers them).
+  std::unique_ptr<BindEventsCollector> Make(
+      const BindEventsConfig& options = {},
+      SocketsCollector::TransportFactory open_transport =
+          [](std::string& error) -> std::unique_ptr<netlink::Transport> {
+        error = "no netlink in unit tests";
+        return nullptr;
+      }) {
     return std::make_unique<BindEventsCollector>(
-        ProcFs(PORTWATCH_FIXTURES "/proc"),
-        // No socket table: no listening ports (the e2e test covers them).
-        [](std::string& error) -> std::unique_ptr<netlink::Transport> {
-          error = "no netlink in unit tests";
-          return nullptr;
-        },
+        ProcFs(PORTWATCH_FIXTURES "/proc"), std::move(open_transport),
         [this](const std::vector<BindEventsAttach>& allowed, BindEventHandler handler) {
           state_.opened.push_back(allowed);
           state_.handler = std::move(handler);
@@ -203,6 +206,49 @@ TEST_F(BindEventsCollectorTest, LogLineExplainsEachKind) {
   EXPECT_EQ(collector->DescribeFailure(in_use),
             "msg=\"bind failed\" errno=EADDRINUSE process=\"app\" pid=7 uid=0 netns=4026531840 "
             "family=ipv4 port=8080 holders=\"unknown: no netlink in unit tests\"");
+}
+
+/// A socket table whose every dump request is refused with `error`.
+class RefusingTransport : public netlink::Transport {
+ public:
+  explicit RefusingTransport(int error) : error_(error) {}
+  uint32_t NextSequence() override { return 1; }
+  int Send(std::span<const std::byte> /*request*/) override { return error_; }
+  ssize_t Receive(std::span<std::byte> /*buffer*/, bool& truncated) override {
+    truncated = false;
+    return -error_;
+  }
+  uint32_t PortId() const override { return 0; }
+
+ private:
+  int error_;
+};
+
+// No holder found because the tables could not be read is not "none visible".
+TEST_F(BindEventsCollectorTest, UnreadableSocketTablesMakeTheHolderUnknown) {
+  BindFailureEvent in_use;
+  in_use.key = Key(8080, kOwnNetns);
+  in_use.pid = 7;
+  const std::string who =
+      "msg=\"bind failed\" errno=EADDRINUSE process=\"app\" pid=7 uid=0 netns=4026531840 "
+      "family=ipv4 port=8080 ";
+  auto failing = Make({}, [](std::string&) -> std::unique_ptr<netlink::Transport> {
+    return std::make_unique<RefusingTransport>(EIO);
+  });
+  EXPECT_EQ(failing->DescribeFailure(in_use),
+            who +
+                "holders=\"unknown: cannot read tcp/ipv4 (netlink send: Input/output error), "
+                "tcp/ipv6 (netlink send: Input/output error), udp/ipv4 (netlink send: "
+                "Input/output error), udp/ipv6 (netlink send: Input/output error)\"");
+  // No tcp_diag/udp_diag module: the kernel cannot say either.
+  auto unsupported = Make({}, [](std::string&) -> std::unique_ptr<netlink::Transport> {
+    return std::make_unique<RefusingTransport>(ENOENT);
+  });
+  EXPECT_EQ(unsupported->DescribeFailure(in_use),
+            who +
+                "holders=\"unknown: cannot read tcp/ipv4 (No such file or directory), tcp/ipv6 "
+                "(No such file or directory), udp/ipv4 (No such file or directory), udp/ipv6 (No "
+                "such file or directory)\"");
 }
 
 TEST(BindEventsConfig, ParsesAndRejects) {
