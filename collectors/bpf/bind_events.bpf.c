@@ -57,11 +57,21 @@ struct {
   __type(value, __u64);
 } failures SEC(".maps");
 
+/* The rate limit's memory: one slot per netns inode modulo EVENT_SLOTS. An array, not a hash:
+ * the verifier inlines its lookup, which runs on every failure. Two namespaces sharing a slot
+ * take it from each other and both pass more often: a best-effort limit (user space limits the
+ * log lines again). Updates race between CPUs the same harmless way. */
+#define EVENT_SLOTS 1024
+struct event_slot {
+  __u32 netns;
+  __u32 pad;
+  __u64 last; /* bpf_ktime_get_ns() of the namespace's last event */
+};
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 4096);
-  __type(key, __u32);   /* netns inode */
-  __type(value, __u64); /* bpf_ktime_get_ns() of its last event */
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, EVENT_SLOTS);
+  __type(key, __u32);
+  __type(value, struct event_slot);
 } last_event SEC(".maps");
 
 struct {
@@ -79,27 +89,35 @@ static __always_inline long syscall_nr(struct pt_regs *regs) {
 #endif
 }
 
-/* Family, port and address of a user-space sockaddr. */
+/* Family, port and address of a user-space sockaddr: one read of user memory. */
 static __always_inline void read_sockaddr(const void *uaddr, long len, struct portwatch_bind_event *event) {
-  __u16 family = 0;
-  if (!uaddr || len < (long)sizeof(family) ||
-      bpf_probe_read_user(&family, sizeof(family), uaddr) != 0) {
+  union {
+    __u16 family;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } addr = {};
+  if (!uaddr) {
     return;
   }
-  if (family == AF_INET && len >= (long)sizeof(struct sockaddr_in)) {
-    struct sockaddr_in sin = {};
-    if (bpf_probe_read_user(&sin, sizeof(sin), uaddr) == 0) {
-      event->key.family = AF_INET;
-      event->key.port = bpf_ntohs(sin.sin_port);
-      __builtin_memcpy(event->addr, &sin.sin_addr, 4);
+  if (len >= (long)sizeof(addr.in6)) {
+    if (bpf_probe_read_user(&addr, sizeof(addr.in6), uaddr) != 0) {
+      return;
     }
-  } else if (family == AF_INET6 && len >= (long)sizeof(struct sockaddr_in6)) {
-    struct sockaddr_in6 sin6 = {};
-    if (bpf_probe_read_user(&sin6, sizeof(sin6), uaddr) == 0) {
-      event->key.family = AF_INET6;
-      event->key.port = bpf_ntohs(sin6.sin6_port);
-      __builtin_memcpy(event->addr, &sin6.sin6_addr, 16);
+  } else if (len >= (long)sizeof(addr.in)) {
+    if (bpf_probe_read_user(&addr, sizeof(addr.in), uaddr) != 0) {
+      return;
     }
+  } else {
+    return;
+  }
+  if (addr.family == AF_INET) {
+    event->key.family = AF_INET;
+    event->key.port = bpf_ntohs(addr.in.sin_port);
+    __builtin_memcpy(event->addr, &addr.in.sin_addr, 4);
+  } else if (addr.family == AF_INET6 && len >= (long)sizeof(addr.in6)) {
+    event->key.family = AF_INET6;
+    event->key.port = bpf_ntohs(addr.in6.sin6_port);
+    __builtin_memcpy(event->addr, &addr.in6.sin6_addr, 16);
   }
 }
 
@@ -130,8 +148,9 @@ static __always_inline void read_socket_port(struct task_struct *task, long fd,
  * sockaddr; for listen only `fd` is used. */
 static __always_inline int count_failure(__u8 syscall, long ret, long fd, const void *uaddr,
                                          long len) {
-  struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-  __u32 netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+  /* A BTF pointer: plain (fault-safe) loads, no helper call per field. */
+  struct task_struct *task = bpf_get_current_task_btf();
+  __u32 netns = task->nsproxy->net_ns->ns.inum;
   if (filter_netns != 0 && netns != filter_netns) {
     return 0;
   }
@@ -141,8 +160,6 @@ static __always_inline int count_failure(__u8 syscall, long ret, long fd, const 
   event.key.syscall = syscall;
   event.key.err = (__u8)(-ret);
   bpf_get_current_comm(event.key.comm, sizeof(event.key.comm));
-  event.pid = bpf_get_current_pid_tgid() >> 32;
-  event.uid = (__u32)bpf_get_current_uid_gid();
   if (syscall == PORTWATCH_SYSCALL_LISTEN) {
     read_socket_port(task, fd, &event);
   } else {
@@ -165,13 +182,21 @@ static __always_inline int count_failure(__u8 syscall, long ret, long fd, const 
     }
   }
 
+  __u32 slot_index = netns % EVENT_SLOTS;
+  struct event_slot *slot = bpf_map_lookup_elem(&last_event, &slot_index);
+  if (!slot) {
+    return 0;
+  }
   __u64 now = bpf_ktime_get_ns();
-  __u64 *last = bpf_map_lookup_elem(&last_event, &netns);
-  if (last && now - *last < EVENT_INTERVAL_NS) {
+  if (slot->netns == netns && now - slot->last < EVENT_INTERVAL_NS) {
     __sync_fetch_and_add(&lost_events, 1);
     return 0;
   }
-  bpf_map_update_elem(&last_event, &netns, &now, BPF_ANY);
+  slot->netns = netns;
+  slot->last = now;
+  /* Only the log line needs them: not fetched for the failures it skips. */
+  event.pid = bpf_get_current_pid_tgid() >> 32;
+  event.uid = (__u32)bpf_get_current_uid_gid();
   struct portwatch_bind_event *out = bpf_ringbuf_reserve(&events, sizeof(*out), 0);
   if (!out) {
     __sync_fetch_and_add(&lost_events, 1);
