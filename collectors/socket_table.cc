@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "collectors/collector.h"
 
@@ -67,11 +68,38 @@ size_t SocketTable::DestinationHash::operator()(const Destination& destination) 
   return static_cast<size_t>(hash);
 }
 
-SocketTable::SocketTable(EphemeralRange range, Limits limits, ListeningSet seed)
+SocketTable::SocketTable(EphemeralRange range, Limits limits, ListeningSet seed, CountArrays arrays)
     : range_(range),
       limits_(limits),
+      arrays_(std::move(arrays)),
       listening_(seed.size() == kProtocols ? std::move(seed) : ListeningSet(kProtocols)),
       counted_as_client_(kProtocols) {}
+
+SocketTable::PortCounts& SocketTable::Use(PortCounts*& used, std::unique_ptr<PortCounts>& kept) {
+  if (used == nullptr) {
+    if (kept) {
+      kept->fill(0);
+    } else {
+      kept = std::make_unique<PortCounts>();
+    }
+    used = kept.get();
+  }
+  return *used;
+}
+
+SocketTable::CountArrays SocketTable::ReleaseCountArrays() {
+  auto keep_used = [](auto& used, auto& kept) {
+    for (size_t i = 0; i < used.size(); ++i) {
+      if (used[i] == nullptr) {
+        kept[i].reset();
+      }
+      used[i] = nullptr;
+    }
+  };
+  keep_used(local_, arrays_.local_);
+  keep_used(peer_, arrays_.peer_);
+  return std::move(arrays_);
+}
 
 bool SocketTable::IsListening(Protocol protocol, uint8_t state) {
   return protocol == Protocol::kTcp ? state == netlink::kListen : state == netlink::kClose;
@@ -81,11 +109,8 @@ void SocketTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
   const auto protocol_index = static_cast<size_t>(protocol);
   const size_t family_index = record.family == AF_INET6 ? 1 : 0;
   const size_t state = record.state < kStates ? record.state : 0;
-  std::unique_ptr<PortCounts>& local = local_[LocalIndex(protocol_index, family_index, state)];
-  if (!local) {
-    local = std::make_unique<PortCounts>();
-  }
-  (*local)[record.local_port]++;
+  const size_t local_index = LocalIndex(protocol_index, family_index, state);
+  Use(local_[local_index], arrays_.local_[local_index])[record.local_port]++;
   if (IsListening(protocol, record.state)) {
     listening_[protocol_index].set(record.local_port);
     late_listeners_ = late_listeners_ || counted_as_client_[protocol_index].test(record.local_port);
@@ -105,11 +130,8 @@ void SocketTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
     } else {
       untracked_destination_sockets_++;
     }
-    std::unique_ptr<PortCounts>& peer = peer_[PeerIndex(protocol_index, state)];
-    if (!peer) {
-      peer = std::make_unique<PortCounts>();
-    }
-    (*peer)[record.remote_port]++;
+    const size_t peer_index = PeerIndex(protocol_index, state);
+    Use(peer_[peer_index], arrays_.peer_[peer_index])[record.remote_port]++;
   }
 }
 

@@ -25,6 +25,12 @@ namespace portwatch {
 /// sockets were already counted as client-side, HasLateListeners() says so, and the caller reads
 /// the table again into a SocketTable seeded with ListeningPorts().
 class SocketTable {
+  static constexpr size_t kPorts = 65536;
+  static constexpr size_t kStates = netlink::kMaxState + 1;
+  static constexpr size_t kProtocols = 2;
+  static constexpr size_t kFamilies = 2;
+  using PortCounts = std::array<uint32_t, kPorts>;
+
  public:
   struct Limits {
     size_t max_port_series = 1000;
@@ -35,7 +41,18 @@ class SocketTable {
   /// Per protocol (tcp, udp), the ports with a listening socket.
   using ListeningSet = std::vector<std::bitset<65536>>;
 
-  SocketTable(EphemeralRange range, Limits limits, ListeningSet seed = {});
+  /// The per-port count arrays a table fills, one per (protocol, family, state) and per
+  /// (protocol, state) of client-side sockets in use (256 KiB each). Hand them from one table to
+  /// the next (ReleaseCountArrays, then the constructor) to keep them across scrapes: a table
+  /// zeroes an array when it first uses it and allocates only those its predecessor did not use.
+  class CountArrays {
+   private:
+    friend class SocketTable;
+    std::array<std::unique_ptr<PortCounts>, kProtocols * kFamilies * kStates> local_;
+    std::array<std::unique_ptr<PortCounts>, kProtocols * kStates> peer_;
+  };
+
+  SocketTable(EphemeralRange range, Limits limits, ListeningSet seed = {}, CountArrays arrays = {});
 
   static bool IsListening(netlink::Protocol protocol, uint8_t state);
 
@@ -59,12 +76,13 @@ class SocketTable {
   /// portwatch_sockets, portwatch_peer_sockets and portwatch_port_series_folded.
   void AppendMetrics(std::vector<prometheus::MetricFamily>& out, Totals& totals) const;
 
+  /// The count arrays this table used, for the next table; the others are freed. The table
+  /// counts nothing afterwards.
+  CountArrays ReleaseCountArrays();
+
  private:
-  static constexpr size_t kPorts = 65536;
-  static constexpr size_t kStates = netlink::kMaxState + 1;
-  static constexpr size_t kProtocols = 2;
-  static constexpr size_t kFamilies = 2;
-  using PortCounts = std::array<uint32_t, kPorts>;
+  /// This table's array at `used`, taken from `kept` (zeroed, or allocated) on first use.
+  static PortCounts& Use(PortCounts*& used, std::unique_ptr<PortCounts>& kept);
 
   static size_t LocalIndex(size_t protocol, size_t family, size_t state) {
     return (protocol * kFamilies + family) * kStates + state;
@@ -92,8 +110,11 @@ class SocketTable {
   Limits limits_;
   std::unordered_map<Destination, uint32_t, DestinationHash> destinations_;
   uint64_t untracked_destination_sockets_ = 0;
-  std::array<std::unique_ptr<PortCounts>, kProtocols * kFamilies * kStates> local_;
-  std::array<std::unique_ptr<PortCounts>, kProtocols * kStates> peer_;
+  CountArrays arrays_;
+  /// The arrays of arrays_ this table counts into (zeroed at first use); null for the others,
+  /// which may still hold a previous table's counts.
+  std::array<PortCounts*, kProtocols * kFamilies * kStates> local_{};
+  std::array<PortCounts*, kProtocols * kStates> peer_{};
   // On the heap, like everything sized by the port space: web threads have small stacks.
   ListeningSet listening_;
   ListeningSet counted_as_client_;  ///< ephemeral ports whose sockets went to peer counts

@@ -59,11 +59,14 @@ CollectStatus SocketsCollector::Collect(const Config& config,
   const uint32_t states =
       netlink::kAllStates | (options.bound_inactive ? netlink::kBoundInactiveStates : 0);
   for (int pass = 0; pass < 2; ++pass) {
+    if (table) {  // the second read counts into the first one's arrays
+      count_arrays_ = table->ReleaseCountArrays();
+    }
     table = std::make_unique<SocketTable>(
         *range,
         SocketTable::Limits{options.max_port_series, options.max_peer_port_series,
                             options.top_destinations},
-        std::move(seed));
+        std::move(seed), std::move(count_arrays_));
     for (const Table& t : tables) {
       netlink::DumpResult result =
           netlink::Dump(*transport, {t.protocol, t.family, states, {}},
@@ -109,6 +112,7 @@ CollectStatus SocketsCollector::Collect(const Config& config,
   if (status.ok) {
     table->AppendMetrics(out, totals_);
   }
+  count_arrays_ = table->ReleaseCountArrays();
   return status;
 }
 

@@ -26,7 +26,8 @@ class SocketsCollector : public Collector {
   ProcFs procfs_;
   TransportFactory open_transport_;
   /// Reused by every scrape rather than allocated by each (the runner never runs one collector
-  /// twice at once).
+  /// twice at once). The count arrays pass from one table to the next, a second read's included.
+  SocketTable::CountArrays count_arrays_;
   SocketTable::Totals totals_;
 };
 

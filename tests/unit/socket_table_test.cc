@@ -387,6 +387,60 @@ TEST(SocketTableTest, TotalsReusedByTheNextScrapeStartFromZero) {
   EXPECT_EQ(reused.folded, Folded(1, 1));
 }
 
+/// Listeners on 5000 (tcp) and 5353 (udp), a server-side and a client-side connection on 5000
+/// and a client-side udp socket toward 5353.
+void AddFewSockets(SocketTable& table) {
+  table.Add(kTcp, Record(netlink::kListen, 5000, 0));
+  table.Add(kTcp, Record(netlink::kEstablished, 5000, 40001));
+  table.Add(kTcp, Record(netlink::kEstablished, 40001, 5000));
+  table.Add(kUdp, Record(netlink::kClose, 5353, 0));
+  table.Add(kUdp, Client(40002, "192.0.2.1", 5353));
+}
+
+TEST(SocketTableTest, CountArraysReusedByTheNextTableStartFromZero) {
+  // The first table uses the second's ports and states, other ports in those states, and states
+  // (both families, local and peer) the second never uses.
+  SocketTable first(kRange, {});
+  AddMany(first, kTcp, Record(netlink::kListen, 5000, 0), 3);
+  AddMany(first, kTcp, Record(netlink::kEstablished, 5000, 40001), 4);
+  AddMany(first, kTcp, Record(netlink::kEstablished, 6000, 30000), 5);
+  AddMany(first, kTcp, Client(40001, "192.0.2.1", 5000), 6);
+  AddMany(first, kTcp, Client(40003, "192.0.2.1", 7000, netlink::kTimeWait), 7);
+  AddMany(first, kTcp, Client(40004, "2001:db8::1", 8000, netlink::kSynSent), 8);
+  AddMany(first, kTcp, Record(netlink::kCloseWait, 6001, 30001, AF_INET6), 9);
+  AddMany(first, kUdp, Record(netlink::kClose, 5353, 0), 2);
+  AddMany(first, kUdp, Client(40002, "192.0.2.1", 5353), 3);
+  Metrics(first);
+
+  SocketTable second(kRange, {}, {}, first.ReleaseCountArrays());
+  AddFewSockets(second);
+  SocketTable fresh(kRange, {});
+  AddFewSockets(fresh);
+  const TableMetrics expected = Metrics(fresh);
+  ASSERT_EQ(expected.sockets.size(), 5U);
+  ASSERT_EQ(expected.peers.size(), 2U);
+  const TableMetrics reused = Metrics(second);
+  EXPECT_EQ(reused.sockets, expected.sockets);
+  EXPECT_EQ(reused.peers, expected.peers);
+  EXPECT_EQ(reused.folded, expected.folded);
+
+  // And once more, from a table that used fewer arrays than the one before it.
+  SocketTable third(kRange, {}, {}, second.ReleaseCountArrays());
+  AddFewSockets(third);
+  const TableMetrics again = Metrics(third);
+  EXPECT_EQ(again.sockets, expected.sockets);
+  EXPECT_EQ(again.peers, expected.peers);
+}
+
+TEST(SocketTableTest, TableReleasingItsCountArraysCountsNothing) {
+  SocketTable table(kRange, {});
+  AddFewSockets(table);
+  table.ReleaseCountArrays();
+  const TableMetrics metrics = Metrics(table);
+  EXPECT_EQ(metrics.sockets, Counts{});
+  EXPECT_EQ(metrics.peers, Counts{});
+}
+
 TEST(SocketTableTest, ListenerAfterItsClientSideSocketsIsLate) {
   SocketTable table(kRange, {});
   table.Add(kTcp, Record(netlink::kEstablished, 40600, 5000));  // counted as a client

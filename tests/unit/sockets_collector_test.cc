@@ -339,6 +339,58 @@ TEST(SocketsCollectorTest, PassesTheCardinalityCapsToTheTable) {
                     {R"({metric="portwatch_sockets"})", 1}}));
 }
 
+TEST(SocketsCollectorTest, LaterScrapesCountFromZero) {
+  // Scrape 1 and the failed scrape 2 use ports and states scrape 3 does not; each scrape's
+  // tables reuse the previous one's count arrays.
+  KernelScript busy;
+  busy.Expect(Protocol::kTcp, Family::kIpv4, [](DatagramBuilder d) {
+    return Datagrams{d.Socket(Socket(AF_INET, netlink::kListen, 5000, 0))
+                         .Socket(Socket(AF_INET, netlink::kEstablished, 5000, 40001))
+                         .Socket(Socket(AF_INET, netlink::kEstablished, 40001, 5000))
+                         .Socket(Socket(AF_INET, netlink::kTimeWait, 40002, 5000))
+                         .Socket(Socket(AF_INET, netlink::kCloseWait, 6000, 7000))
+                         .Done()
+                         .Build()};
+  });
+  KernelScript failing;
+  failing.Expect(Protocol::kTcp, Family::kIpv4, [](DatagramBuilder d) {
+    return Datagrams{d.Fresh()
+                         .Socket(Socket(AF_INET, netlink::kEstablished, 5000, 40003))
+                         .Socket(Socket(AF_INET, netlink::kSynSent, 40004, 5000))
+                         .Build(),
+                     d.Fresh().Error(ENOMEM).Build()};
+  });
+  KernelScript quiet;
+  quiet.Expect(Protocol::kTcp, Family::kIpv4, [](DatagramBuilder d) {
+    return Datagrams{d.Socket(Socket(AF_INET, netlink::kListen, 5000, 0))
+                         .Socket(Socket(AF_INET, netlink::kEstablished, 40005, 5000))
+                         .Done()
+                         .Build()};
+  });
+  std::vector<KernelScript*> scrapes = {&busy, &failing, &quiet};
+  size_t scrape = 0;
+  SocketsCollector collector(ProcFs(kProcFixture),
+                             [&](std::string& error) { return scrapes[scrape]->Factory()(error); });
+  Config config;
+  config.sockets.udp = false;
+  config.sockets.ipv6 = false;
+  std::vector<prometheus::MetricFamily> out;
+  ASSERT_TRUE(collector.Collect(config, out).ok);
+  scrape = 1;
+  out.clear();
+  ASSERT_FALSE(collector.Collect(config, out).ok);
+  scrape = 2;
+  out.clear();
+  ASSERT_TRUE(collector.Collect(config, out).ok);
+  EXPECT_EQ(Samples(out, "portwatch_sockets"),
+            (Counts{
+                {SocketKey("ipv4", "5000", "tcp", "listen"), 1},
+                {SocketKey("ipv4", "ephemeral", "tcp", "established"), 1},
+            }));
+  EXPECT_EQ(Samples(out, "portwatch_peer_sockets"),
+            (Counts{{PeerKey("5000", "tcp", "established"), 1}}));
+}
+
 TEST(SocketsCollectorTest, FailedDumpDropsTheSocketCounts) {
   KernelScript kernel;
   kernel
