@@ -277,16 +277,15 @@ void BindEventsE2eTest::ExpectExactCounts() {
   EXPECT_NE(other_netns, "") << metrics.Text();
   EXPECT_EQ(metrics.Value("portwatch_scrape_collector_success", {{"collector", "bind_events"}}), 1);
 
-  // The log names who failed and who holds the port.
-  const std::string log = exporter_->Log();
-  EXPECT_NE(log.find("msg=\"bind failed\" errno=EADDRINUSE process=\"" + std::string(kProcess) +
-                     "\" pid=" + std::to_string(child.Pid())),
-            std::string::npos)
-      << log;
-  EXPECT_NE(log.find("port=18080 holders=\"tcp listen by pid " + std::to_string(child.Pid()) +
-                     " (pw-bindfail"),
-            std::string::npos)
-      << log;
+  // The log names who failed and who holds the port. It is written after the event reaches
+  // user space and the holder is looked up: not necessarily before the scrape answered.
+  const std::string failed = "msg=\"bind failed\" errno=EADDRINUSE process=\"" +
+                             std::string(kProcess) + "\" pid=" + std::to_string(child.Pid());
+  const std::string held =
+      "port=18080 holders=\"tcp listen by pid " + std::to_string(child.Pid()) + " (pw-bindfail";
+  const std::string log = exporter_->WaitForLog(held);
+  EXPECT_NE(log.find(failed), std::string::npos) << log;
+  EXPECT_NE(log.find(held), std::string::npos) << log;
 }
 
 /// Whether this kernel accepts fexit programs. This project's kernels (6.18 Firecracker guests,

@@ -136,6 +136,16 @@ int ExporterProcess::Stop() {
 
 std::string ExporterProcess::Log() const { return ReadAll(log_path_); }
 
+std::string ExporterProcess::WaitForLog(const std::string& text, int seconds) const {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  std::string log = Log();
+  while (log.find(text) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    log = Log();
+  }
+  return log;
+}
+
 int RunCommand(const std::vector<std::string>& argv, std::string& output, int seconds) {
   const std::string log_path = TempPath();
   pid_t pid = Spawn(argv, log_path);

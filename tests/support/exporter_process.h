@@ -32,6 +32,9 @@ class ExporterProcess {
   pid_t Pid() const { return pid_; }
   /// What the exporter wrote to stderr so far.
   std::string Log() const;
+  /// Polls the log for up to `seconds` until it holds `text`: for lines written asynchronously
+  /// (after a scrape has already answered). Returns the log as it was when the wait ended.
+  std::string WaitForLog(const std::string& text, int seconds = 10) const;
 
  private:
   pid_t pid_ = -1;
