@@ -37,29 +37,18 @@ sockaddr_in Loopback(uint16_t port) {
   return address;
 }
 
-/// One iteration: a failing bind (EADDRINUSE, counted), a successful bind to an ephemeral port,
-/// a connect to a listener: each of the three hooks' paths.
+/// One iteration: a bind of a TCP socket (to the busy port when `kFail`: EADDRINUSE, counted;
+/// else to an ephemeral port), a bind of a UDP socket to an ephemeral port and a connect to a
+/// listener: each of the three hooks' paths. Without failures it is a bind/connect-heavy process
+/// in normal operation, which pays the hooks but not the counting.
+template <bool kFail>
 void BindConnectLoop(int iterations) {
-  const sockaddr_in busy = Loopback(kBusyPort);
+  const sockaddr_in first = Loopback(kFail ? kBusyPort : 0);
   const sockaddr_in any = Loopback(0);
   const sockaddr_in server = Loopback(kServerPort);
   for (int i = 0; i < iterations; ++i) {
-    UniqueFd failing(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    (void)::bind(failing.Get(), reinterpret_cast<const sockaddr*>(&busy), sizeof(busy));
-    UniqueFd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    (void)::bind(udp.Get(), reinterpret_cast<const sockaddr*>(&any), sizeof(any));
-    (void)::connect(udp.Get(), reinterpret_cast<const sockaddr*>(&server), sizeof(server));
-  }
-}
-
-/// The same calls, none failing: a bind/connect-heavy process in normal operation (what it
-/// pays is the hook on each call, not the counting).
-void BindConnectSucceedingLoop(int iterations) {
-  const sockaddr_in any = Loopback(0);
-  const sockaddr_in server = Loopback(kServerPort);
-  for (int i = 0; i < iterations; ++i) {
-    UniqueFd bound(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    (void)::bind(bound.Get(), reinterpret_cast<const sockaddr*>(&any), sizeof(any));
+    UniqueFd tcp(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    (void)::bind(tcp.Get(), reinterpret_cast<const sockaddr*>(&first), sizeof(first));
     UniqueFd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     (void)::bind(udp.Get(), reinterpret_cast<const sockaddr*>(&any), sizeof(any));
     (void)::connect(udp.Get(), reinterpret_cast<const sockaddr*>(&server), sizeof(server));
@@ -170,8 +159,11 @@ int main(int argc, char** argv) {
     std::vector<std::vector<double>> attached;  // per path
   };
   std::vector<Case> cases = {
-      {"bind/connect loop (3 socket calls + 1 failure per iteration)", BindConnectLoop, {}, {}},
-      {"bind/connect loop (3 socket calls, no failure)", BindConnectSucceedingLoop, {}, {}},
+      {"bind/connect loop (3 socket calls + 1 failure per iteration)",
+       BindConnectLoop<true>,
+       {},
+       {}},
+      {"bind/connect loop (3 socket calls, no failure)", BindConnectLoop<false>, {}, {}},
       {"getppid loop (no bind/listen/connect)", OtherSyscallLoop, {}, {}},
       {"loopback TCP echo, 64 B round trips (no bind/listen/connect)", EchoLoop, {}, {}}};
   std::vector<uint64_t> counted(paths.size(), 0);
