@@ -1,6 +1,5 @@
 #include "collectors/bind_events_collector.h"
 
-#include <malloc.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -58,9 +57,6 @@ void BindEventsCollector::OpenSource(const std::vector<BindEventsAttach>& allowe
     allowed_names += (allowed_names.empty() ? "" : ",") + std::string(BindEventsAttachName(attach));
   }
   source_ = open_source_(allowed, [this](const BindFailureEvent& event) { OnEvent(event); });
-  // Loading parses the kernel's BTF (about 10 MiB on 6.18), freed by libbpf right after: give
-  // it back to the system instead of keeping it in the heap for the exporter's lifetime.
-  ::malloc_trim(0);
   // A new kernel map starts from zero: the exposed counters carry on from where they were.
   counters_.ForgetKernelCounts();
   if (!source_->Available()) {

@@ -185,8 +185,11 @@ BindEventsConfig ParseBindEvents(const YAML::Node& node) {
   RequireMap(node, path);
   RejectUnknownKeys(node, path, {"attach", "namespaces", "max_port_series"});
   if (const YAML::Node attach = node["attach"]) {
-    const std::set<std::string> allowed =
-        ParseChoiceList(attach, path + ".attach", {"fexit", "tracepoint", "raw_tracepoint"});
+    std::set<std::string> names;
+    for (BindEventsAttach kind : kBindEventsAttachPaths) {
+      names.insert(BindEventsAttachName(kind));
+    }
+    const std::set<std::string> allowed = ParseChoiceList(attach, path + ".attach", names);
     if (allowed.empty()) {
       throw ConfigProblem(attach.Mark(),
                           path +
@@ -195,12 +198,9 @@ BindEventsConfig ParseBindEvents(const YAML::Node& node) {
     }
     // Cheapest first, whatever the order written.
     options.attach.clear();
-    for (const auto& [name, path_kind] :
-         {std::pair{"fexit", BindEventsAttach::kFexit},
-          std::pair{"tracepoint", BindEventsAttach::kTracepoint},
-          std::pair{"raw_tracepoint", BindEventsAttach::kRawTracepoint}}) {
-      if (allowed.count(name) != 0) {
-        options.attach.push_back(path_kind);
+    for (BindEventsAttach kind : kBindEventsAttachPaths) {
+      if (allowed.count(BindEventsAttachName(kind)) != 0) {
+        options.attach.push_back(kind);
       }
     }
   }
@@ -400,6 +400,18 @@ ConfigResult LoadConfig(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return ParseConfig(text.str(), path);
+}
+
+const char* BindEventsAttachName(BindEventsAttach attach) {
+  switch (attach) {
+    case BindEventsAttach::kFexit:
+      return "fexit";
+    case BindEventsAttach::kTracepoint:
+      return "tracepoint";
+    case BindEventsAttach::kRawTracepoint:
+      return "raw_tracepoint";
+  }
+  return "unknown";
 }
 
 }  // namespace portwatch

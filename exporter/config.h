@@ -67,6 +67,11 @@ struct ServiceConfig {
 /// the kernel puts every system call of every process on its syscall tracing slow path
 /// (docs/bind_events.md has the measured cost).
 enum class BindEventsAttach { kFexit, kTracepoint, kRawTracepoint };
+/// Every attach path, cheapest first: the order they are tried in.
+inline constexpr std::array<BindEventsAttach, 3> kBindEventsAttachPaths = {
+    BindEventsAttach::kFexit, BindEventsAttach::kTracepoint, BindEventsAttach::kRawTracepoint};
+/// The config name of an attach path ("fexit", "tracepoint", "raw_tracepoint").
+const char* BindEventsAttachName(BindEventsAttach attach);
 
 /// Options of the bind_events collector (eBPF counters of failed bind/listen/connect).
 struct BindEventsConfig {

@@ -1,10 +1,12 @@
 #include "collectors/bpf/bind_event_source.h"
 
+#include <malloc.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -106,9 +108,8 @@ class KernelSource : public BindEventSource {
       }
       failed += (failed.empty() ? "" : "; ") + why;
     }
-    fexit_error_ = result.error[PORTWATCH_BPF_ATTACH_FEXIT];
     if (bpf_ == nullptr) {
-      return Unattached(allowed, failed);
+      return Unattached(allowed, failed, result.error[PORTWATCH_BPF_ATTACH_FEXIT]);
     }
     attach_path_ = PathName(result.used);
     fallback_reason_ = failed;
@@ -173,23 +174,40 @@ class KernelSource : public BindEventSource {
     return 0;
   }
 
+  /// The C wrapper's name for each attach path.
+  struct PathMapping {
+    BindEventsAttach attach;
+    portwatch_bpf_attach path;
+  };
+  static constexpr std::array<PathMapping, 3> kPathMappings = {
+      PathMapping{BindEventsAttach::kFexit, PORTWATCH_BPF_ATTACH_FEXIT},
+      PathMapping{BindEventsAttach::kTracepoint, PORTWATCH_BPF_ATTACH_TRACEPOINT},
+      PathMapping{BindEventsAttach::kRawTracepoint, PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT}};
+
   static portwatch_bpf_attach PathOf(BindEventsAttach attach) {
-    switch (attach) {
-      case BindEventsAttach::kFexit:
-        return PORTWATCH_BPF_ATTACH_FEXIT;
-      case BindEventsAttach::kTracepoint:
-        return PORTWATCH_BPF_ATTACH_TRACEPOINT;
-      case BindEventsAttach::kRawTracepoint:
-        return PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT;
+    for (const PathMapping& mapping : kPathMappings) {
+      if (mapping.attach == attach) {
+        return mapping.path;
+      }
     }
     return PORTWATCH_BPF_ATTACH_NONE;
   }
 
-  /// Why nothing is attached (`failed`: each allowed path's error), and cause_ in one word.
+  static const char* PathName(int path) {
+    for (const PathMapping& mapping : kPathMappings) {
+      if (mapping.path == path) {
+        return BindEventsAttachName(mapping.attach);
+      }
+    }
+    return "none";
+  }
+
+  /// Why nothing is attached (`failed`: each allowed path's error; `fexit_error`: the errno of
+  /// the fexit attempt, 0 if not tried), and cause_ in one word.
   /// An EPERM is ambiguous: no privilege, or (for fexit) a kernel that refuses BPF
   /// trampolines even to root. Loading the trace-event programs without attaching them tells
   /// the two apart.
-  std::string Unattached(unsigned allowed, const std::string& failed) {
+  std::string Unattached(unsigned allowed, const std::string& failed, int fexit_error) {
     std::string reason = "cannot attach the BPF program: " + failed;
     const int probe = portwatch_bpf_probe_load(SYS_bind, SYS_listen, SYS_connect);
     if (probe == -EPERM || probe == -EACCES) {
@@ -202,26 +220,13 @@ class KernelSource : public BindEventSource {
       cause_ = "fexit_unsupported";
       return "this kernel refuses fexit programs although BPF itself works here (no BPF "
              "trampolines; fexit: " +
-             std::string(std::strerror(fexit_error_)) +
+             std::string(std::strerror(fexit_error)) +
              "), and collectors.bind_events.attach allows only fexit: add tracepoint to count "
              "failures at the cost of slowing every system call of every process "
              "(docs/bind_events.md)";
     }
     cause_ = "attach_failed";
     return reason;
-  }
-
-  static const char* PathName(int path) {
-    switch (path) {
-      case PORTWATCH_BPF_ATTACH_FEXIT:
-        return "fexit";
-      case PORTWATCH_BPF_ATTACH_TRACEPOINT:
-        return "tracepoint";
-      case PORTWATCH_BPF_ATTACH_RAW_TRACEPOINT:
-        return "raw_tracepoint";
-      default:
-        return "none";
-    }
   }
 
   /// The syscall trace events are attached by id, read from tracefs: mounts it on
@@ -252,7 +257,6 @@ class KernelSource : public BindEventSource {
   std::vector<BindEventsAttach> allowed_;
   BindEventHandler on_event_;
   std::string cause_;
-  int fexit_error_ = 0;  ///< errno of the fexit attempt (0: not tried, or it worked)
   std::string attach_path_;
   std::string fallback_reason_;
   portwatch_bpf* bpf_ = nullptr;
@@ -267,23 +271,14 @@ class KernelSource : public BindEventSource {
 
 bool BindEventsBuiltWithBpf() { return PORTWATCH_HAVE_BPF != 0; }
 
-const char* BindEventsAttachName(BindEventsAttach attach) {
-  switch (attach) {
-    case BindEventsAttach::kFexit:
-      return "fexit";
-    case BindEventsAttach::kTracepoint:
-      return "tracepoint";
-    case BindEventsAttach::kRawTracepoint:
-      return "raw_tracepoint";
-  }
-  return "unknown";
-}
-
 std::unique_ptr<BindEventSource> OpenKernelBindEventSource(
     const std::vector<BindEventsAttach>& allowed, BindEventHandler on_event) {
 #if PORTWATCH_HAVE_BPF
   auto source = std::make_unique<KernelSource>(allowed, std::move(on_event));
   std::string error = source->Start();
+  // Loading parses the kernel's BTF (about 10 MiB on 6.18), freed by libbpf right after: give
+  // it back to the system instead of keeping it in the heap for the exporter's lifetime.
+  ::malloc_trim(0);
   if (error.empty()) {
     return source;
   }

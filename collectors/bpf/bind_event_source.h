@@ -56,7 +56,4 @@ std::unique_ptr<BindEventSource> OpenKernelBindEventSource(
 /// Whether this binary was built with the eBPF program (CMake option PORTWATCH_BPF).
 bool BindEventsBuiltWithBpf();
 
-/// The config name of an attach path ("fexit", "tracepoint", "raw_tracepoint").
-const char* BindEventsAttachName(BindEventsAttach attach);
-
 }  // namespace portwatch
