@@ -1,9 +1,10 @@
 // PID 1 of the test VM that tests/vm/vm_run.sh boots (see tests/vm/README.md). Built static so
 // that the initramfs needs nothing else: it loads the virtio/9p modules listed in
 // /modules/order, mounts the host's root file system read-only over virtio-9p with fresh
-// proc/sys/dev/tmp/run/bpf/tracefs/cgroup2 on top, runs /run/portwatch-vm/command.sh (written by
-// the host into the writable "job" share) in a chroot there, prints the exit-status marker that
-// the host looks for on the serial console and powers the VM off.
+// proc/sys/dev/run/bpf/tracefs/cgroup2 and a writable overlay on /tmp on top, runs
+// /run/portwatch-vm/command.sh (written by the host into the writable "job" share) in a chroot
+// there, prints the exit-status marker that the host looks for on the serial console and powers the
+// VM off.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -153,7 +154,18 @@ void MountNewRoot() {
   Mount("devpts", root + "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "ptmxmode=0666");
   MakeDir(root + "/dev/shm");
   Mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-  Mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  // /tmp writable, yet showing the host's /tmp underneath: a build tree or the caller's working
+  // directory may live there (a plain tmpfs hid them). An overlay with its upper layer on a
+  // tmpfs outside the new root.
+  MakeDir("/tmp-upper");
+  Mount("tmpfs", "/tmp-upper", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+  MakeDir("/tmp-upper/upper");
+  MakeDir("/tmp-upper/work");
+  if (::chmod("/tmp-upper/upper", 01777) != 0) {
+    Fail(Errno("chmod /tmp-upper/upper"));
+  }
+  Mount("overlay", root + "/tmp", "overlay", MS_NOSUID | MS_NODEV,
+        "lowerdir=" + root + "/tmp,upperdir=/tmp-upper/upper,workdir=/tmp-upper/work");
   Mount("tmpfs", root + "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
   Mount("bpf", root + "/sys/fs/bpf", "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700");
   Mount("tracefs", root + "/sys/kernel/tracing", "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "");

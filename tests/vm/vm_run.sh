@@ -42,8 +42,9 @@ envs=()
 kvm_boot_seconds=${PORTWATCH_VM_KVM_BOOT_SECONDS:-30}
 # Modules loaded at boot, as the kernel names them; their dependencies follow from each module's
 # .modinfo. The guest cannot load modules on demand (no modprobe, no module index): the 9p root
-# needs the first three; sock_diag for TCP and UDP (which Debian loads on first use) the others.
-wanted_modules=(virtio_pci 9pnet_virtio 9p inet_diag tcp_diag udp_diag)
+# needs the first three, /tmp the overlay; sock_diag for TCP and UDP (which Debian loads on first
+# use) the others.
+wanted_modules=(virtio_pci 9pnet_virtio 9p overlay inet_diag tcp_diag udp_diag)
 
 say() { echo "vm_run: $*" >&2; }
 die() {
