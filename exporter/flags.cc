@@ -23,6 +23,15 @@ FlagsResult ParseFlags(int argc, const char* const* argv, const std::string& ver
                    ? std::string()
                    : std::string("must start with / and not with /-/");
       });
+  app.add_option("--web.max-requests", options.web.max_requests,
+                 "Maximum number of parallel scrape requests; beyond it: 503. 0 means no limit "
+                 "of its own (--web.max-connections still holds)")
+      ->capture_default_str();
+  app.add_option("--web.max-connections", options.web.max_connections,
+                 "Connections served at once (worker threads); more wait in the kernel's accept "
+                 "queue. A client stalled in its request holds one for at most 5 s")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{4096}));
   app.add_option("--config.file", options.config_file,
                  "YAML config file; without it the embedded default config is used");
   app.add_flag("--config.check", options.config_check, "Validate the config and exit");

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <prometheus/collectable.h>
@@ -14,7 +16,35 @@ struct WebOptions {
   std::string listen_address = ":9792";
   std::string telemetry_path = "/metrics";
   std::string version;
+  /// Concurrent GET requests to the telemetry path; beyond it: 503 and
+  /// portwatch_http_requests_rejected_total{reason="max_requests"}. 0: no cap of its own (the
+  /// connection cap still holds).
+  size_t max_requests = 64;
+  /// Connections served at once (CivetWeb worker threads); more wait in the kernel's accept queue.
+  size_t max_connections = 128;
 };
+
+/// What the server does with one request, decided from its method and path alone.
+enum class Route : uint8_t {
+  kMetrics,           ///< GET on the telemetry path: prometheus-cpp's handler
+  kMetricsHead,       ///< HEAD on the telemetry path: the headers a GET would get, no collection
+  kLandingPage,       ///< GET or HEAD /
+  kHealthy,           ///< GET or HEAD /-/healthy
+  kReady,             ///< GET or HEAD /-/ready
+  kReload,            ///< POST or PUT /-/reload
+  kNotFound,          ///< GET or HEAD on any other path
+  kMethodNotAllowed,  ///< any other method: 405 with `allow`
+};
+
+struct RouteDecision {
+  Route route = Route::kNotFound;
+  bool head = false;       ///< answer without a body
+  std::string_view allow;  ///< the Allow header of a 405
+};
+
+/// Routes a request. Methods are case-sensitive (RFC 9110): "get" is not GET.
+RouteDecision RouteRequest(std::string_view method, std::string_view path,
+                           std::string_view telemetry_path);
 
 /// "host:port", ":port" or "[v6]:port" split into parts; port 0 asks the kernel for one.
 struct ListenAddress {
@@ -27,6 +57,10 @@ bool ParseListenAddress(const std::string& text, ListenAddress& address, std::st
 
 /// The HTTP side: /metrics (prometheus-cpp Exposer on CivetWeb), a landing page, /-/healthy,
 /// /-/ready and POST /-/reload. One per process.
+///
+/// Hostile clients are expected: every method gets an answer (RouteRequest), connections that
+/// never send a byte are held back by the kernel (TCP_DEFER_ACCEPT) instead of a worker, a
+/// request head must arrive within kRequestTimeoutMs, and concurrent scrapes are capped.
 class WebServer {
  public:
   /// Answers POST /-/reload: empty string on success, else the error.
@@ -43,6 +77,7 @@ class WebServer {
 
  private:
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::shared_ptr<prometheus::Collectable> web_metrics_;
 };
 
 }  // namespace portwatch

@@ -14,12 +14,11 @@
 
 namespace portwatch::testing {
 
-HttpResponse HttpRequest(uint16_t port, const std::string& method, const std::string& path) {
-  HttpResponse response;
+netlink::UniqueFd ConnectLoopback(uint16_t port, std::string& error) {
   netlink::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.Valid()) {
-    response.error = std::strerror(errno);
-    return response;
+    error = std::strerror(errno);
+    return fd;
   }
   timeval timeout{10, 0};
   ::setsockopt(fd.Get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
@@ -29,29 +28,59 @@ HttpResponse HttpRequest(uint16_t port, const std::string& method, const std::st
   server.sin_port = htons(port);
   server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd.Get(), reinterpret_cast<sockaddr*>(&server), sizeof(server)) != 0) {
-    response.error = std::string("connect: ") + std::strerror(errno);
-    return response;
+    error = std::string("connect: ") + std::strerror(errno);
+    return netlink::UniqueFd();
   }
-  const std::string request =
-      method + " " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n" + "Content-Length: 0\r\n\r\n";
-  if (::send(fd.Get(), request.data(), request.size(), MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(request.size())) {
-    response.error = std::string("send: ") + std::strerror(errno);
-    return response;
+  return fd;
+}
+
+bool SendAll(const netlink::UniqueFd& fd, const std::string& bytes, std::string& error) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = ::send(fd.Get(), bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      error = std::string("send: ") + std::strerror(errno);
+      return false;
+    }
+    sent += static_cast<size_t>(n);
   }
-  std::string raw;
+  return true;
+}
+
+bool ReadUntilEof(const netlink::UniqueFd& fd, std::string& raw, std::string& error) {
   char buffer[65536];
   while (true) {
-    ssize_t received = ::recv(fd.Get(), buffer, sizeof(buffer), 0);
+    const ssize_t received = ::recv(fd.Get(), buffer, sizeof(buffer), 0);
     if (received < 0) {
-      response.error = std::string("recv: ") + std::strerror(errno);
-      return response;
+      error = std::string("recv: ") + std::strerror(errno);
+      return false;
     }
     if (received == 0) {
-      break;
+      return true;
     }
     raw.append(buffer, static_cast<size_t>(received));
   }
+}
+
+RawExchangeResult RawExchange(uint16_t port, const std::string& request) {
+  RawExchangeResult result;
+  netlink::UniqueFd fd = ConnectLoopback(port, result.error);
+  if (!fd.Valid() || !SendAll(fd, request, result.error)) {
+    return result;
+  }
+  ReadUntilEof(fd, result.response, result.error);
+  return result;
+}
+
+HttpResponse HttpRequest(uint16_t port, const std::string& method, const std::string& path) {
+  HttpResponse response;
+  const RawExchangeResult exchange = RawExchange(
+      port, method + " " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
+  if (!exchange.error.empty()) {
+    response.error = exchange.error;
+    return response;
+  }
+  const std::string& raw = exchange.response;
   const size_t header_end = raw.find("\r\n\r\n");
   if (raw.rfind("HTTP/1.", 0) != 0 || header_end == std::string::npos) {
     response.error = "malformed response";

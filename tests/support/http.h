@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include "collectors/netlink/transport.h"
+
 namespace portwatch::testing {
 
 struct HttpResponse {
@@ -12,6 +14,23 @@ struct HttpResponse {
   std::string body;
   std::string error;
 };
+
+/// A TCP connection to 127.0.0.1:port with 10 s send and receive timeouts; invalid on failure,
+/// with `error` set.
+netlink::UniqueFd ConnectLoopback(uint16_t port, std::string& error);
+/// Sends every byte; false with `error` set on failure.
+bool SendAll(const netlink::UniqueFd& fd, const std::string& bytes, std::string& error);
+/// Appends what arrives to `raw` until the peer closes; false with `error` set on an error or
+/// the 10 s timeout.
+bool ReadUntilEof(const netlink::UniqueFd& fd, std::string& raw, std::string& error);
+
+struct RawExchangeResult {
+  std::string response;  ///< every byte the server sent before closing
+  std::string error;     ///< empty unless connecting, sending or receiving failed
+};
+
+/// Sends `request` verbatim to 127.0.0.1:port and reads until the server closes.
+RawExchangeResult RawExchange(uint16_t port, const std::string& request);
 
 /// One HTTP/1.0 request to 127.0.0.1:port (the server closes the connection), bounded by a
 /// 10 s timeout.

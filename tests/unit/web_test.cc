@@ -76,5 +76,45 @@ TEST(ParseListenAddressTest, NoColonIsAnError) {
   ExpectError("", "listen address \"\" must be HOST:PORT, :PORT or [IPV6]:PORT");
 }
 
+void ExpectRoute(std::string_view method, std::string_view path, Route route, bool head,
+                 std::string_view allow = {}) {
+  const RouteDecision decision = RouteRequest(method, path, "/metrics");
+  EXPECT_EQ(decision.route, route) << method << " " << path;
+  EXPECT_EQ(decision.head, head) << method << " " << path;
+  EXPECT_EQ(decision.allow, allow) << method << " " << path;
+}
+
+TEST(RouteRequestTest, GetAndHeadServeEveryReadOnlyPath) {
+  ExpectRoute("GET", "/metrics", Route::kMetrics, false);
+  ExpectRoute("HEAD", "/metrics", Route::kMetricsHead, true);
+  ExpectRoute("GET", "/", Route::kLandingPage, false);
+  ExpectRoute("HEAD", "/", Route::kLandingPage, true);
+  ExpectRoute("GET", "/-/healthy", Route::kHealthy, false);
+  ExpectRoute("HEAD", "/-/ready", Route::kReady, true);
+  ExpectRoute("GET", "/nope", Route::kNotFound, false);
+  ExpectRoute("HEAD", "/metrics/", Route::kNotFound, true);
+}
+
+TEST(RouteRequestTest, TelemetryPathIsConfigurable) {
+  EXPECT_EQ(RouteRequest("GET", "/custom", "/custom").route, Route::kMetrics);
+  EXPECT_EQ(RouteRequest("GET", "/metrics", "/custom").route, Route::kNotFound);
+}
+
+TEST(RouteRequestTest, OtherMethodsGet405WithAllowOnEveryPath) {
+  for (const char* path : {"/", "/metrics", "/-/healthy", "/-/ready", "/nope"}) {
+    for (const char* method : {"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND", "get"}) {
+      ExpectRoute(method, path, Route::kMethodNotAllowed, false, "GET, HEAD");
+    }
+  }
+}
+
+TEST(RouteRequestTest, ReloadTakesPostAndPutOnly) {
+  ExpectRoute("POST", "/-/reload", Route::kReload, false);
+  ExpectRoute("PUT", "/-/reload", Route::kReload, false);
+  ExpectRoute("GET", "/-/reload", Route::kMethodNotAllowed, false, "POST, PUT");
+  ExpectRoute("HEAD", "/-/reload", Route::kMethodNotAllowed, true, "POST, PUT");
+  ExpectRoute("DELETE", "/-/reload", Route::kMethodNotAllowed, false, "POST, PUT");
+}
+
 }  // namespace
 }  // namespace portwatch
