@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,6 +16,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
 #include "collectors/collector.h"
@@ -36,38 +38,35 @@ constexpr const char* kListenBacklog = "1024";
 constexpr std::string_view kGetHead = "GET, HEAD";
 constexpr std::string_view kPostPut = "POST, PUT";
 constexpr const char* kTextPlain = "text/plain; charset=utf-8";
+constexpr const char* kExpositionFormat = "text/plain; version=0.0.4; charset=utf-8";
 
 struct ServerState {
   std::string telemetry_path;
   std::string version;
   size_t max_requests = 0;
+  std::weak_ptr<prometheus::Collectable> metrics;
   WebServer::ReloadHandler reload;
-  /// False until the telemetry path is registered: CivetWeb serves from its construction on.
+  /// False until the constructor has finished: CivetWeb serves from its own construction on.
   std::atomic<bool> ready{false};
   std::atomic<size_t> metrics_in_flight{0};
   std::atomic<uint64_t> rejected_max_requests{0};
 };
 
-// CivetWeb's begin_request and end_request callbacks have no user pointer of ours: one server per
-// process.
+// CivetWeb's begin_request callback has no user pointer of ours: one server per process.
 std::atomic<ServerState*> g_state{nullptr};
-// begin_request and end_request of one request run on the same worker thread: whether this
-// thread's current request holds a slot of max_requests.
-thread_local bool t_holds_metrics_slot = false;
 
 /// A response head, written by hand rather than with mg_response_header_*: CivetWeb drops those
 /// headers on a connection that asked for a WebSocket upgrade, leaving a bare body.
 std::string ResponseHead(mg_connection* connection, int status, const char* content_type,
-                         std::optional<size_t> content_length, std::string_view allow = {}) {
+                         std::optional<size_t> content_length, std::string_view extra_header = {}) {
   std::string head = "HTTP/1.1 " + std::to_string(status) + " " +
                      mg_get_response_code_text(connection, status) +
                      "\r\nContent-Type: " + content_type + "\r\n";
   if (content_length) {
     head += "Content-Length: " + std::to_string(*content_length) + "\r\n";
   }
-  if (!allow.empty()) {
-    head += "Allow: ";
-    head += allow;
+  if (!extra_header.empty()) {
+    head += extra_header;
     head += "\r\n";
   }
   head += "Cache-Control: no-cache, no-store, must-revalidate\r\nConnection: close\r\n\r\n";
@@ -75,8 +74,8 @@ std::string ResponseHead(mg_connection* connection, int status, const char* cont
 }
 
 void Respond(mg_connection* connection, int status, const char* content_type,
-             const std::string& body, bool head = false, std::string_view allow = {}) {
-  std::string response = ResponseHead(connection, status, content_type, body.size(), allow);
+             const std::string& body, bool head = false, std::string_view extra_header = {}) {
+  std::string response = ResponseHead(connection, status, content_type, body.size(), extra_header);
   if (!head) {
     response += body;
   }
@@ -100,16 +99,132 @@ std::string LandingPage(const ServerState& state) {
          "<li><a href=\"/-/ready\">/-/ready</a></li>\n</ul>\n</body></html>\n";
 }
 
-/// Takes a slot of max_requests for this thread's request; false when all are taken.
-bool TakeMetricsSlot(ServerState& state) {
-  const size_t before = state.metrics_in_flight.fetch_add(1);
-  if (state.max_requests != 0 && before >= state.max_requests) {
-    state.metrics_in_flight.fetch_sub(1);
-    state.rejected_max_requests.fetch_add(1);
+/// One of the --web.max-requests slots, held for the life of a scrape.
+class MetricsSlot {
+ public:
+  explicit MetricsSlot(ServerState& state) : state_(state) {
+    const size_t before = state_.metrics_in_flight.fetch_add(1);
+    if (state_.max_requests != 0 && before >= state_.max_requests) {
+      state_.metrics_in_flight.fetch_sub(1);
+      state_.rejected_max_requests.fetch_add(1);
+      return;
+    }
+    held_ = true;
+  }
+  ~MetricsSlot() {
+    if (held_) {
+      state_.metrics_in_flight.fetch_sub(1);
+    }
+  }
+  MetricsSlot(const MetricsSlot&) = delete;
+  MetricsSlot& operator=(const MetricsSlot&) = delete;
+
+  bool Held() const { return held_; }
+
+ private:
+  ServerState& state_;
+  bool held_ = false;
+};
+
+void AppendWebMetrics(const ServerState& state, std::vector<prometheus::MetricFamily>& out) {
+  FamilyBuilder("portwatch_http_requests_rejected_total",
+                "HTTP requests answered 503 because --web.max-requests scrapes were already being "
+                "served.",
+                prometheus::MetricType::Counter)
+      .Add({{"reason", "max_requests"}}, static_cast<double>(state.rejected_max_requests.load()))
+      .MoveTo(out);
+  FamilyBuilder("portwatch_http_metrics_requests_in_flight",
+                "Scrapes of the telemetry path being served now, this one included.",
+                prometheus::MetricType::Gauge)
+      .Add(static_cast<double>(state.metrics_in_flight.load()))
+      .MoveTo(out);
+  FamilyBuilder("portwatch_http_max_requests",
+                "The --web.max-requests cap on concurrent scrapes (0: no cap).",
+                prometheus::MetricType::Gauge)
+      .Add(static_cast<double>(state.max_requests))
+      .MoveTo(out);
+}
+
+/// Whether an Accept-Encoding header value accepts gzip (a "gzip" coding whose q is not 0).
+bool AcceptsGzip(const char* accept_encoding) {
+  if (accept_encoding == nullptr) {
     return false;
   }
-  t_holds_metrics_slot = true;
-  return true;
+  std::string_view rest(accept_encoding);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view coding = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    const size_t semicolon = coding.find(';');
+    std::string_view name = coding.substr(0, semicolon);
+    std::string_view parameters =
+        semicolon == std::string_view::npos ? std::string_view() : coding.substr(semicolon + 1);
+    auto trim = [](std::string_view text) {
+      const size_t first = text.find_first_not_of(" \t");
+      return first == std::string_view::npos
+                 ? std::string_view()
+                 : text.substr(first, text.find_last_not_of(" \t") - first + 1);
+    };
+    name = trim(name);
+    parameters = trim(parameters);
+    if (name.size() == 4 && ::strncasecmp(name.data(), "gzip", 4) == 0) {
+      const bool refused = parameters.size() >= 3 &&
+                           ::strncasecmp(parameters.data(), "q=0", 3) == 0 &&
+                           parameters.find_first_not_of("0.", 2) == std::string_view::npos;
+      return !refused;
+    }
+  }
+  return false;
+}
+
+/// gzip of `text` at the fastest level (a scrape's CPU on every node matters more than bytes on
+/// the wire). nullopt if zlib fails.
+std::optional<std::string> Gzip(const std::string& text) {
+  z_stream stream{};
+  // 15 + 16: a gzip header and trailer around the deflate stream.
+  if (deflateInit2(&stream, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return std::nullopt;
+  }
+  std::string out(deflateBound(&stream, text.size()), '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  stream.avail_in = static_cast<uInt>(text.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  const int result = deflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  if (result != Z_STREAM_END) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+/// GET or HEAD on the telemetry path. Served here rather than by prometheus-cpp's handler, which
+/// collects under one mutex: concurrent scrapes would queue for each other's kernel reads instead
+/// of sharing one (CollectorRunner::Collect), and HEAD would not be served.
+void ServeMetrics(mg_connection* connection, ServerState& state, bool head) {
+  const MetricsSlot slot(state);
+  if (!slot.Held()) {
+    Respond(connection, 503, kTextPlain,
+            "Too many concurrent scrapes (--web.max-requests=" +
+                std::to_string(state.max_requests) + "), try again.\n",
+            head);
+    return;
+  }
+  std::vector<prometheus::MetricFamily> families;
+  if (const std::shared_ptr<prometheus::Collectable> metrics = state.metrics.lock()) {
+    families = metrics->Collect();
+  }
+  AppendWebMetrics(state, families);
+  std::string body = prometheus::TextSerializer().Serialize(families);
+  std::string_view encoding;
+  if (AcceptsGzip(mg_get_header(connection, "Accept-Encoding"))) {
+    if (std::optional<std::string> compressed = Gzip(body)) {
+      body = std::move(*compressed);
+      encoding = "Content-Encoding: gzip";
+    }
+  }
+  Respond(connection, 200, kExpositionFormat, body, head, encoding);
 }
 
 void Reload(mg_connection* connection, ServerState& state) {
@@ -120,8 +235,8 @@ void Reload(mg_connection* connection, ServerState& state) {
   }
 }
 
-/// Answers everything but GET on the telemetry path; returns 0 to hand that to the Exposer.
-int BeginRequest(mg_connection* connection) {
+/// Routes and answers one request. 0 hands it back to CivetWeb (before the server is set up).
+int Serve(mg_connection* connection) {
   ServerState* state = g_state.load();
   const mg_request_info* request = mg_get_request_info(connection);
   if (state == nullptr || request == nullptr || request->local_uri == nullptr ||
@@ -131,29 +246,16 @@ int BeginRequest(mg_connection* connection) {
   const RouteDecision decision =
       RouteRequest(request->request_method, request->local_uri, state->telemetry_path);
   if (!state->ready.load() &&
-      (decision.route == Route::kMetrics || decision.route == Route::kMetricsHead ||
-       decision.route == Route::kReady)) {
+      (decision.route == Route::kMetrics || decision.route == Route::kReady)) {
     Respond(connection, 503, kTextPlain, "Starting\n", decision.head);
     return 1;
   }
   switch (decision.route) {
     case Route::kMetrics:
       if (AsksForWebSocket(connection)) {
-        Respond(connection, 400, kTextPlain, "WebSocket is not supported\n");
-        return 1;
-      }
-      if (TakeMetricsSlot(*state)) {
-        return 0;
-      }
-      Respond(connection, 503, kTextPlain,
-              "Too many concurrent scrapes (--web.max-requests=" +
-                  std::to_string(state->max_requests) + "), try again.\n");
-      return 1;
-    case Route::kMetricsHead:
-      // The headers a GET gets, without collecting: a HEAD health check costs nothing.
-      {
-        const std::string head = ResponseHead(connection, 200, kTextPlain, std::nullopt);
-        mg_write(connection, head.data(), head.size());
+        Respond(connection, 400, kTextPlain, "WebSocket is not supported\n", decision.head);
+      } else {
+        ServeMetrics(connection, *state, decision.head);
       }
       return 1;
     case Route::kLandingPage:
@@ -172,20 +274,24 @@ int BeginRequest(mg_connection* connection) {
       Respond(connection, 404, kTextPlain, "Not found\n", decision.head);
       return 1;
     case Route::kMethodNotAllowed:
-      Respond(connection, 405, kTextPlain, "Method not allowed\n", decision.head, decision.allow);
+      Respond(connection, 405, kTextPlain, "Method not allowed\n", decision.head,
+              "Allow: " + std::string(decision.allow));
       return 1;
   }
   return 0;
 }
 
-void EndRequest(const mg_connection* /*connection*/, int /*status*/) {
-  if (!t_holds_metrics_slot) {
-    return;
+/// Answers every request; a C++ exception must not unwind through CivetWeb's C frames.
+int BeginRequest(mg_connection* connection) {
+  try {
+    return Serve(connection);
+  } catch (const std::exception& error) {
+    spdlog::error("msg=\"request failed\" err=\"{}\"", error.what());
+  } catch (...) {
+    spdlog::error("msg=\"request failed\" err=\"unknown exception\"");
   }
-  t_holds_metrics_slot = false;
-  if (ServerState* state = g_state.load(); state != nullptr) {
-    state->metrics_in_flight.fetch_sub(1);
-  }
+  Respond(connection, 500, kTextPlain, "Internal error\n");
+  return 1;
 }
 
 /// CivetWeb's own error responses (400 for a malformed request line, 413, 505...) echo the
@@ -198,36 +304,6 @@ int HttpError(mg_connection* connection, int status, const char* message) {
 
 /// Quiet CivetWeb: our own logs say what matters (a bind failure is reported by the caller).
 int SilenceCivetLog(const mg_connection* /*connection*/, const char* /*message*/) { return 1; }
-
-/// The web server's own metrics, served beside the collectors'.
-class WebMetrics : public prometheus::Collectable {
- public:
-  explicit WebMetrics(const ServerState& state) : state_(state) {}
-
-  std::vector<prometheus::MetricFamily> Collect() const override {
-    std::vector<prometheus::MetricFamily> out;
-    FamilyBuilder("portwatch_http_requests_rejected_total",
-                  "HTTP requests answered 503 because --web.max-requests scrapes were already "
-                  "being served.",
-                  prometheus::MetricType::Counter)
-        .Add({{"reason", "max_requests"}}, static_cast<double>(state_.rejected_max_requests.load()))
-        .MoveTo(out);
-    FamilyBuilder("portwatch_http_metrics_requests_in_flight",
-                  "Scrapes of the telemetry path being served now, this one included.",
-                  prometheus::MetricType::Gauge)
-        .Add(static_cast<double>(state_.metrics_in_flight.load()))
-        .MoveTo(out);
-    FamilyBuilder("portwatch_http_max_requests",
-                  "The --web.max-requests cap on concurrent scrapes (0: no cap).",
-                  prometheus::MetricType::Gauge)
-        .Add(static_cast<double>(state_.max_requests))
-        .MoveTo(out);
-    return out;
-  }
-
- private:
-  const ServerState& state_;
-};
 
 bool Ipv6Available() {
   const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -308,7 +384,7 @@ RouteDecision RouteRequest(std::string_view method, std::string_view path,
     return {Route::kMethodNotAllowed, false, kGetHead};
   }
   if (path == telemetry_path) {
-    return {head ? Route::kMetricsHead : Route::kMetrics, head, {}};
+    return {Route::kMetrics, head, {}};
   }
   if (path == "/") {
     return {Route::kLandingPage, head, {}};
@@ -355,6 +431,7 @@ WebServer::WebServer(const WebOptions& options, const ListenAddress& address,
   state.telemetry_path = options.telemetry_path;
   state.version = options.version;
   state.max_requests = options.max_requests;
+  state.metrics = metrics;
   state.reload = std::move(reload);
   state.ready = false;
   state.metrics_in_flight = 0;
@@ -363,7 +440,6 @@ WebServer::WebServer(const WebOptions& options, const ListenAddress& address,
 
   static CivetCallbacks callbacks;  // its constructor zeroes every callback
   callbacks.begin_request = BeginRequest;
-  callbacks.end_request = EndRequest;
   callbacks.log_message = SilenceCivetLog;
   callbacks.http_error = HttpError;
   // CivetWeb sets SO_REUSEADDR on its listening sockets, so a restart never waits for the
@@ -374,16 +450,12 @@ WebServer::WebServer(const WebOptions& options, const ListenAddress& address,
       "request_timeout_ms", kRequestTimeoutMs,
       "listen_backlog",     kListenBacklog};
   try {
-    exposer_ = std::make_unique<prometheus::Exposer>(civet_options, &callbacks);
+    server_ = std::make_unique<CivetServer>(civet_options, &callbacks);
   } catch (const std::exception& error) {
     g_state.store(nullptr);
     throw std::runtime_error(error.what());
   }
-  exposer_->RegisterCollectable(metrics, options.telemetry_path);
-  web_metrics_ = std::make_shared<WebMetrics>(state);
-  exposer_->RegisterCollectable(web_metrics_, options.telemetry_path);
-  const std::vector<int> ports = exposer_->GetListeningPorts();
-  if (DeferAcceptOnListeners(ports) == 0) {
+  if (DeferAcceptOnListeners(ListeningPorts()) == 0) {
     spdlog::warn(
         "msg=\"TCP_DEFER_ACCEPT not set on the listening socket: clients that connect and send "
         "nothing hold a worker for the request timeout\"");
@@ -392,8 +464,10 @@ WebServer::WebServer(const WebOptions& options, const ListenAddress& address,
 }
 
 WebServer::~WebServer() {
-  exposer_.reset();
+  server_.reset();
   g_state.store(nullptr);
 }
+
+std::vector<int> WebServer::ListeningPorts() const { return server_->getListeningPorts(); }
 
 }  // namespace portwatch

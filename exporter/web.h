@@ -8,7 +8,8 @@
 #include <vector>
 
 #include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
+
+class CivetServer;
 
 namespace portwatch {
 
@@ -16,7 +17,7 @@ struct WebOptions {
   std::string listen_address = ":9792";
   std::string telemetry_path = "/metrics";
   std::string version;
-  /// Concurrent GET requests to the telemetry path; beyond it: 503 and
+  /// Concurrent scrapes (GET or HEAD on the telemetry path); beyond it: 503 and
   /// portwatch_http_requests_rejected_total{reason="max_requests"}. 0: no cap of its own (the
   /// connection cap still holds).
   size_t max_requests = 64;
@@ -26,8 +27,7 @@ struct WebOptions {
 
 /// What the server does with one request, decided from its method and path alone.
 enum class Route : uint8_t {
-  kMetrics,           ///< GET on the telemetry path: prometheus-cpp's handler
-  kMetricsHead,       ///< HEAD on the telemetry path: the headers a GET would get, no collection
+  kMetrics,           ///< GET or HEAD on the telemetry path
   kLandingPage,       ///< GET or HEAD /
   kHealthy,           ///< GET or HEAD /-/healthy
   kReady,             ///< GET or HEAD /-/ready
@@ -55,8 +55,8 @@ struct ListenAddress {
 /// Parses a --web.listen-address value. Returns false with `error` set on a malformed one.
 bool ParseListenAddress(const std::string& text, ListenAddress& address, std::string& error);
 
-/// The HTTP side: /metrics (prometheus-cpp Exposer on CivetWeb), a landing page, /-/healthy,
-/// /-/ready and POST /-/reload. One per process.
+/// The HTTP side on CivetWeb: the telemetry path, a landing page, /-/healthy, /-/ready and
+/// POST /-/reload. One per process.
 ///
 /// Hostile clients are expected: every method gets an answer (RouteRequest), connections that
 /// never send a byte are held back by the kernel (TCP_DEFER_ACCEPT) instead of a worker, a
@@ -73,11 +73,10 @@ class WebServer {
   WebServer(const WebServer&) = delete;
   WebServer& operator=(const WebServer&) = delete;
 
-  std::vector<int> ListeningPorts() const { return exposer_->GetListeningPorts(); }
+  std::vector<int> ListeningPorts() const;
 
  private:
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  std::shared_ptr<prometheus::Collectable> web_metrics_;
+  std::unique_ptr<CivetServer> server_;
 };
 
 }  // namespace portwatch

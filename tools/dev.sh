@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   g++ cmake make pkg-config git ca-certificates
-  prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libre2-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
+  prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libre2-dev zlib1g-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   # the bind_events collector's eBPF program (CMake option PORTWATCH_BPF)
   clang bpftool libbpf-dev

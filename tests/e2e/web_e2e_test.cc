@@ -117,8 +117,10 @@ TEST_F(WebE2eTest, EveryMethodOnEveryPathIsAnswered) {
       EXPECT_EQ(Header(reply, "Allow"), expected_allow) << reply.head;
       if (method == "HEAD") {
         EXPECT_EQ(reply.body, "");
-        if (path == "/metrics") {
-          EXPECT_EQ(Header(reply, "Content-Type"), "text/plain; charset=utf-8");
+        if (path == "/metrics" && reply.status == "200") {
+          // A whole scrape without its body: the exposition's type and length.
+          EXPECT_EQ(Header(reply, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+          EXPECT_GT(std::stoul("0" + Header(reply, "Content-Length")), 1000U) << reply.head;
         }
       }
     }

@@ -86,7 +86,7 @@ void ExpectRoute(std::string_view method, std::string_view path, Route route, bo
 
 TEST(RouteRequestTest, GetAndHeadServeEveryReadOnlyPath) {
   ExpectRoute("GET", "/metrics", Route::kMetrics, false);
-  ExpectRoute("HEAD", "/metrics", Route::kMetricsHead, true);
+  ExpectRoute("HEAD", "/metrics", Route::kMetrics, true);
   ExpectRoute("GET", "/", Route::kLandingPage, false);
   ExpectRoute("HEAD", "/", Route::kLandingPage, true);
   ExpectRoute("GET", "/-/healthy", Route::kHealthy, false);
