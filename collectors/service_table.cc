@@ -1,6 +1,7 @@
 #include "collectors/service_table.h"
 
 #include <algorithm>
+#include <re2/re2.h>
 #include <set>
 #include <utility>
 
@@ -59,7 +60,7 @@ bool OwnerMatches(const OwnerMatch& owner, const ProcessInfo& process) {
   }
   return (!owner.process.empty() && process.command == owner.process) ||
          (owner.cmdline_regex != nullptr &&
-          std::regex_search(process.cmdline, *owner.cmdline_regex)) ||
+          RE2::PartialMatch(process.cmdline, *owner.cmdline_regex)) ||
          (!owner.exe.empty() && process.exe == owner.exe);
 }
 

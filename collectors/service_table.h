@@ -141,8 +141,8 @@ class ServiceTable {
   uint64_t listeners_dropped_ = 0;
 };
 
-/// Whether a process matches a service's owner: any of process (comm), cmdline (regex search),
-/// exe. An empty match accepts every process.
+/// Whether a process matches a service's owner: any of process (comm), cmdline (RE2 search,
+/// unanchored, in the whole command line), exe. An empty match accepts every process.
 bool OwnerMatches(const OwnerMatch& owner, const ProcessInfo& process);
 
 }  // namespace portwatch

@@ -224,9 +224,29 @@ SocketOwners SocketOwnerCache::Resolve(const std::unordered_set<uint32_t>& inode
 std::string DescribeProcess(const ProcessInfo& process) {
   std::string text = "pid " + std::to_string(process.pid) + " (" + process.command;
   if (!process.cmdline.empty()) {
-    text += ": " + process.cmdline;
+    text += ": " + ShownCmdline(process.cmdline);
   }
   return text + ")";
+}
+
+std::string ShownCmdline(const std::string& cmdline) {
+  if (cmdline.size() <= kShownCmdlineBytes) {
+    return cmdline;
+  }
+  auto continues = [&cmdline](size_t at) {
+    return (static_cast<unsigned char>(cmdline[at]) & 0xC0U) == 0x80U;  // 10xxxxxx
+  };
+  // cmdline[cut] is the first byte left out: when it continues a UTF-8 character, leave that
+  // whole character out. A character has at most 4 bytes: more continuation bytes than that
+  // are not UTF-8, and then the bytes are cut as they are.
+  size_t cut = kShownCmdlineBytes;
+  while (cut > kShownCmdlineBytes - 3 && continues(cut)) {
+    --cut;
+  }
+  if (continues(cut)) {
+    cut = kShownCmdlineBytes;
+  }
+  return cmdline.substr(0, cut) + "...";
 }
 
 }  // namespace portwatch

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -76,7 +77,17 @@ class SocketOwnerCache {
   uint64_t full_scans_ = 0;
 };
 
-/// "pid 42 (nginx: nginx -g daemon off;)": how a log line or error names a process.
+/// "pid 42 (nginx: nginx -g daemon off;)": how a log line or error names a process (its command
+/// line as ShownCmdline() gives it).
 std::string DescribeProcess(const ProcessInfo& process);
+
+/// Bytes of a command line that a log line or a printed report shows.
+inline constexpr size_t kShownCmdlineBytes = 256;
+
+/// A command line as log lines and reports show it: whole up to kShownCmdlineBytes, else its
+/// first bytes, cut before a UTF-8 character rather than inside it, and "...". A Java classpath
+/// makes command lines of 100 KB and more; owner matching always sees the whole one, and metric
+/// labels carry only the comm.
+std::string ShownCmdline(const std::string& cmdline);
 
 }  // namespace portwatch

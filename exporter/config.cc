@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <limits>
+#include <re2/re2.h>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -233,11 +234,11 @@ OwnerMatch ParseOwner(const YAML::Node& node, const std::string& path) {
   }
   if (const YAML::Node cmdline = node["cmdline"]) {
     owner.cmdline = ParseString(cmdline, path + ".cmdline");
-    try {
-      owner.cmdline_regex = std::make_shared<const std::regex>(owner.cmdline);
-    } catch (const std::regex_error& error) {
+    std::string error;
+    owner.cmdline_regex = CompileCmdlineRegex(owner.cmdline, error);
+    if (owner.cmdline_regex == nullptr) {
       throw ConfigProblem(cmdline.Mark(), path + ".cmdline is not a valid regular expression (" +
-                                              error.what() + "): " + owner.cmdline);
+                                              error + "): " + owner.cmdline);
     }
   }
   if (const YAML::Node exe = node["exe"]) {
@@ -356,6 +357,34 @@ std::string Locate(const std::string& source, const YAML::Mark& mark) {
 }
 
 }  // namespace
+
+std::shared_ptr<const re2::RE2> CompileCmdlineRegex(const std::string& pattern,
+                                                    std::string& error) {
+  RE2::Options options;
+  // A command line is arbitrary bytes: argv need not be UTF-8. In UTF-8 mode `.` and negated
+  // classes never match an invalid byte, so "openhab.*bar" would fail across one. Latin-1 makes
+  // every byte one character (byte semantics), and a UTF-8 literal in the pattern still matches
+  // the same bytes in the command line.
+  options.set_encoding(RE2::Options::EncodingLatin1);
+  // An argument may hold a newline; Prometheus relabelling compiles "(?s:...)" too.
+  options.set_dot_nl(true);
+  // The error goes into the config error, not to stderr.
+  options.set_log_errors(false);
+  // For the program and the DFA cache of each pattern (RE2's default is 8 MiB). A pattern too
+  // large for it is a config error; a match whose DFA outgrows it falls back to RE2's NFA,
+  // slower but still linear in the command line's length.
+  constexpr int64_t kMaxMem = int64_t{4} << 20;
+  options.set_max_mem(kMaxMem);
+  auto regex = std::make_shared<const re2::RE2>(pattern, options);
+  if (!regex->ok()) {
+    error = regex->error();
+    if (regex->error_code() == RE2::ErrorBadEscape || regex->error_code() == RE2::ErrorBadPerlOp) {
+      error += "; RE2 has no backreferences or lookarounds";
+    }
+    return nullptr;
+  }
+  return regex;
+}
 
 bool SetServiceAddress(const std::string& text, ServiceConfig& service) {
   std::string bare = text;

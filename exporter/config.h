@@ -5,9 +5,12 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
+
+namespace re2 {
+class RE2;
+}  // namespace re2
 
 namespace portwatch {
 
@@ -40,8 +43,9 @@ struct ServicesOptions {
 /// Who should hold a service's port: a process matching any of the set fields.
 struct OwnerMatch {
   std::string process;  ///< exact /proc/<pid>/comm
-  std::string cmdline;  ///< regular expression searched in the command line
-  std::shared_ptr<const std::regex> cmdline_regex;
+  std::string cmdline;  ///< RE2 pattern searched (unanchored) in the whole command line
+  /// `cmdline` compiled by CompileCmdlineRegex(); shared because every scrape copies the config.
+  std::shared_ptr<const re2::RE2> cmdline_regex;
   std::string exe;  ///< exact /proc/<pid>/exe target
 
   bool Any() const { return !process.empty() || cmdline_regex != nullptr || !exe.empty(); }
@@ -99,6 +103,12 @@ struct ConfigResult {
   /// "FILE:LINE:COLUMN: problem" when config is empty.
   std::string error;
 };
+
+/// Compiles an owner's cmdline pattern as RE2 with the options every owner regex uses (byte
+/// semantics, `.` matches newlines, bounded memory, no logging: see config.cc). Returns nullptr
+/// and sets `error` to RE2's message when the pattern is not valid RE2 syntax, which has no
+/// backreferences and no lookarounds.
+std::shared_ptr<const re2::RE2> CompileCmdlineRegex(const std::string& pattern, std::string& error);
 
 /// Sets service.address, ipv6 and address_bytes from "0.0.0.0", "::1" or "[::1]". Returns false
 /// when the text is not an IPv4 or IPv6 address.

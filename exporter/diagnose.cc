@@ -127,7 +127,7 @@ std::string DiagnoseText(const ServiceReport& report, const KernelFacts& facts) 
   for (const auto* group : {&report.owner_processes, &report.foreign_holders}) {
     for (const ProcessInfo& process : *group) {
       text << "    pid " << process.pid << " user " << UserName(process.uid) << ": "
-           << (process.cmdline.empty() ? process.command : process.cmdline)
+           << (process.cmdline.empty() ? process.command : ShownCmdline(process.cmdline))
            << (service.owner.Any()
                    ? (group == &report.owner_processes ? "  [owner]" : "  [not the owner]")
                    : "")
@@ -169,7 +169,7 @@ std::string DiagnoseJson(const ServiceReport& report, const KernelFacts& facts) 
       holders.push_back({{"pid", process.pid},
                          {"user", UserName(process.uid)},
                          {"command", process.command},
-                         {"cmdline", process.cmdline},
+                         {"cmdline", ShownCmdline(process.cmdline)},
                          {"owner", group == &report.owner_processes}});
     }
   }

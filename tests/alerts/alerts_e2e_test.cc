@@ -20,7 +20,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <re2/re2.h>
 #include <set>
 #include <sstream>
 #include <string>
@@ -298,14 +298,15 @@ std::vector<std::pair<std::string, std::string>> DashboardQueries(const fs::path
                            annotation["target"]["expr"].get<std::string>());
     }
   }
-  const std::regex label_values(R"(^label_values\((.*),\s*([a-zA-Z_]+)\)$)");
+  const RE2 label_values(R"(label_values\((.*),\s*([a-zA-Z_]+)\))");
   for (const json& variable : dashboard["templating"]["list"]) {
     if (variable["type"] == "query") {
       const std::string query = variable["query"]["query"].get<std::string>();
-      std::smatch match;
-      EXPECT_TRUE(std::regex_match(query, match, label_values)) << query;
+      std::string expr;
+      std::string label;
+      EXPECT_TRUE(RE2::FullMatch(query, label_values, &expr, &label)) << query;
       queries.emplace_back("variable " + variable["name"].get<std::string>(),
-                           "count by (" + match[2].str() + ") (" + match[1].str() + ")");
+                           "count by (" + label + ") (" + expr + ")");
     }
   }
   return queries;
@@ -325,10 +326,13 @@ std::string ExpandVariables(std::string expr) {
 
 std::set<std::string> MetricNames(const std::string& text) {
   std::set<std::string> names;
-  const std::regex name(R"((?:^|[^a-zA-Z0-9_:])(portwatch_[a-z0-9_]+))");
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), name); it != std::sregex_iterator();
-       ++it) {
-    names.insert((*it)[1].str());
+  // After a match the rest never starts with "portwatch_" (the name's [a-z0-9_]+ would have
+  // taken it), so `^` still matches only at the very start of `text`.
+  const RE2 name(R"((?:^|[^a-zA-Z0-9_:])(portwatch_[a-z0-9_]+))");
+  re2::StringPiece rest(text);
+  std::string found;
+  while (RE2::FindAndConsume(&rest, name, &found)) {
+    names.insert(found);
   }
   return names;
 }

@@ -1,15 +1,20 @@
 // End to end: prediction must equal reality. Each case builds a situation in a private network
 // namespace, scrapes the real exporter, then really attempts bind() with and without
 // SO_REUSEADDR and checks that portwatch predicted the outcome.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -37,15 +42,16 @@ class ServicesE2eTest : public ::testing::Test {
   }
   void TearDown() override { ::unlink(config_path_.c_str()); }
 
-  /// Starts the exporter with one service "svc" (owner: processes named "svc-instance").
-  void StartExporter(const std::string& service_fields = "") {
+  /// Starts the exporter with one service "svc" (owner: processes named "svc-instance", unless
+  /// `owner_fields` names another).
+  void StartExporter(const std::string& service_fields = "",
+                     const std::string& owner_fields = "      process: svc-instance\n") {
     std::ofstream(config_path_) << "services:\n"
                                    "  - name: svc\n"
                                    "    port: "
                                 << kServicePort << "\n"
-                                << service_fields
-                                << "    owner:\n"
-                                   "      process: svc-instance\n";
+                                << service_fields << "    owner:\n"
+                                << owner_fields;
     exporter_ = std::make_unique<ExporterProcess>(
         PORTWATCH_EXPORTER_BINARY,
         std::vector<std::string>{"--web.listen-address=127.0.0.1:" + std::to_string(kExporterPort),
@@ -330,6 +336,115 @@ TEST_F(ServicesE2eTest, UdpHolderWithAndWithoutSoReuseaddr) {
   ASSERT_TRUE(holder.Ready());
   StartExporter("    protocol: udp\n");
   ExpectPredictionsComeTrue(SOCK_DGRAM, "0.0.0.0", "blocked", "blocked");
+}
+
+/// A Java classpath of 2,000 jars: 112 KB in one argument (the kernel allows 128 KiB per
+/// argument), without "openhab" in it.
+std::string LongClasspath() {
+  std::string classpath;
+  for (int jar = 0; jar < 2000; ++jar) {
+    classpath += (jar == 0 ? "" : ":") + std::string("/usr/share/java/app-libs/library-module-") +
+                 std::to_string(10000 + jar) + "-1.0.0.jar";
+  }
+  return classpath;
+}
+
+/// For ChildProcess's `serve`: once ready, the child becomes /bin/sh with `argv` (argv[0]
+/// included), the sockets it opened inherited from fd 3 on, waiting forever in `read` on a pipe
+/// whose write end it holds itself. A stand-in for a Java service with a long command line.
+ChildProcess::Setup ExecShell(const std::vector<std::string>& argv) {
+  // Built before fork(): the child only juggles fds and execs.
+  auto strings = std::make_shared<std::vector<std::string>>(argv);
+  auto pointers = std::make_shared<std::vector<char*>>();
+  for (std::string& arg : *strings) {
+    pointers->push_back(arg.data());
+  }
+  pointers->push_back(nullptr);
+  return [strings, pointers](std::vector<UniqueFd>& keep) {
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+      return;
+    }
+    // Sources first moved above every target, so no dup2() clobbers another's source; dup2()
+    // clears FD_CLOEXEC on the target only.
+    std::vector<int> sources = {pipe_fds[0], pipe_fds[1]};
+    for (const UniqueFd& fd : keep) {
+      sources.push_back(fd.Get());
+    }
+    std::vector<int> high;
+    for (int fd : sources) {
+      high.push_back(::fcntl(fd, F_DUPFD_CLOEXEC, 100));
+    }
+    ::dup2(high[0], 0);  // stdin: the read end
+    for (size_t i = 2; i < high.size(); ++i) {
+      ::dup2(high[i], static_cast<int>(i + 1));  // sockets: 3, 4, ...
+    }
+    ::dup2(high[1], static_cast<int>(high.size() + 1));  // the write end, after them
+    ::execv("/bin/sh", pointers->data());
+  };
+}
+
+/// Waits (up to 10 s) until /proc/<pid>/cmdline is longer than `size` bytes, i.e. the child
+/// has exec'd; returns the length last seen.
+size_t WaitForCmdlineLongerThan(pid_t pid, size_t size) {
+  size_t length = 0;
+  for (int attempt = 0; attempt < 1000 && length <= size; ++attempt) {
+    if (attempt > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    length = text.str().size();
+  }
+  return length;
+}
+
+TEST_F(ServicesE2eTest, OwnerCmdlineMatchesAtTheEndOfA100KbCommandLine) {
+  // Found on real nodes: `cmdline: "openhab.*"` against a Java command line of 80 KB overflowed
+  // std::regex's stack (SIGSEGV on the first scrape). The holder of the port says "openhab"
+  // only in its last argument, after 112 KB; another process says it first, so that `.*` runs
+  // over the whole classpath (the crash), and holds nothing on the port.
+  const std::string classpath = LongClasspath();
+  ChildProcess holder(
+      "openhab-holder", Listening("0.0.0.0", false),
+      ExecShell({"java", "-c", "read -r _", "-Xmx2g", "-cp", classpath, "openhab"}));
+  ChildProcess other(
+      "openhab-other", [](std::vector<UniqueFd>&) {},
+      ExecShell({"java", "-c", "read -r _", "-Dopenhab.home=/srv/openhab", "-cp", classpath,
+                 "org.example.Main"}));
+  ASSERT_TRUE(holder.Ready() && other.Ready());
+  ASSERT_GT(WaitForCmdlineLongerThan(holder.Pid(), 100 * 1024), 100U * 1024);
+  ASSERT_GT(WaitForCmdlineLongerThan(other.Pid(), 100 * 1024), 100U * 1024);
+
+  StartExporter("", "      cmdline: \"openhab.*\"\n");
+  for (int scrape = 0; scrape < 2; ++scrape) {  // a full /proc pass, then the cached holder
+    Exposition metrics = Scrape();
+    EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "svc"}}), 1) << metrics.Text();
+    EXPECT_EQ(metrics.Value("portwatch_service_owner_processes", {{"service", "svc"}}), 1);
+    // At least both children: the /proc pass sees every process of the machine.
+    EXPECT_GE(metrics.Value("portwatch_service_matching_processes", {{"service", "svc"}}), 2);
+    EXPECT_EQ(metrics.Sum("portwatch_service_conflict"), 0);
+    // The label names the comm (after exec, "sh"), never the command line.
+    EXPECT_EQ(metrics.Value("portwatch_listener_info", {{"address", "0.0.0.0"},
+                                                        {"family", "ipv4"},
+                                                        {"port", "8080"},
+                                                        {"process", "sh"},
+                                                        {"protocol", "tcp"}}),
+              1);
+  }
+  EXPECT_TRUE(exporter_->Signal(0)) << "the exporter died:\n" << exporter_->Log();
+
+  // The one-shot report names the holder by its first 256 bytes of command line.
+  std::string report;
+  EXPECT_EQ(RunCommand({PORTWATCH_EXPORTER_BINARY, "--config.file=" + config_path_, "diagnose",
+                        std::to_string(kServicePort)},
+                       report),
+            1)
+      << report;
+  const std::string shown = "java -c read -r _ -Xmx2g -cp " + classpath.substr(0, 256 - 29) + "...";
+  EXPECT_NE(report.find(": " + shown + "  [owner]\n"), std::string::npos) << report;
+  EXPECT_LT(report.size(), 4096U) << report;
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <fstream>
-#include <regex>
+#include <re2/re2.h>
 #include <sstream>
 #include <string>
 
@@ -269,8 +269,8 @@ TEST(ConfigTest, ServicesWithEveryField) {
   EXPECT_EQ(web.owner.process, "nginx");
   EXPECT_EQ(web.owner.cmdline, "^nginx: master");
   ASSERT_NE(web.owner.cmdline_regex, nullptr);
-  EXPECT_TRUE(std::regex_search("nginx: master process /usr/sbin/nginx", *web.owner.cmdline_regex));
-  EXPECT_FALSE(std::regex_search("nginx: worker process", *web.owner.cmdline_regex));
+  EXPECT_TRUE(RE2::PartialMatch("nginx: master process /usr/sbin/nginx", *web.owner.cmdline_regex));
+  EXPECT_FALSE(RE2::PartialMatch("nginx: worker process", *web.owner.cmdline_regex));
   EXPECT_EQ(web.owner.exe, "/usr/sbin/nginx");
   EXPECT_TRUE(web.owner.Any());
   EXPECT_EQ(web.instances, 2U);
@@ -323,11 +323,86 @@ TEST(ConfigTest, DuplicateServiceName) {
 }
 
 TEST(ConfigTest, InvalidOwnerRegex) {
-  // The part in parentheses is libstdc++'s std::regex_error::what().
+  // The part in parentheses is RE2's error().
   EXPECT_EQ(LoadError("bad_service_owner_regex.yaml"),
             kConfigDir +
                 "bad_service_owner_regex.yaml:5:16: services[0].owner.cmdline is not a valid "
-                "regular expression (Mismatched '(' and ')' in regular expression): nginx (");
+                "regular expression (missing ): nginx (): nginx (");
+}
+
+/// A config whose first service's owner has `cmdline: "<pattern>"` on line 12, column 16.
+std::string OwnerCmdlineConfig(const std::string& pattern) {
+  return "collectors:\n"
+         "  sockets:\n"
+         "    protocols: [tcp]\n"
+         "  services:\n"
+         "    listener_info: true\n"
+         "\n"
+         "services:\n"
+         "  - name: openhab\n"
+         "    port: 8080\n"
+         "    owner:\n"
+         "      process: java\n"
+         "      cmdline: \"" +
+         pattern + "\"\n";
+}
+
+TEST(ConfigTest, InvalidRe2PatternNamesFileLineAndColumn) {
+  ConfigResult result = ParseConfig(OwnerCmdlineConfig("openhab(.*"), "portwatch.yaml");
+  EXPECT_FALSE(result.config.has_value());
+  EXPECT_EQ(result.error,
+            "portwatch.yaml:12:16: services[0].owner.cmdline is not a valid regular expression "
+            "(missing ): openhab(.*): openhab(.*");
+  result = ParseConfig(OwnerCmdlineConfig("[z-a]"), "portwatch.yaml");
+  EXPECT_EQ(result.error,
+            "portwatch.yaml:12:16: services[0].owner.cmdline is not a valid regular expression "
+            "(invalid character class range: z-a): [z-a]");
+}
+
+TEST(ConfigTest, BackreferencesAndLookaroundsAreRefused) {
+  // Not RE2: they would need the backtracking that made std::regex hang or overflow its stack.
+  // In a YAML double-quoted scalar "\\1" is the two characters \1.
+  EXPECT_EQ(ParseConfig(OwnerCmdlineConfig("(a)\\\\1"), "portwatch.yaml").error,
+            "portwatch.yaml:12:16: services[0].owner.cmdline is not a valid regular expression "
+            "(invalid escape sequence: \\1; RE2 has no backreferences or lookarounds): (a)\\1");
+  EXPECT_EQ(ParseConfig(OwnerCmdlineConfig("openhab(?=.*karaf)"), "portwatch.yaml").error,
+            "portwatch.yaml:12:16: services[0].owner.cmdline is not a valid regular expression "
+            "(invalid perl operator: (?=; RE2 has no backreferences or lookarounds): "
+            "openhab(?=.*karaf)");
+  EXPECT_EQ(ParseConfig(OwnerCmdlineConfig("(?<!x)openhab"), "portwatch.yaml").error,
+            "portwatch.yaml:12:16: services[0].owner.cmdline is not a valid regular expression "
+            "(invalid perl operator: (?<; RE2 has no backreferences or lookarounds): "
+            "(?<!x)openhab");
+}
+
+TEST(ConfigTest, NestedQuantifierIsAcceptedAndMatchesInLinearTime) {
+  ConfigResult result = ParseConfig(OwnerCmdlineConfig("(a+)+$"), "portwatch.yaml");
+  ASSERT_TRUE(result.config.has_value()) << result.error;
+  const OwnerMatch& owner = result.config->services.at(0).owner;
+  EXPECT_EQ(owner.cmdline, "(a+)+$");
+  ASSERT_NE(owner.cmdline_regex, nullptr);
+  // Backtracking takes 2^n steps here (std::regex: 1.2 s at n = 24); RE2 is linear. No timed
+  // assertion: it must simply return, within the suite's timeout.
+  const std::string attack = std::string(100 * 1024, 'a') + "b";
+  EXPECT_FALSE(RE2::PartialMatch(attack, *owner.cmdline_regex));
+  EXPECT_TRUE(RE2::PartialMatch(std::string(100 * 1024, 'a'), *owner.cmdline_regex));
+}
+
+TEST(ConfigTest, CmdlineRegexHasByteSemanticsAndDotMatchesNewline) {
+  std::string error;
+  auto regex = CompileCmdlineRegex("openhab.*karaf", error);
+  ASSERT_NE(regex, nullptr) << error;
+  EXPECT_EQ(error, "");
+  // Command lines are bytes, not necessarily UTF-8; an argument may hold a newline.
+  EXPECT_TRUE(RE2::PartialMatch("java -Dopenhab.home=/srv/\xff\xfe -jar karaf.jar", *regex));
+  EXPECT_TRUE(RE2::PartialMatch("sh -c openhab\nexec karaf", *regex));
+  EXPECT_FALSE(RE2::PartialMatch("karaf openhab", *regex));
+  // A UTF-8 literal matches the same bytes.
+  regex = CompileCmdlineRegex("caf\u00e9 ", error);
+  ASSERT_NE(regex, nullptr) << error;
+  EXPECT_TRUE(RE2::PartialMatch("/usr/bin/caf\u00e9 --port 80", *regex));
+  EXPECT_EQ(CompileCmdlineRegex("(", error), nullptr);
+  EXPECT_EQ(error, "missing ): (");
 }
 
 TEST(ConfigTest, ServiceErrors) {

@@ -244,6 +244,52 @@ TEST(DescribeProcessTest, WithAndWithoutCmdline) {
   EXPECT_EQ(DescribeProcess(Process(2, "kthreadd", "")), "pid 2 (kthreadd)");
 }
 
+TEST_F(SocketOwnersTest, LongCommandLineIsReadInFull) {
+  using namespace std::string_literals;
+  // As long as a Java classpath of 4,000 jars: matched in full, so read in full.
+  const std::string cmdline = "java\0-cp\0"s + std::string(200 * 1024, 'x') + "\0openhab\0"s;
+  AddProcess("500", "java\n", cmdline);
+  AddFd("500", "3", "socket:[4242]");
+
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242});
+  ASSERT_EQ(owners.by_inode[4242].size(), 1U);
+  const std::string& read = owners.by_inode[4242][0].cmdline;
+  EXPECT_EQ(read.size(), 4 + 1 + 3 + 1 + 200 * 1024 + 1 + 7);
+  EXPECT_EQ(read, "java -cp " + std::string(200 * 1024, 'x') + " openhab");
+}
+
+TEST(ShownCmdlineTest, ShortCommandLinesAreShownWhole) {
+  EXPECT_EQ(ShownCmdline(""), "");
+  EXPECT_EQ(ShownCmdline("nginx -g daemon off;"), "nginx -g daemon off;");
+  const std::string exactly(kShownCmdlineBytes, 'a');
+  EXPECT_EQ(ShownCmdline(exactly), exactly);
+}
+
+TEST(ShownCmdlineTest, LongCommandLinesAreCutAt256BytesWithAMarker) {
+  EXPECT_EQ(kShownCmdlineBytes, 256U);
+  const std::string classpath = "java -cp " + std::string(100 * 1024, 'j') + " openhab";
+  EXPECT_EQ(ShownCmdline(classpath), "java -cp " + std::string(256 - 9, 'j') + "...");
+  EXPECT_EQ(ShownCmdline(std::string(257, 'a')), std::string(256, 'a') + "...");
+}
+
+TEST(ShownCmdlineTest, NeverCutsInsideAUtf8Character) {
+  // U+00E9 is 2 bytes (C3 A9), U+20AC 3 (E2 82 AC): one starting at byte 255 would be split.
+  const std::string e_acute = "\u00e9";
+  const std::string euro = "\u20ac";
+  EXPECT_EQ(ShownCmdline(std::string(255, 'a') + e_acute + "tail"), std::string(255, 'a') + "...");
+  EXPECT_EQ(ShownCmdline(std::string(254, 'a') + euro + "tail"), std::string(254, 'a') + "...");
+  EXPECT_EQ(ShownCmdline(std::string(253, 'a') + euro + "tail"),
+            std::string(253, 'a') + euro + "...");
+  // Not UTF-8 at all: cut at 256 bytes once 3 bytes of backing off find no character start.
+  EXPECT_EQ(ShownCmdline(std::string(300, '\x80')), std::string(256, '\x80') + "...");
+}
+
+TEST(DescribeProcessTest, LongCommandLineIsShortened) {
+  const std::string cmdline = "java -cp " + std::string(100 * 1024, 'j') + " openhab";
+  EXPECT_EQ(DescribeProcess(Process(7, "java", cmdline)),
+            "pid 7 (java: java -cp " + std::string(247, 'j') + "...)");
+}
+
 // --- SocketOwnerCache --------------------------------------------------------------------------
 
 using Clock = std::chrono::steady_clock;
