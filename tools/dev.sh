@@ -24,6 +24,9 @@ PACKAGES=(
 # Some machines' nodejs already ships npm (and conflicts with Debian's npm package).
 command -v npm >/dev/null || PACKAGES+=(npm)
 
+# The test binaries the ThreadSanitizer build runs (target tsan_tests builds them).
+TSAN_TEST_BINARIES="unit_test e2e_test bind_events_e2e_test bind_events_unit_test"
+
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
@@ -40,11 +43,11 @@ install_deps() {
   fi
 }
 
-build() {  # build DIR [cmake args...]
+build() {  # build DIR [cmake args...]; BUILD_TARGET=NAME builds that target instead of all
   local dir=$1
   shift
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$dir" -j "$(nproc)"
+  cmake --build "$dir" -j "$(nproc)" ${BUILD_TARGET:+--target "$BUILD_TARGET"}
 }
 
 case "${1:-}" in
@@ -60,6 +63,11 @@ case "${1:-}" in
     (cd build/release && ctest --output-on-failure -j "$(nproc)")
     build build/sanitize -DPORTWATCH_SANITIZE=ON -DPORTWATCH_LINT=OFF
     (cd build/sanitize && ctest --output-on-failure -j "$(nproc)")
+    # ThreadSanitizer on the binaries whose code runs threads: the web server, the collector
+    # runner, reload and bind events (the exporter the end-to-end tests start is built with it)
+    BUILD_TARGET=tsan_tests build build/tsan -DPORTWATCH_TSAN=ON -DPORTWATCH_LINT=OFF
+    (cd build/tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+      ctest --output-on-failure -j "$(nproc)" -L "^(${TSAN_TEST_BINARIES// /|})$")
     ;;
   bench)
     shift
