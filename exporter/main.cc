@@ -1,4 +1,6 @@
 // portwatch_exporter: flags, wiring and the signal loop. Everything else lives in tested modules.
+#include <malloc.h>
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -56,6 +58,11 @@ int RecordNetlink(const Config& config, const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread exists: glibc gives every thread that allocates while others do an arena of
+  // its own (up to 8 per core), and each of the web server's workers does while serving a scrape.
+  // Under steady concurrent scrapes RSS then climbed for minutes (21 to 48 MiB); with two arenas
+  // it stays flat at about 30 MiB.
+  mallopt(M_ARENA_MAX, 2);
   const portwatch::BuildInfo build = portwatch::CurrentBuild();
   portwatch::FlagsResult flags = portwatch::ParseFlags(argc, argv, build.version);
   if (!flags.options) {
