@@ -85,9 +85,16 @@ BindFailureEvent DecodeBindEvent(const portwatch_bind_event& raw) {
 
 void BindFailureCounters::Update(const std::vector<std::pair<BindFailureKey, uint64_t>>& snapshot,
                                  const std::set<uint16_t>& kept_ports, const Options& options) {
+  // Several kernel keys can decode to one key (comm bytes that CommLabel turns into '_', bytes
+  // after the comm's NUL): add their counters up first. Taken one by one they would each be
+  // compared with the other's last count, and every scrape would count their difference again.
+  std::map<BindFailureKey, uint64_t> counts;
+  for (const auto& [key, count] : snapshot) {
+    counts[key] += count;
+  }
   // Increases since the last scrape, the busiest first so they win the free port labels.
   std::vector<std::pair<const BindFailureKey*, uint64_t>> increases;
-  for (const auto& [key, count] : snapshot) {
+  for (const auto& [key, count] : counts) {
     uint64_t& last = last_[key];
     // A counter never shrinks in the kernel; if it did (map recreated), count it from zero.
     const uint64_t increase = count >= last ? count - last : count;

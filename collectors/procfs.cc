@@ -1,8 +1,10 @@
 #include "collectors/procfs.h"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 namespace portwatch {
@@ -74,6 +76,9 @@ std::optional<std::vector<uint16_t>> ParsePortList(const std::string& text) {
   if (words.size() != 1) {
     return std::nullopt;
   }
+  // The sysctl is a bitmap: overlapping items ("80,80-81") name a port once, and the result is
+  // bounded by the port space however long the text.
+  std::vector<std::pair<uint16_t, uint16_t>> ranges;
   std::istringstream items(words[0]);
   std::string item;
   while (std::getline(items, item, ',')) {
@@ -85,9 +90,15 @@ std::optional<std::vector<uint16_t>> ParsePortList(const std::string& text) {
         first > last) {
       return std::nullopt;
     }
-    for (uint32_t port = first; port <= last; ++port) {
+    ranges.emplace_back(first, last);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  uint32_t unlisted = 0;  // the ranges listed so far end below this port
+  for (const auto& [first, last] : ranges) {
+    for (uint32_t port = std::max<uint32_t>(first, unlisted); port <= last; ++port) {
       ports.push_back(static_cast<uint16_t>(port));
     }
+    unlisted = std::max<uint32_t>(unlisted, last + 1U);
   }
   return ports;
 }

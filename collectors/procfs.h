@@ -41,6 +41,7 @@ std::optional<EphemeralRange> ReadEphemeralRange(const ProcFs& procfs);
 std::optional<std::vector<uint16_t>> ReadReservedPorts(const ProcFs& procfs);
 
 /// Parses a port list like net.ipv4.ip_local_reserved_ports: "8080,9000-9010" (empty: none).
+/// The ports come sorted, each once, as in the kernel's bitmap, even when items overlap.
 std::optional<std::vector<uint16_t>> ParsePortList(const std::string& text);
 
 /// Whether a kernel release string ("6.18.44-fc") is at least major.minor.

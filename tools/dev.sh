@@ -13,6 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   # the bind_events collector's eBPF program (CMake option PORTWATCH_BPF)
   clang bpftool libbpf-dev
+  # the libFuzzer targets of tests/fuzz (clang's fuzzer and sanitizer runtimes)
+  libclang-rt-dev
   iproute2 procps curl prometheus clang-format clang-tidy
   # deploy tests: container image (podman with runc, a debootstrapped base), manifest schemas
   # (node), systemd-analyze
@@ -68,6 +70,10 @@ case "${1:-}" in
     BUILD_TARGET=tsan_tests build build/tsan -DPORTWATCH_TSAN=ON -DPORTWATCH_LINT=OFF
     (cd build/tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
       ctest --output-on-failure -j "$(nproc)" -L "^(${TSAN_TEST_BINARIES// /|})$")
+    # libFuzzer targets (clang), each fuzzing for a bounded time: tests/fuzz/README.md
+    BUILD_TARGET=fuzz_targets build build/fuzz -DCMAKE_CXX_COMPILER=clang++ -DPORTWATCH_FUZZ=ON \
+      -DPORTWATCH_LINT=OFF -DPORTWATCH_BPF=OFF
+    (cd build/fuzz && ctest --output-on-failure -j "$(nproc)")
     ;;
   bench)
     shift

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 namespace portwatch::netlink {
 
@@ -23,6 +24,11 @@ struct DumpRequestMessage {
   nlmsghdr header;
   inet_diag_req_v2 body;
 };
+
+/// The errno of a kernel error code (-errno). INT_MIN, which no kernel sends, has no negation.
+int ErrnoOf(int code) {
+  return code == std::numeric_limits<int>::min() ? std::numeric_limits<int>::max() : -code;
+}
 
 bool IsUnsupportedErrno(int error) {
   return error == ENOENT || error == EOPNOTSUPP || error == EPROTONOSUPPORT ||
@@ -187,11 +193,12 @@ DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVi
           int done_error = 0;
           std::memcpy(&done_error, NLMSG_DATA(header), sizeof(done_error));
           if (done_error < 0) {
-            if (IsUnsupportedErrno(-done_error)) {
-              return DumpResult{DumpOutcome::kUnsupported, std::strerror(-done_error),
-                                result.sockets, result.stray_messages};
+            const int error = ErrnoOf(done_error);
+            if (IsUnsupportedErrno(error)) {
+              return DumpResult{DumpOutcome::kUnsupported, std::strerror(error), result.sockets,
+                                result.stray_messages};
             }
-            return Failure(std::string("dump ended with error: ") + std::strerror(-done_error),
+            return Failure(std::string("dump ended with error: ") + std::strerror(error),
                            result.sockets);
           }
         }
@@ -207,7 +214,7 @@ DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVi
         }
         nlmsgerr error_message{};
         std::memcpy(&error_message, NLMSG_DATA(header), sizeof(error_message));
-        const int error = -error_message.error;
+        const int error = ErrnoOf(error_message.error);
         if (IsUnsupportedErrno(error)) {
           return DumpResult{DumpOutcome::kUnsupported, std::strerror(error), result.sockets,
                             result.stray_messages};

@@ -19,6 +19,8 @@ constexpr char kRecordingMagic[4] = {'P', 'W', 'N', 'L'};
 constexpr uint32_t kRecordRequest = 1;
 constexpr uint32_t kRecordDatagram = 2;
 constexpr uint32_t kRecordReceiveError = 3;
+// Linux errno values are below 4096 (MAX_ERRNO).
+constexpr uint32_t kMaxErrno = 4095;
 // Large enough for the 32 KiB skbs the kernel uses for big dumps.
 constexpr int kReceiveBufferBytes = 1 << 20;
 
@@ -193,6 +195,11 @@ std::unique_ptr<ReplayTransport> ReplayTransport::Load(const std::string& path,
       exchanges.back().datagrams.push_back(std::move(bytes));
       exchanges.back().truncated.push_back(header[1] != 0);
     } else if (header[0] == kRecordReceiveError) {
+      // Receive() returns -errno: anything but a positive errno would read as a length.
+      if (header[1] == 0 || header[1] > kMaxErrno) {
+        error = path + ": bad errno " + std::to_string(header[1]) + " in a receive error record";
+        return nullptr;
+      }
       exchanges.back().receive_errno = static_cast<int>(header[1]);
     } else {
       error = path + ": unknown record kind " + std::to_string(header[0]);
@@ -236,7 +243,9 @@ ssize_t ReplayTransport::Receive(std::span<std::byte> buffer, bool& truncated) {
   truncated = current_->truncated[next_datagram_] || datagram.size() > buffer.size();
   next_datagram_++;
   size_t copied = std::min(buffer.size(), datagram.size());
-  std::memcpy(buffer.data(), datagram.data(), copied);
+  if (copied > 0) {  // an empty datagram's data() may be null, which memcpy must not get
+    std::memcpy(buffer.data(), datagram.data(), copied);
+  }
   return static_cast<ssize_t>(copied);
 }
 

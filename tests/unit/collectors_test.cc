@@ -115,6 +115,19 @@ TEST_F(ProcTreeTest, ReservedPortsInsideTheRangeAreNotAvailable) {
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_ports_available"), (Counts{{"", 1000 - 3}}));
 }
 
+TEST_F(ProcTreeTest, ReservedPortsListedTwiceCountOnce) {
+  // Found by tests/fuzz (regressions/sysctl/reserved_port_twice): a port listed twice was
+  // subtracted twice, and a one-port range with "0,0" reserved showed 4294967295 available.
+  Write("sys/net/ipv4/tcp_max_tw_buckets", "4096\n");
+  Write("sys/net/ipv4/ip_local_port_range", "40000\t40001\n");
+  Write("sys/net/ipv4/ip_local_reserved_ports", "40000,40000-40001,40001\n");
+  KernelLimitsCollector collector{ProcFs(root_)};
+  std::vector<prometheus::MetricFamily> out;
+  CollectStatus status = collector.Collect(Config{}, out);
+  EXPECT_TRUE(status.ok) << status.error;
+  EXPECT_EQ(Samples(out, "portwatch_ephemeral_ports_available"), (Counts{{"", 0}}));
+}
+
 TEST_F(ProcTreeTest, UnreadableReservedPortsFail) {
   Write("sys/net/ipv4/tcp_max_tw_buckets", "4096\n");
   Write("sys/net/ipv4/ip_local_port_range", "40000\t40999\n");

@@ -168,6 +168,14 @@ TEST(ParsePortListTest, ReservedPortsSyntax) {
   EXPECT_EQ(ParsePortList("0-65535")->size(), 65536U);
 }
 
+TEST(ParsePortListTest, OverlappingItemsListEachPortOnceInOrder) {
+  // The sysctl is a bitmap (tests/fuzz found the duplicates, regressions/sysctl).
+  EXPECT_EQ(ParsePortList("9000-9002,80,9001,80-80\n"),
+            (std::vector<uint16_t>{80, 9000, 9001, 9002}));
+  const std::string everything_twice = "0-65535,0-65535";
+  EXPECT_EQ(ParsePortList(everything_twice)->size(), 65536U);
+}
+
 TEST(ParsePortListTest, RejectsMalformedLists) {
   for (const char* text :
        {"a", "1,,2", "5-3", "1-2-3", "70000", "1-70000", "1, 2", "1 2", "-5", "5-", ",1"}) {

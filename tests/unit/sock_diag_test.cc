@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -450,6 +451,20 @@ TEST(DumpTest, DoneCarryingEnoentIsUnsupported) {
   DumpRun run = RunDump({Datagram().Done(-ENOENT).Build()});
   EXPECT_EQ(run.result.outcome, DumpOutcome::kUnsupported);
   EXPECT_EQ(run.result.error, "No such file or directory");
+}
+
+TEST(DumpTest, ErrorCodeIntMinFailsWithoutOverflow) {
+  // Found by tests/fuzz (regressions/sock_diag/done_error_int_min): negating the error code
+  // INT_MIN overflowed (UBSan stopped the sanitizer build). No errno is that large.
+  const int int_min = std::numeric_limits<int>::min();
+  DumpRun run = RunDump({Datagram().Done(int_min).Build()});
+  EXPECT_EQ(run.result.outcome, DumpOutcome::kFailed);
+  EXPECT_EQ(run.result.error, "dump ended with error: Unknown error 2147483647");
+  nlmsgerr error{};
+  error.error = int_min;
+  run = RunDump({Datagram().Message(NLMSG_ERROR, 0, unit::Bytes(error)).Build()});
+  EXPECT_EQ(run.result.outcome, DumpOutcome::kFailed);
+  EXPECT_EQ(run.result.error, "kernel error: Unknown error 2147483647");
 }
 
 TEST(DumpTest, ReplayRejectsADifferentRequest) {

@@ -250,6 +250,21 @@ TEST_F(TransportFileTest, ReceiveBeforeSendIsNotConnected) {
   EXPECT_EQ(replay.NextSequence(), 0U);
 }
 
+TEST_F(TransportFileTest, ReplaysAnEmptyDatagram) {
+  // Found by tests/fuzz (regressions/sock_diag/empty_datagram): an empty datagram's data() is
+  // null, and memcpy from null is undefined even for 0 bytes (UBSan stopped the sanitizer build).
+  Exchange exchange;
+  exchange.request = BuildDumpRequest(kTcp4, 1);
+  exchange.datagrams.emplace_back();
+  exchange.truncated.push_back(false);
+  ReplayTransport replay({exchange});
+  ASSERT_EQ(replay.Send(exchange.request), 0);
+  std::byte buffer[16];
+  bool truncated = true;
+  EXPECT_EQ(replay.Receive(buffer, truncated), 0);
+  EXPECT_FALSE(truncated);
+}
+
 TEST_F(TransportFileTest, LoadRejectsAMissingFile) {
   std::string error;
   EXPECT_EQ(ReplayTransport::Load(path_ + ".absent", error), nullptr);
@@ -295,6 +310,20 @@ TEST_F(TransportFileTest, LoadRejectsAnUnknownRecordKind) {
   std::string error;
   EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr);
   EXPECT_EQ(error, path_ + ": unknown record kind 9");
+}
+
+TEST_F(TransportFileTest, LoadRejectsAReceiveErrorThatIsNoErrno) {
+  // Receive() returns -errno: errno 0x80000000 overflowed there, and a negative one read as a
+  // datagram length (tests/fuzz/regressions/netlink_replay/receive_errno_int_min).
+  for (uint32_t bad : {0U, 4096U, 0x80000000U, 0xfffffffbU}) {
+    WriteFile("PWNL" + RecordHeader(1, 0, 0) + RecordHeader(3, bad, 0));
+    std::string error;
+    EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr) << bad;
+    EXPECT_EQ(error, path_ + ": bad errno " + std::to_string(bad) + " in a receive error record");
+  }
+  WriteFile("PWNL" + RecordHeader(1, 0, 0) + RecordHeader(3, ENOBUFS, 0));
+  std::string error;
+  EXPECT_NE(ReplayTransport::Load(path_, error), nullptr) << error;
 }
 
 TEST_F(TransportFileTest, LoadRejectsARecordHeaderCutShort) {

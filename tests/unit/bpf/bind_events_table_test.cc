@@ -174,5 +174,20 @@ TEST(BindFailureCounters, KernelCounterResetCountsFromZero) {
   EXPECT_EQ(Failures(counters), (std::map<std::string, double>{{Series("8080"), 7}}));
 }
 
+TEST(BindFailureCounters, KernelKeysThatDecodeAlikeAddUp) {
+  // Found by tests/fuzz (regressions/bind_event/comm_label_collision): two processes whose comms
+  // differ only in bytes CommLabel turns into '_' have two kernel counters but one series. The
+  // counters used to be compared with each other's last count: 5 + 3 failures, then one more
+  // of each, showed 15 instead of 10.
+  const BindFailureKey first = DecodeBindKey(RawKey(1, EADDRINUSE, AF_INET, 8080, "app\x01"));
+  const BindFailureKey second = DecodeBindKey(RawKey(1, EADDRINUSE, AF_INET, 8080, "app\x02"));
+  ASSERT_EQ(first, second);
+  BindFailureCounters counters;
+  counters.Update({{first, 5}, {second, 3}}, {}, {10, 0});
+  EXPECT_EQ(Failures(counters), (std::map<std::string, double>{{Series("8080", "app_"), 8}}));
+  counters.Update({{first, 6}, {second, 4}}, {}, {10, 0});
+  EXPECT_EQ(Failures(counters), (std::map<std::string, double>{{Series("8080", "app_"), 10}}));
+}
+
 }  // namespace
 }  // namespace portwatch
