@@ -343,9 +343,9 @@ void ServiceTable::AppendServiceMetrics(const std::vector<ServiceReport>& report
                          "The number of owning processes the config expects (instances).",
                          prometheus::MetricType::Gauge);
   FamilyBuilder matching("portwatch_service_matching_processes",
-                         "Running processes that match the owner, listening or not (the `ps -ef | "
-                         "grep` check): more than owner_processes means an instance failed to "
-                         "bind.",
+                         "Running processes in the exporter's network namespace that match the "
+                         "owner, listening or not (the `ps -ef | grep` check): more than "
+                         "owner_processes means an instance failed to bind.",
                          prometheus::MetricType::Gauge);
   FamilyBuilder conflict("portwatch_service_conflict",
                          "A process that is not the owner holds a socket on the service's address "

@@ -41,6 +41,13 @@ uint32_t SocketInode(const char* link, size_t length) {
   return error == std::errc() && next == text.data() + text.size() - 1 ? inode : 0;
 }
 
+/// The inode of <proc>/<dir>/ns/net, or 0 when it cannot be read (vanished, no ptrace access,
+/// a fixture tree without it).
+uint64_t NetnsInode(const ProcFs& procfs, const std::string& dir) {
+  struct stat status {};
+  return ::stat((procfs.Root() + "/" + dir + "/ns/net").c_str(), &status) == 0 ? status.st_ino : 0;
+}
+
 std::string Trimmed(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\0')) {
     text.pop_back();
@@ -80,6 +87,7 @@ SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uin
   if (!proc) {
     return owners;
   }
+  const uint64_t monitored_netns = identify_all ? NetnsInode(procfs, "self") : 0;
   while (const dirent* process_entry = ::readdir(proc.get())) {
     pid_t pid = 0;
     if (!ParsePid(process_entry->d_name, pid)) {
@@ -132,7 +140,12 @@ SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uin
       owners.by_inode[inode].push_back(info);
     }
     if (identify_all) {
-      owners.processes.push_back(std::move(info));
+      const uint64_t netns = monitored_netns != 0 ? NetnsInode(procfs, pid_dir) : 0;
+      if (netns != 0 && netns != monitored_netns) {
+        owners.processes_in_other_netns++;
+      } else {
+        owners.processes.push_back(std::move(info));
+      }
     }
   }
   return owners;

@@ -31,8 +31,13 @@ struct SocketOwners {
   std::map<uint32_t, std::pair<pid_t, int>> first_fd;
   /// Every (inode, pid, fd) found, for SocketOwnerCache.
   std::vector<std::tuple<uint32_t, pid_t, int>> fds;
-  /// Every process seen, when asked for with identify_all (the `ps -ef` view).
+  /// Every process seen, when asked for with identify_all (the `ps -ef` view), restricted to
+  /// the processes in the network namespace of <proc>/self: a process in another namespace (a
+  /// pod, a second test) binds its own port space and is no second instance here. Processes
+  /// whose namespace cannot be read (no ptrace access) are kept.
   std::vector<ProcessInfo> processes;
+  /// Processes left out of `processes` because they live in another network namespace.
+  uint64_t processes_in_other_netns = 0;
   uint64_t processes_scanned = 0;
   /// Processes that vanished mid-scan or whose fds could not be read (no privilege).
   uint64_t processes_skipped = 0;

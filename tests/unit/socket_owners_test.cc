@@ -229,6 +229,31 @@ TEST_F(SocketOwnersTest, IdentifyAllAlsoResolvesWantedInodes) {
   EXPECT_EQ(owners.processes.size(), 2U);  // still identified
 }
 
+TEST_F(SocketOwnersTest, IdentifyAllListsOnlyTheMonitoredNetworkNamespace) {
+  // ns/net is a magic link to an nsfs inode; hard links to one file stand in for one namespace.
+  AddProcess("1", "host-app\n", "");
+  AddProcess("2", "pod-app\n", "");
+  AddProcess("3", "no-access\n", "");  // ns/net unreadable: kept
+  AddFd("2", "4", "socket:[4242]");
+  for (const char* dir : {"self/ns", "1/ns", "2/ns"}) {
+    std::filesystem::create_directories(root_ + "/" + dir);
+  }
+  std::ofstream(root_ + "/self/ns/net") << "host";
+  std::filesystem::create_hard_link(root_ + "/self/ns/net", root_ + "/1/ns/net");
+  std::ofstream(root_ + "/2/ns/net") << "pod";
+
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242}, true);
+  std::vector<pid_t> listed;
+  for (const ProcessInfo& process : owners.processes) {
+    listed.push_back(process.pid);
+  }
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(listed, (std::vector<pid_t>{1, 3}));
+  EXPECT_EQ(owners.processes_in_other_netns, 1U);
+  ASSERT_EQ(owners.by_inode[4242].size(), 1U);  // a holder is a holder, whatever its namespace
+  EXPECT_EQ(owners.by_inode[4242][0].pid, 2);
+}
+
 ProcessInfo Process(pid_t pid, const std::string& command, const std::string& cmdline) {
   ProcessInfo process;
   process.pid = pid;
