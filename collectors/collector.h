@@ -6,7 +6,7 @@
 
 #include <prometheus/metric_family.h>
 
-#include "exporter/config.h"
+#include "collectors/config.h"
 
 namespace portwatch {
 
@@ -25,21 +25,6 @@ class Collector {
   virtual std::string_view Name() const = 0;
   virtual CollectStatus Collect(const Config& config,
                                 std::vector<prometheus::MetricFamily>& out) = 0;
-};
-
-/// Builds one metric family sample by sample.
-class FamilyBuilder {
- public:
-  FamilyBuilder(std::string name, std::string help, prometheus::MetricType type);
-
-  FamilyBuilder& Add(std::vector<prometheus::ClientMetric::Label> labels, double value);
-  FamilyBuilder& Add(double value) { return Add({}, value); }
-  bool Empty() const { return family_.metric.empty(); }
-  /// Moves the family into `out`, sorted by labels so the exposition is stable.
-  void MoveTo(std::vector<prometheus::MetricFamily>& out);
-
- private:
-  prometheus::MetricFamily family_;
 };
 
 }  // namespace portwatch

@@ -12,7 +12,7 @@
 
 #include "collectors/netlink/sock_diag.h"
 #include "collectors/netlink/transport.h"
-#include "collectors/socket_owners.h"
+#include "collectors/procfs/socket_owners.h"
 
 namespace portwatch {
 

@@ -5,6 +5,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "collectors/common/family_builder.h"
+#include "collectors/common/logfmt.h"
+
 namespace portwatch {
 
 CollectorRunner::CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors,
@@ -71,7 +74,8 @@ std::vector<prometheus::MetricFamily> CollectorRunner::CollectNow() const {
     }
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
     if (!status.ok) {
-      spdlog::warn("msg=\"collector failed\" collector={} err=\"{}\"", name, status.error);
+      spdlog::warn(
+          "{}", LogLine("collector failed").Add("collector", name).Add("err", status.error).Text());
     }
     duration.Add({{"collector", name}}, elapsed.count());
     success.Add({{"collector", name}}, status.ok ? 1 : 0);

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "collectors/collector.h"
+#include "collectors/common/family_builder.h"
 
 namespace portwatch {
 

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "collectors/services_collector.h"
+#include "collectors/services/services_collector.h"
 
 namespace portwatch {
 

@@ -4,7 +4,7 @@
 #include <ostream>
 #include <string>
 
-#include "collectors/service_table.h"
+#include "collectors/services/service_table.h"
 #include "exporter/config.h"
 
 namespace portwatch {

@@ -8,6 +8,7 @@ namespace portwatch {
 
 FlagsResult ParseFlags(int argc, const char* const* argv, const std::string& version) {
   Options options;
+  options.web.version = version;  // the landing page shows it
   CLI::App app{
       "portwatch_exporter: Prometheus exporter for port ownership, TIME_WAIT and "
       "\"Address already in use\" bind conflicts."};

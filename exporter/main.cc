@@ -9,8 +9,9 @@
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
+#include "collectors/common/logfmt.h"
 #include "collectors/netlink/transport.h"
-#include "collectors/sockets_collector.h"
+#include "collectors/sockets/sockets_collector.h"
 #include "exporter/bind_diagnosis.h"
 #include "exporter/build_info.h"
 #include "exporter/collector_runner.h"
@@ -73,7 +74,8 @@ int main(int argc, char** argv) {
 
   portwatch::ConfigResult loaded = portwatch::LoadConfig(options.config_file);
   if (!loaded.config) {
-    spdlog::error("msg=\"invalid config, not starting\" err=\"{}\"", loaded.error);
+    spdlog::error(
+        "{}", portwatch::LogLine("invalid config, not starting").Add("err", loaded.error).Text());
     std::cerr << "portwatch_exporter: " << loaded.error << "\n";
     return 1;
   }
@@ -110,9 +112,13 @@ int main(int argc, char** argv) {
   auto reload = [&config_store]() {
     std::string error = config_store.Reload();
     if (error.empty()) {
-      spdlog::info("msg=\"config reloaded\" source=\"{}\"", config_store.Current()->source);
+      spdlog::info("{}", portwatch::LogLine("config reloaded")
+                             .Add("source", config_store.Current()->source)
+                             .Text());
     } else {
-      spdlog::error("msg=\"config reload failed, keeping the previous config\" err=\"{}\"", error);
+      spdlog::error("{}", portwatch::LogLine("config reload failed, keeping the previous config")
+                              .Add("err", error)
+                              .Text());
     }
     return error;
   };
@@ -122,16 +128,21 @@ int main(int argc, char** argv) {
     web = std::make_unique<portwatch::WebServer>(options.web, address, runner, reload);
   } catch (const std::exception&) {
     const std::string why = portwatch::ExplainListenFailure(address);
-    spdlog::error("msg=\"cannot listen\" address=\"{}\" err=\"{}\"", options.web.listen_address,
-                  why);
+    spdlog::error("{}", portwatch::LogLine("cannot listen")
+                            .Add("address", options.web.listen_address)
+                            .Add("err", why)
+                            .Text());
     std::cerr << "portwatch_exporter: cannot listen on " << options.web.listen_address << ": "
               << why << "\n";
     return 1;
   }
   const std::vector<int> ports = web->ListeningPorts();
-  spdlog::info("msg=\"listening\" address=\"{}\" port={} telemetry_path={} version={}",
-               options.web.listen_address, ports.empty() ? 0 : ports.front(),
-               options.web.telemetry_path, build.version);
+  spdlog::info("{}", portwatch::LogLine("listening")
+                         .Add("address", options.web.listen_address)
+                         .Add("port", ports.empty() ? 0 : ports.front())
+                         .Add("telemetry_path", options.web.telemetry_path)
+                         .Add("version", build.version)
+                         .Text());
 
   while (true) {
     int signal_number = 0;
@@ -142,7 +153,7 @@ int main(int argc, char** argv) {
       reload();
       continue;
     }
-    spdlog::info("msg=\"shutting down\" signal={}", signal_number);
+    spdlog::info("{}", portwatch::LogLine("shutting down").Add("signal", signal_number).Text());
     break;
   }
   web.reset();

@@ -7,20 +7,31 @@
 
 #include "collectors/collector.h"
 
+namespace YAML {
+class Node;
+}  // namespace YAML
+
 namespace portwatch {
 
+/// One row per collector: everything the exporter needs to offer, configure and build it.
 struct CollectorSpec {
   std::string name;
   std::string help;
   bool enabled_by_default = true;
+  /// Reads the collector's `collectors.<name>` section into `config` (throws ConfigProblem);
+  /// nullptr when the collector has no options.
+  void (*parse_section)(const YAML::Node& section, const std::string& path,
+                        Config& config) = nullptr;
+  /// A collector reading the running kernel. `config` is the one loaded at start (bind_events
+  /// attaches at once, before the first scrape).
+  std::unique_ptr<Collector> (*make)(const Config& config) = nullptr;
 };
 
 /// Every collector the exporter knows, in scrape order. An explicit list, not static
 /// registration, so none is silently dropped by the linker.
 const std::vector<CollectorSpec>& KnownCollectors();
 
-/// Instances of the named collectors, reading the running kernel. `config` is the one loaded at
-/// start (bind_events attaches at once, before the first scrape).
+/// Instances of the named collectors, in KnownCollectors() order.
 std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::string>& enabled,
                                                         const Config& config);
 

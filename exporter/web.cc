@@ -20,6 +20,8 @@
 #include <spdlog/spdlog.h>
 
 #include "collectors/collector.h"
+#include "collectors/common/family_builder.h"
+#include "collectors/common/logfmt.h"
 
 namespace portwatch {
 
@@ -286,9 +288,9 @@ int BeginRequest(mg_connection* connection) {
   try {
     return Serve(connection);
   } catch (const std::exception& error) {
-    spdlog::error("msg=\"request failed\" err=\"{}\"", error.what());
+    spdlog::error("{}", LogLine("request failed").Add("err", error.what()).Text());
   } catch (...) {
-    spdlog::error("msg=\"request failed\" err=\"unknown exception\"");
+    spdlog::error("{}", LogLine("request failed").Add("err", "unknown exception").Text());
   }
   Respond(connection, 500, kTextPlain, "Internal error\n");
   return 1;
@@ -456,9 +458,9 @@ WebServer::WebServer(const WebOptions& options, const ListenAddress& address,
     throw std::runtime_error(error.what());
   }
   if (DeferAcceptOnListeners(ListeningPorts()) == 0) {
-    spdlog::warn(
-        "msg=\"TCP_DEFER_ACCEPT not set on the listening socket: clients that connect and send "
-        "nothing hold a worker for the request timeout\"");
+    spdlog::warn("{}", LogLine("TCP_DEFER_ACCEPT not set on the listening socket: clients that "
+                               "connect and send nothing hold a worker for the request timeout")
+                           .Text());
   }
   state.ready = true;
 }

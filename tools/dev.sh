@@ -7,12 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(
+# What building and running the exporter needs (tools/dev.sh run installs only these).
+BUILD_PACKAGES=(
   g++ cmake make pkg-config git ca-certificates
   prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libre2-dev zlib1g-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev
   # the bind_events collector's eBPF program (CMake option PORTWATCH_BPF)
   clang bpftool libbpf-dev
+)
+# What the tests add (tools/dev.sh test installs both lists).
+TEST_PACKAGES=(
+  libgtest-dev libgmock-dev
   # the libFuzzer targets of tests/fuzz (clang's fuzzer and sanitizer runtimes)
   libclang-rt-dev
   iproute2 procps curl prometheus clang-format clang-tidy
@@ -23,8 +27,6 @@ PACKAGES=(
   # test and benchmark; cpio packs the VM's initramfs
   qemu-system-x86 cpio
 )
-# Some machines' nodejs already ships npm (and conflicts with Debian's npm package).
-command -v npm >/dev/null || PACKAGES+=(npm)
 
 # The test binaries the ThreadSanitizer build runs (target tsan_tests builds them).
 TSAN_TEST_BINARIES="unit_test e2e_test bind_events_e2e_test bind_events_unit_test"
@@ -33,9 +35,9 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-install_deps() {
+install_deps() {  # install_deps PACKAGE...: apt-get install those not installed yet
   local missing=()
-  for package in "${PACKAGES[@]}"; do
+  for package in "$@"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
@@ -55,13 +57,15 @@ build() {  # build DIR [cmake args...]; BUILD_TARGET=NAME builds that target ins
 case "${1:-}" in
   run)
     shift
-    install_deps
-    build build/release
+    install_deps "${BUILD_PACKAGES[@]}"
+    build build/release -DPORTWATCH_BUILD_TESTS=OFF
     exec build/release/portwatch_exporter "$@"
     ;;
   test)
-    install_deps
-    build build/release
+    # Some machines' nodejs already ships npm (and conflicts with Debian's npm package).
+    command -v npm >/dev/null || TEST_PACKAGES+=(npm)
+    install_deps "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    build build/release -DPORTWATCH_BUILD_TESTS=ON
     (cd build/release && ctest --output-on-failure -j "$(nproc)")
     build build/sanitize -DPORTWATCH_SANITIZE=ON -DPORTWATCH_LINT=OFF
     (cd build/sanitize && ctest --output-on-failure -j "$(nproc)")
@@ -77,8 +81,8 @@ case "${1:-}" in
     ;;
   bench)
     shift
-    install_deps
-    build build/release
+    install_deps "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    build build/release -DPORTWATCH_BUILD_TESTS=ON
     cmake --build build/release --target bench -- ARGS="$*"
     ;;
   *)

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "collectors/bpf/bind_event_source.h"
+#include "collectors/bind_events/bind_event_source.h"
 #include "tests/support/netns.h"
 #include "tests/support/sockets.h"
 

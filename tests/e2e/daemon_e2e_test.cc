@@ -147,6 +147,8 @@ TEST_F(DaemonE2eTest, ServesLandingHealthReadyAndACustomTelemetryPath) {
   HttpResponse landing = HttpRequest(kPort, "GET", "/");
   EXPECT_EQ(landing.status, 200);
   EXPECT_NE(landing.body.find("<a href=\"/m\">"), std::string::npos) << landing.body;
+  EXPECT_NE(landing.body.find(std::string("Version ") + PORTWATCH_VERSION + "."), std::string::npos)
+      << landing.body;
   EXPECT_EQ(HttpRequest(kPort, "GET", "/-/healthy").body, "Healthy\n");
   EXPECT_EQ(HttpRequest(kPort, "GET", "/-/ready").body, "Ready\n");
   EXPECT_EQ(HttpRequest(kPort, "GET", "/-/reload").status, 405);

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "collectors/netstat_collector.h"
-#include "collectors/procfs.h"
+#include "collectors/netstat/netstat_collector.h"
+#include "collectors/procfs/procfs.h"
 #include "exporter/config.h"
 #include "tests/fuzz/fuzz_support.h"
 

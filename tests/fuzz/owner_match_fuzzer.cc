@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "collectors/service_table.h"
-#include "collectors/socket_owners.h"
+#include "collectors/procfs/socket_owners.h"
+#include "collectors/services/service_table.h"
 #include "exporter/config.h"
 #include "tests/fuzz/fuzz_support.h"
 

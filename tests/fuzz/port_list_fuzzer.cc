@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "collectors/procfs.h"
+#include "collectors/procfs/procfs.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

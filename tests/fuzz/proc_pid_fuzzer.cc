@@ -17,8 +17,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "collectors/procfs.h"
-#include "collectors/socket_owners.h"
+#include "collectors/procfs/procfs.h"
+#include "collectors/procfs/socket_owners.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {

@@ -13,8 +13,8 @@
 #include <system_error>
 #include <vector>
 
-#include "collectors/kernel_limits_collector.h"
-#include "collectors/procfs.h"
+#include "collectors/kernel_limits/kernel_limits_collector.h"
+#include "collectors/procfs/procfs.h"
 #include "exporter/config.h"
 #include "tests/fuzz/fuzz_support.h"
 

@@ -1,4 +1,4 @@
-#include "collectors/bind_rules.h"
+#include "collectors/services/bind_rules.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

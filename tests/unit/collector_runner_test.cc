@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "collectors/common/family_builder.h"
 #include "exporter/config.h"
 #include "exporter/config_store.h"
 #include "tests/unit/metric_samples.h"

@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "collectors/kernel_limits_collector.h"
-#include "collectors/netstat_collector.h"
+#include "collectors/kernel_limits/kernel_limits_collector.h"
+#include "collectors/netstat/netstat_collector.h"
 #include "tests/unit/metric_samples.h"
 
 namespace portwatch {

@@ -6,6 +6,8 @@
 #include <re2/re2.h>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -63,6 +65,37 @@ TEST(ConfigTest, EmbeddedDefaultGivesTheDocumentedDefaults) {
 }
 
 TEST(ConfigTest, DefaultConstructedConfigMatchesTheEmbeddedDefault) { ExpectDefaults(Config{}); }
+
+// Defaults exist twice, in the structs and in exporter/default_config.yaml (what users read and
+// copy): every section of the embedded file must give exactly the struct's defaults.
+TEST(ConfigTest, EmbeddedDefaultEqualsTheStructDefaultsSectionBySection) {
+  ConfigResult result = LoadConfig("");
+  ASSERT_TRUE(result.config.has_value()) << result.error;
+  const Config defaults;
+  EXPECT_EQ(result.config->sockets, defaults.sockets);
+  EXPECT_EQ(result.config->services_options, defaults.services_options);
+  EXPECT_EQ(result.config->bind_events, defaults.bind_events);
+  EXPECT_TRUE(result.config->services.empty());
+}
+
+TEST(ConfigTest, EverySectionOfTheEmbeddedDefaultIsRead) {
+  // A changed value in the embedded file must show: the comparison above is not vacuous.
+  std::string edited = EmbeddedDefaultConfig();
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"max_peer_port_series: 100", "max_peer_port_series: 99"},
+           {"max_listener_series: 1000", "max_listener_series: 999"},
+           {"namespaces: all", "namespaces: own"}}) {
+    const size_t at = edited.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    edited.replace(at, from.size(), to);
+  }
+  ConfigResult result = ParseConfig(edited, "edited");
+  ASSERT_TRUE(result.config.has_value()) << result.error;
+  const Config defaults;
+  EXPECT_NE(result.config->sockets, defaults.sockets);
+  EXPECT_NE(result.config->services_options, defaults.services_options);
+  EXPECT_NE(result.config->bind_events, defaults.bind_events);
+}
 
 TEST(ConfigTest, FullConfig) {
   const std::string path = kConfigDir + "good_full.yaml";

@@ -10,6 +10,12 @@
 //   services       the services of tests/fixtures/config/golden_services.yaml, the sock_diag
 //                  answers built below (ServicesKernel) and the processes of tests/fixtures/proc
 //                  (pids above the kernel's PID_MAX_LIMIT, so no real process is ever asked)
+//   bind_events    the counts of a fake eBPF source (FixedCountsSource below): the kernel side is
+//                  tested by tests/e2e/bind_events_e2e_test.cc
+//
+// Every collector of the registry has a golden file and every golden file a collector
+// (GoldenTest.EveryCollectorHasAGoldenFile); tests/unit/CMakeLists.txt runs promtool on each file
+// it finds in tests/golden.
 //
 // After an intended change to a collector's output, regenerate the files and review the diff:
 //
@@ -17,23 +23,29 @@
 //
 // With PORTWATCH_UPDATE_GOLDEN=1 each test first rewrites its golden file with what the collector
 // wrote now, so the comparison that follows passes.
-// tests/unit/CMakeLists.txt also runs `promtool check metrics` on every golden file.
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
-#include "collectors/kernel_limits_collector.h"
+#include "collectors/bind_events/bind_events_collector.h"
+#include "collectors/kernel_limits/kernel_limits_collector.h"
 #include "collectors/netlink/transport.h"
-#include "collectors/netstat_collector.h"
-#include "collectors/services_collector.h"
-#include "collectors/sockets_collector.h"
+#include "collectors/netstat/netstat_collector.h"
+#include "collectors/services/services_collector.h"
+#include "collectors/sockets/sockets_collector.h"
 #include "exporter/config.h"
+#include "exporter/registry.h"
 #include "tests/unit/metric_samples.h"
 #include "tests/unit/netlink_builder.h"
 
@@ -193,6 +205,64 @@ TEST(GoldenTest, Services) {
   CollectStatus status = collector.Collect(*config.config, families);
   EXPECT_TRUE(status.ok) << status.error;
   ExpectGolden("services", unit::Serialize(families));
+}
+
+/// The kernel side of bind_events, as fixed counts: two failures of one port and one of another
+/// in the exporter's namespace, one connect() that found no local port.
+class FixedCountsSource : public BindEventSource {
+ public:
+  bool Available() const override { return true; }
+  std::string UnavailableReason() const override { return ""; }
+  void SetNetnsFilter(uint32_t /*netns*/) override {}
+  std::vector<std::pair<BindFailureKey, uint64_t>> ReadCounts() override {
+    auto key = [](uint16_t port, uint8_t syscall, uint8_t err, const char* comm) {
+      BindFailureKey failure;
+      failure.netns = kNetns;
+      failure.port = port;
+      failure.syscall = syscall;
+      failure.err = err;
+      failure.family = AF_INET;
+      failure.comm = comm;
+      return failure;
+    };
+    return {{key(8080, PORTWATCH_SYSCALL_BIND, EADDRINUSE, "java"), 2},
+            {key(80, PORTWATCH_SYSCALL_BIND, EACCES, "nginx"), 1},
+            {key(443, PORTWATCH_SYSCALL_CONNECT, EADDRNOTAVAIL, "curl"), 1}};
+  }
+  uint64_t UncountedFailures() const override { return 0; }
+  uint64_t LostEvents() const override { return 0; }
+  std::string AttachPath() const override { return "fexit"; }
+
+  static constexpr uint32_t kNetns = 4026531840;
+};
+
+TEST(GoldenTest, BindEvents) {
+  const Config config;
+  BindEventsCollector collector(
+      ProcFs(kProcFixture),
+      [](std::string& error) -> std::unique_ptr<netlink::Transport> {
+        error = "no socket table in the golden test";
+        return nullptr;
+      },
+      [](const std::vector<BindEventsAttach>&, BindEventHandler) {
+        return std::make_unique<FixedCountsSource>();
+      },
+      config.bind_events, FixedCountsSource::kNetns, [](const std::string&) {});
+  ExpectGolden("bind_events", CollectText(collector, config));
+}
+
+TEST(GoldenTest, EveryCollectorHasAGoldenFile) {
+  std::set<std::string> collectors;
+  for (const CollectorSpec& spec : KnownCollectors()) {
+    collectors.insert(spec.name);
+  }
+  std::set<std::string> golden;
+  for (const auto& entry : std::filesystem::directory_iterator(PORTWATCH_GOLDEN)) {
+    if (entry.path().extension() == ".prom") {
+      golden.insert(entry.path().stem().string());
+    }
+  }
+  EXPECT_EQ(golden, collectors);
 }
 
 }  // namespace

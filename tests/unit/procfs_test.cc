@@ -1,4 +1,4 @@
-#include "collectors/procfs.h"
+#include "collectors/procfs/procfs.h"
 
 #include <cstdint>
 #include <map>

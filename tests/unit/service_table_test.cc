@@ -1,4 +1,4 @@
-#include "collectors/service_table.h"
+#include "collectors/services/service_table.h"
 
 #include <memory>
 #include <string>

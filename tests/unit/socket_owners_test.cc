@@ -1,4 +1,4 @@
-#include "collectors/socket_owners.h"
+#include "collectors/procfs/socket_owners.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "collectors/socket_table.h"
+#include "collectors/socket_table/socket_table.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>

@@ -1,4 +1,4 @@
-#include "collectors/sockets_collector.h"
+#include "collectors/sockets/sockets_collector.h"
 
 #include <cerrno>
 #include <functional>

@@ -1,4 +1,4 @@
-#include "collectors/bind_events_collector.h"
+#include "collectors/bind_events/bind_events_collector.h"
 
 #include <sys/socket.h>
 

@@ -1,4 +1,4 @@
-#include "collectors/bind_events_table.h"
+#include "collectors/bind_events/bind_events_table.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>

@@ -1,0 +1,277 @@
+#include "collectors/bind_events/bind_events_collector.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <unordered_set>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "collectors/common/family_builder.h"
+#include "collectors/common/logfmt.h"
+#include "collectors/procfs/socket_owners.h"
+#include "collectors/socket_table/socket_table.h"
+
+namespace portwatch {
+
+namespace {
+
+using netlink::Family;
+using netlink::Protocol;
+
+/// Quoted for a logfmt value: the comm and cmdline are already free of '"' and '\'.
+std::string Quote(const std::string& text) {
+  std::string quoted;
+  for (char c : text) {
+    quoted += (c == '"' || c == '\\') ? '_' : c;
+  }
+  return "\"" + quoted + "\"";
+}
+
+}  // namespace
+
+uint32_t OwnNetworkNamespace() {
+  struct stat info {};
+  return ::stat("/proc/self/ns/net", &info) == 0 ? static_cast<uint32_t>(info.st_ino) : 0;
+}
+
+BindEventsCollector::BindEventsCollector(ProcFs procfs,
+                                         SocketsCollector::TransportFactory open_transport,
+                                         SourceFactory open_source, const BindEventsConfig& options,
+                                         uint32_t own_netns, LogSink log)
+    : procfs_(std::move(procfs)),
+      open_transport_(std::move(open_transport)),
+      open_source_(std::move(open_source)),
+      own_netns_(own_netns),
+      log_(std::move(log)) {
+  if (!log_) {
+    log_ = [](const std::string& line) { spdlog::info("{}", line); };
+  }
+  OpenSource(options.attach);
+}
+
+void BindEventsCollector::OpenSource(const std::vector<BindEventsAttach>& allowed) {
+  source_.reset();  // detach first: two programs would count every failure twice
+  allowed_ = allowed;
+  std::string allowed_names;
+  for (BindEventsAttach attach : allowed) {
+    allowed_names += (allowed_names.empty() ? "" : ",") + std::string(BindEventsAttachName(attach));
+  }
+  source_ = open_source_(allowed, [this](const BindFailureEvent& event) { OnEvent(event); });
+  // A new kernel map starts from zero: the exposed counters carry on from where they were.
+  counters_.ForgetKernelCounts();
+  if (!source_->Available()) {
+    spdlog::warn("{}", LogLine("bind_events: eBPF unavailable, portwatch_bind_events_available "
+                               "is 0; the other collectors run as usual")
+                           .Add("allowed", allowed_names)
+                           .Add("cause", source_->UnavailableCause())
+                           .Add("reason", source_->UnavailableReason())
+                           .Text());
+    return;
+  }
+  LogLine line("bind_events: counting failed bind/listen/connect calls");
+  line.Add("attach", source_->AttachPath());
+  if (const std::string fallback = source_->FallbackReason(); !fallback.empty()) {
+    line.Add("not_used", fallback);
+  }
+  if (source_->AttachPath() == "fexit") {
+    spdlog::info("{}", line.Text());
+  } else {
+    // Worth a warning: every process on the node pays for it, not just the exporter.
+    line.Add("cost",
+             "every system call of every process takes the kernel's syscall tracing slow path "
+             "(docs/bind_events.md)");
+    spdlog::warn("{}", line.Text());
+  }
+}
+
+BindEventsCollector::~BindEventsCollector() { source_.reset(); }
+
+std::set<uint16_t> BindEventsCollector::ListeningPorts() const {
+  std::set<uint16_t> ports;
+  std::string error;
+  std::unique_ptr<netlink::Transport> transport = open_transport_(error);
+  if (!transport) {
+    return ports;
+  }
+  for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
+    const uint32_t states = protocol == Protocol::kTcp ? netlink::StateBit(netlink::kListen)
+                                                       : netlink::StateBit(netlink::kClose);
+    for (Family family : {Family::kIpv4, Family::kIpv6}) {
+      netlink::Dump(*transport, {protocol, family, states, {}},
+                    [&ports, protocol](const netlink::SocketRecord& record) {
+                      if (SocketTable::IsListening(protocol, record.state)) {
+                        ports.insert(record.local_port);
+                      }
+                    });
+    }
+  }
+  return ports;
+}
+
+CollectStatus BindEventsCollector::Collect(const Config& config,
+                                           std::vector<prometheus::MetricFamily>& out) {
+  const BindEventsConfig& options = config.bind_events;
+  if (options.attach != allowed_) {
+    spdlog::info(
+        "{}", LogLine("bind_events: attach paths changed by a config reload, re-attaching").Text());
+    OpenSource(options.attach);
+  }
+  FamilyBuilder available("portwatch_bind_events_available",
+                          "1 when the eBPF program counting failed bind/listen/connect calls is "
+                          "attached; 0 when it cannot be (see the exporter's log for why).",
+                          prometheus::MetricType::Gauge);
+  available.Add(source_->Available() ? 1 : 0);
+  available.MoveTo(out);
+  if (!source_->Available()) {
+    FamilyBuilder cause(
+        "portwatch_bind_events_unavailable_info",
+        "Why the eBPF program is not attached (label cause): not_built, no_btf, no_permission, "
+        "fexit_unsupported (the kernel refuses fexit and collectors.bind_events.attach allows "
+        "no costlier path) or attach_failed.",
+        prometheus::MetricType::Gauge);
+    cause.Add({{"cause", source_->UnavailableCause()}}, 1);
+    cause.MoveTo(out);
+    return {};
+  }
+  FamilyBuilder attach("portwatch_bind_events_attach_info",
+                       "How the eBPF program is attached (label attach): fexit on the kernel "
+                       "functions of bind/listen/connect, tracepoint on their syscall exit "
+                       "events, or raw_tracepoint on every system call's exit (the last "
+                       "resort, costlier).",
+                       prometheus::MetricType::Gauge);
+  attach.Add({{"attach", source_->AttachPath()}}, 1);
+  attach.MoveTo(out);
+  const uint32_t only_netns = options.all_namespaces ? 0 : own_netns_;
+  source_->SetNetnsFilter(only_netns);
+
+  std::set<uint16_t> kept = ListeningPorts();
+  for (const ServiceConfig& service : config.services) {
+    kept.insert(service.port);
+  }
+  counters_.Update(source_->ReadCounts(), kept,
+                   BindFailureCounters::Options{options.max_port_series, only_netns});
+  counters_.AppendMetrics(out);
+
+  FamilyBuilder uncounted("portwatch_bind_failures_uncounted_total",
+                          "Failures not counted because the kernel map of counters was full.",
+                          prometheus::MetricType::Counter);
+  uncounted.Add(static_cast<double>(source_->UncountedFailures()));
+  uncounted.MoveTo(out);
+  FamilyBuilder lost("portwatch_bind_events_log_lost_total",
+                     "Failures counted but not sent to user space for a log line: more than "
+                     "50 per second in one network namespace, or the ring buffer was full.",
+                     prometheus::MetricType::Counter);
+  lost.Add(static_cast<double>(source_->LostEvents()));
+  lost.MoveTo(out);
+  return {};
+}
+
+std::string BindEventsCollector::DescribeFailure(const BindFailureEvent& event) const {
+  const BindFailureKey& key = event.key;
+  std::string line = "msg=\"" + std::string(SyscallLabel(key.syscall)) +
+                     " failed\" errno=" + ErrnoLabel(key.err) + " process=" + Quote(key.comm) +
+                     " pid=" + std::to_string(event.pid) + " uid=" + std::to_string(event.uid) +
+                     " netns=" + std::to_string(key.netns) +
+                     " family=" + std::string(FamilyLabel(key.family));
+  if (!event.address.empty()) {
+    line += " address=" + Quote(event.address);
+  }
+  line += " port=" + std::to_string(key.port);
+  if (key.syscall == PORTWATCH_SYSCALL_CONNECT) {
+    return line + " why=\"no free local port toward this destination (ephemeral ports in use)\"";
+  }
+  if (key.err == EACCES) {
+    return line +
+           " why=\"port below net.ipv4.ip_unprivileged_port_start needs CAP_NET_BIND_SERVICE\"";
+  }
+  if (key.port == 0) {
+    return line + " why=\"no free ephemeral port\"";
+  }
+  if (own_netns_ == 0 || key.netns != own_netns_) {
+    return line + " holders=\"unknown: another network namespace\"";
+  }
+  // Who holds the port, from the socket table of this network namespace.
+  std::string error;
+  std::unique_ptr<netlink::Transport> transport = open_transport_(error);
+  if (!transport) {
+    return line + " holders=\"unknown: " + error + "\"";
+  }
+  struct Holder {
+    Protocol protocol;
+    netlink::SocketRecord record;
+  };
+  std::vector<Holder> holders;
+  std::string unread;  // tables that could not be read: "none visible" would be a guess
+  for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
+    for (Family family : {Family::kIpv4, Family::kIpv6}) {
+      const netlink::DumpResult result =
+          netlink::Dump(*transport, {protocol, family, netlink::kAllStates, {key.port}},
+                        [&holders, protocol](const netlink::SocketRecord& record) {
+                          holders.push_back({protocol, record});
+                        });
+      if (result.outcome == netlink::DumpOutcome::kFailed ||
+          result.outcome == netlink::DumpOutcome::kUnsupported) {
+        unread += std::string(unread.empty() ? "" : ", ") +
+                  std::string(netlink::ProtocolName(protocol)) + "/" +
+                  std::string(netlink::FamilyName(family)) +
+                  (result.error.empty() ? "" : " (" + result.error + ")");
+      }
+    }
+  }
+  if (holders.empty()) {
+    return line + (unread.empty() ? " holders=\"none visible\""
+                                  : " holders=" + Quote("unknown: cannot read " + unread));
+  }
+  std::unordered_set<uint32_t> inodes;
+  for (const Holder& holder : holders) {
+    if (holder.record.inode != 0) {
+      inodes.insert(holder.record.inode);
+    }
+  }
+  const SocketOwners owners = FindSocketOwners(procfs_, inodes);
+  constexpr size_t kMaxHolders = 5;
+  std::string text;
+  for (size_t i = 0; i < holders.size() && i < kMaxHolders; ++i) {
+    const Holder& holder = holders[i];
+    text += (i == 0 ? "" : "; ") + std::string(netlink::ProtocolName(holder.protocol)) + " " +
+            std::string(netlink::StateName(holder.record.state));
+    auto owner = owners.by_inode.find(holder.record.inode);
+    if (owner != owners.by_inode.end() && !owner->second.empty()) {
+      text += " by " + DescribeProcess(owner->second.front());
+    } else if (holder.record.inode == 0) {
+      text += " (no process)";
+    } else {
+      text += " by an invisible process";
+    }
+  }
+  if (holders.size() > kMaxHolders) {
+    text += "; +" + std::to_string(holders.size() - kMaxHolders) + " more";
+  }
+  return line + " holders=" + Quote(text);
+}
+
+void BindEventsCollector::OnEvent(const BindFailureEvent& event) {
+  uint64_t suppressed = 0;
+  {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - log_refilled_).count();
+    log_tokens_ = std::min(kLogBurst, log_tokens_ + elapsed * kLogLinesPerSecond);
+    log_refilled_ = now;
+    if (log_tokens_ < 1) {
+      ++log_suppressed_;
+      return;
+    }
+    log_tokens_ -= 1;
+    suppressed = std::exchange(log_suppressed_, 0);
+  }
+  std::string line = DescribeFailure(event);
+  if (suppressed != 0) {
+    line += " suppressed_before=" + std::to_string(suppressed);
+  }
+  log_(line);
+}
+
+}  // namespace portwatch

@@ -1,0 +1,150 @@
+#include "collectors/procfs/procfs.h"
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+namespace portwatch {
+
+namespace {
+
+std::vector<std::string> SplitWords(const std::string& line) {
+  std::vector<std::string> words;
+  std::istringstream stream(line);
+  std::string word;
+  while (stream >> word) {
+    words.push_back(word);
+  }
+  return words;
+}
+
+template <typename Integer>
+bool ParseInteger(const std::string& text, Integer& value) {
+  const char* end = text.data() + text.size();
+  auto [next, error] = std::from_chars(text.data(), end, value);
+  return error == std::errc() && next == end;
+}
+
+}  // namespace
+
+std::optional<std::string> ProcFs::ReadFile(const std::string& relative_path) const {
+  std::ifstream in(root_ + "/" + relative_path);
+  if (!in) {
+    return std::nullopt;
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) {
+    return std::nullopt;
+  }
+  return contents.str();
+}
+
+std::optional<int64_t> ProcFs::ReadInteger(const std::string& relative_path) const {
+  std::optional<std::string> text = ReadFile(relative_path);
+  if (!text) {
+    return std::nullopt;
+  }
+  std::vector<std::string> words = SplitWords(*text);
+  int64_t value = 0;
+  if (words.size() != 1 || !ParseInteger(words[0], value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<EphemeralRange> ParseEphemeralRange(const std::string& text) {
+  std::vector<std::string> words = SplitWords(text);
+  uint16_t first = 0;
+  uint16_t last = 0;
+  if (words.size() != 2 || !ParseInteger(words[0], first) || !ParseInteger(words[1], last) ||
+      first > last) {
+    return std::nullopt;
+  }
+  return EphemeralRange{first, last};
+}
+
+std::optional<std::vector<uint16_t>> ParsePortList(const std::string& text) {
+  std::vector<uint16_t> ports;
+  std::vector<std::string> words = SplitWords(text);
+  if (words.empty()) {
+    return ports;
+  }
+  if (words.size() != 1) {
+    return std::nullopt;
+  }
+  // The sysctl is a bitmap: overlapping items ("80,80-81") name a port once, and the result is
+  // bounded by the port space however long the text.
+  std::vector<std::pair<uint16_t, uint16_t>> ranges;
+  std::istringstream items(words[0]);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    const size_t dash = item.find('-');
+    uint16_t first = 0;
+    uint16_t last = 0;
+    if (!ParseInteger(item.substr(0, dash), first) ||
+        !ParseInteger(dash == std::string::npos ? item : item.substr(dash + 1), last) ||
+        first > last) {
+      return std::nullopt;
+    }
+    ranges.emplace_back(first, last);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  uint32_t unlisted = 0;  // the ranges listed so far end below this port
+  for (const auto& [first, last] : ranges) {
+    for (uint32_t port = std::max<uint32_t>(first, unlisted); port <= last; ++port) {
+      ports.push_back(static_cast<uint16_t>(port));
+    }
+    unlisted = std::max<uint32_t>(unlisted, last + 1U);
+  }
+  return ports;
+}
+
+std::optional<EphemeralRange> ReadEphemeralRange(const ProcFs& procfs) {
+  std::optional<std::string> text = procfs.ReadFile("sys/net/ipv4/ip_local_port_range");
+  return text ? ParseEphemeralRange(*text) : std::nullopt;
+}
+
+std::optional<std::vector<uint16_t>> ReadReservedPorts(const ProcFs& procfs) {
+  std::optional<std::string> text = procfs.ReadFile("sys/net/ipv4/ip_local_reserved_ports");
+  return text ? ParsePortList(*text) : std::nullopt;
+}
+
+bool KernelAtLeast(const std::string& release, int major, int minor) {
+  int found_major = 0;
+  int found_minor = 0;
+  char dot = 0;
+  std::istringstream stream(release);
+  if (!(stream >> found_major >> dot >> found_minor) || dot != '.') {
+    return false;
+  }
+  return found_major > major || (found_major == major && found_minor >= minor);
+}
+
+std::map<std::string, std::map<std::string, uint64_t>> ParseNetstat(const std::string& text) {
+  std::map<std::string, std::map<std::string, uint64_t>> result;
+  std::istringstream stream(text);
+  std::string header_line;
+  std::string value_line;
+  while (std::getline(stream, header_line) && std::getline(stream, value_line)) {
+    std::vector<std::string> names = SplitWords(header_line);
+    std::vector<std::string> values = SplitWords(value_line);
+    if (names.empty() || names.size() != values.size() || names[0] != values[0] ||
+        names[0].back() != ':') {
+      continue;
+    }
+    std::string prefix = names[0].substr(0, names[0].size() - 1);
+    for (size_t i = 1; i < names.size(); ++i) {
+      uint64_t value = 0;
+      if (ParseInteger(values[i], value)) {
+        result[prefix][names[i]] = value;
+      }
+    }
+  }
+  return result;
+}
+
+}  // namespace portwatch

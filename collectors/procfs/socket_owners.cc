@@ -1,0 +1,265 @@
+#include "collectors/procfs/socket_owners.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <memory>
+
+namespace portwatch {
+
+namespace {
+
+struct DirCloser {
+  void operator()(DIR* dir) const { ::closedir(dir); }
+};
+using UniqueDir = std::unique_ptr<DIR, DirCloser>;
+
+/// A /proc directory entry that is a number: a pid, or an fd below <pid>/fd.
+bool ParseNumber(const char* name, int& number) {
+  const char* end = name + std::strlen(name);
+  auto [next, error] = std::from_chars(name, end, number);
+  return error == std::errc() && next == end && number >= 0;
+}
+
+bool ParsePid(const char* name, pid_t& pid) { return ParseNumber(name, pid) && pid > 0; }
+
+/// Returns the inode of "socket:[12345]", or 0 for any other link.
+uint32_t SocketInode(const char* link, size_t length) {
+  constexpr std::string_view kPrefix = "socket:[";
+  std::string_view text(link, length);
+  if (text.size() < kPrefix.size() + 2 || text.substr(0, kPrefix.size()) != kPrefix ||
+      text.back() != ']') {
+    return 0;
+  }
+  uint32_t inode = 0;
+  auto [next, error] =
+      std::from_chars(text.data() + kPrefix.size(), text.data() + text.size() - 1, inode);
+  return error == std::errc() && next == text.data() + text.size() - 1 ? inode : 0;
+}
+
+/// The inode of <proc>/<dir>/ns/net, or 0 when it cannot be read (vanished, no ptrace access,
+/// a fixture tree without it).
+uint64_t NetnsInode(const ProcFs& procfs, const std::string& dir) {
+  struct stat status {};
+  return ::stat((procfs.Root() + "/" + dir + "/ns/net").c_str(), &status) == 0 ? status.st_ino : 0;
+}
+
+std::string Trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\0')) {
+    text.pop_back();
+  }
+  return text;
+}
+
+ProcessInfo Identify(const ProcFs& procfs, pid_t pid, const std::string& pid_dir) {
+  ProcessInfo info;
+  info.pid = pid;
+  struct stat status {};
+  if (::stat((procfs.Root() + "/" + pid_dir).c_str(), &status) == 0) {
+    info.uid = status.st_uid;
+  }
+  info.command = Trimmed(procfs.ReadFile(pid_dir + "/comm").value_or(""));
+  std::string cmdline = procfs.ReadFile(pid_dir + "/cmdline").value_or("");
+  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+  info.cmdline = Trimmed(std::move(cmdline));
+  char exe[4096];
+  const std::string exe_path = procfs.Root() + "/" + pid_dir + "/exe";
+  ssize_t length = ::readlink(exe_path.c_str(), exe, sizeof(exe));
+  if (length > 0) {
+    info.exe.assign(exe, static_cast<size_t>(length));
+  }
+  return info;
+}
+
+}  // namespace
+
+SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uint32_t>& inodes,
+                              bool identify_all) {
+  SocketOwners owners;
+  if (inodes.empty() && !identify_all) {
+    return owners;
+  }
+  UniqueDir proc(::opendir(procfs.Root().c_str()));
+  if (!proc) {
+    return owners;
+  }
+  const uint64_t monitored_netns = identify_all ? NetnsInode(procfs, "self") : 0;
+  while (const dirent* process_entry = ::readdir(proc.get())) {
+    pid_t pid = 0;
+    if (!ParsePid(process_entry->d_name, pid)) {
+      continue;
+    }
+    owners.processes_scanned++;
+    const std::string pid_dir = process_entry->d_name;
+    std::vector<uint32_t> held;
+    if (!inodes.empty()) {
+      const std::string fd_path = procfs.Root() + "/" + pid_dir + "/fd";
+      UniqueDir fds(::opendir(fd_path.c_str()));
+      if (!fds) {
+        owners.processes_skipped++;
+      }
+      while (fds) {
+        const dirent* fd_entry = ::readdir(fds.get());
+        if (fd_entry == nullptr) {
+          break;
+        }
+        if (fd_entry->d_name[0] == '.') {
+          continue;
+        }
+        char link[64];
+        const std::string link_path = fd_path + "/" + fd_entry->d_name;
+        ssize_t length = ::readlink(link_path.c_str(), link, sizeof(link));
+        if (length <= 0) {
+          continue;  // closed since readdir: not an error
+        }
+        uint32_t inode = SocketInode(link, static_cast<size_t>(length));
+        if (inode != 0 && inodes.count(inode) != 0 &&
+            std::find(held.begin(), held.end(), inode) == held.end()) {
+          held.push_back(inode);
+          int fd = -1;
+          if (ParseNumber(fd_entry->d_name, fd)) {
+            owners.first_fd.try_emplace(inode, pid, fd);
+            owners.fds.emplace_back(inode, pid, fd);
+          }
+        }
+      }
+    }
+    if (held.empty() && !identify_all) {
+      continue;
+    }
+    ProcessInfo info = Identify(procfs, pid, pid_dir);
+    if (info.command.empty() && info.cmdline.empty()) {
+      owners.processes_skipped++;  // vanished between readdir and now
+      continue;
+    }
+    for (uint32_t inode : held) {
+      owners.by_inode[inode].push_back(info);
+    }
+    if (identify_all) {
+      const uint64_t netns = monitored_netns != 0 ? NetnsInode(procfs, pid_dir) : 0;
+      if (netns != 0 && netns != monitored_netns) {
+        owners.processes_in_other_netns++;
+      } else {
+        owners.processes.push_back(std::move(info));
+      }
+    }
+  }
+  return owners;
+}
+
+bool SocketOwnerCache::StillHolds(const Holder& holder, uint32_t inode) const {
+  const std::string path = procfs_.Root() + "/" + std::to_string(holder.process.pid) + "/fd/" +
+                           std::to_string(holder.fd);
+  char link[64];
+  ssize_t length = ::readlink(path.c_str(), link, sizeof(link));
+  return length > 0 && SocketInode(link, static_cast<size_t>(length)) == inode;
+}
+
+SocketOwners SocketOwnerCache::Resolve(const std::unordered_set<uint32_t>& inodes,
+                                       bool identify_all,
+                                       std::chrono::steady_clock::time_point now) {
+  bool full_scan = full_scans_ == 0 || now - last_full_scan_ >= kFullScanInterval;
+  for (uint32_t inode : inodes) {
+    if (full_scan) {
+      break;
+    }
+    auto cached = holders_.find(inode);
+    if (cached != holders_.end()) {
+      std::erase_if(cached->second,
+                    [this, inode](const Holder& holder) { return !StillHolds(holder, inode); });
+      if (!cached->second.empty()) {
+        continue;
+      }
+    }
+    auto unresolved = unresolved_since_.find(inode);
+    full_scan =
+        unresolved == unresolved_since_.end() || now - unresolved->second >= kRetryUnresolved;
+  }
+
+  SocketOwners owners;
+  if (full_scan) {
+    owners = FindSocketOwners(procfs_, inodes, identify_all);
+    full_scans_++;
+    last_full_scan_ = now;
+    holders_.clear();
+    std::map<pid_t, const ProcessInfo*> processes;
+    for (const auto& [inode, holders] : owners.by_inode) {
+      for (const ProcessInfo& process : holders) {
+        processes[process.pid] = &process;
+      }
+    }
+    for (const auto& [inode, pid, fd] : owners.fds) {
+      if (auto process = processes.find(pid); process != processes.end()) {
+        holders_[inode].push_back(Holder{fd, *process->second});
+      }
+    }
+    std::map<uint32_t, std::chrono::steady_clock::time_point> still_unresolved;
+    for (uint32_t inode : inodes) {
+      if (holders_.count(inode) == 0) {
+        auto before = unresolved_since_.find(inode);
+        still_unresolved[inode] = before != unresolved_since_.end() ? before->second : now;
+        if (before != unresolved_since_.end() && now - before->second >= kRetryUnresolved) {
+          still_unresolved[inode] = now;
+        }
+      }
+    }
+    unresolved_since_ = std::move(still_unresolved);
+    return owners;
+  }
+
+  // Every wanted socket has a verified holder (or is known to have none visible): no full pass.
+  if (identify_all) {
+    owners = FindSocketOwners(procfs_, {}, true);
+  }
+  for (uint32_t inode : inodes) {
+    auto cached = holders_.find(inode);
+    if (cached == holders_.end()) {
+      continue;
+    }
+    for (Holder& holder : cached->second) {
+      // The fd survives exec(): read who the process is now (three small files per holder).
+      ProcessInfo now_running =
+          Identify(procfs_, holder.process.pid, std::to_string(holder.process.pid));
+      if (!now_running.command.empty() || !now_running.cmdline.empty()) {
+        holder.process = std::move(now_running);
+      }
+      owners.by_inode[inode].push_back(holder.process);
+      owners.first_fd.try_emplace(inode, holder.process.pid, holder.fd);
+    }
+  }
+  return owners;
+}
+
+std::string DescribeProcess(const ProcessInfo& process) {
+  std::string text = "pid " + std::to_string(process.pid) + " (" + process.command;
+  if (!process.cmdline.empty()) {
+    text += ": " + ShownCmdline(process.cmdline);
+  }
+  return text + ")";
+}
+
+std::string ShownCmdline(const std::string& cmdline) {
+  if (cmdline.size() <= kShownCmdlineBytes) {
+    return cmdline;
+  }
+  auto continues = [&cmdline](size_t at) {
+    return (static_cast<unsigned char>(cmdline[at]) & 0xC0U) == 0x80U;  // 10xxxxxx
+  };
+  // cmdline[cut] is the first byte left out: when it continues a UTF-8 character, leave that
+  // whole character out. A character has at most 4 bytes: more continuation bytes than that
+  // are not UTF-8, and then the bytes are cut as they are.
+  size_t cut = kShownCmdlineBytes;
+  while (cut > kShownCmdlineBytes - 3 && continues(cut)) {
+    --cut;
+  }
+  if (continues(cut)) {
+    cut = kShownCmdlineBytes;
+  }
+  return cmdline.substr(0, cut) + "...";
+}
+
+}  // namespace portwatch

@@ -1,0 +1,305 @@
+#include "collectors/socket_table/socket_table.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "collectors/collector.h"
+#include "collectors/common/family_builder.h"
+
+namespace portwatch {
+
+namespace {
+
+using netlink::Protocol;
+
+constexpr std::array<Protocol, 2> kProtocolsInOrder = {Protocol::kTcp, Protocol::kUdp};
+constexpr std::array<netlink::Family, 2> kFamiliesInOrder = {netlink::Family::kIpv4,
+                                                             netlink::Family::kIpv6};
+
+struct RankedPort {
+  uint64_t sockets;
+  size_t protocol;
+  uint32_t port;
+};
+
+/// Picks which (protocol, port) pairs keep their own series: every protected one, then the
+/// busiest others up to `cap` in total. Returns the set of folded pairs and how many there are.
+class SeriesBudget {
+ public:
+  SeriesBudget(std::vector<RankedPort> candidates, size_t protected_count, size_t cap) {
+    std::sort(candidates.begin(), candidates.end(), [](const RankedPort& a, const RankedPort& b) {
+      return std::tie(b.sockets, a.protocol, a.port) < std::tie(a.sockets, b.protocol, b.port);
+    });
+    size_t keep = cap > protected_count ? cap - protected_count : 0;
+    for (size_t i = keep; i < candidates.size(); ++i) {
+      folded_[candidates[i].protocol].set(candidates[i].port);
+      folded_count_++;
+    }
+  }
+  bool Folded(size_t protocol, uint32_t port) const { return folded_[protocol].test(port); }
+  size_t FoldedCount() const { return folded_count_; }
+
+ private:
+  std::vector<std::bitset<65536>> folded_ = std::vector<std::bitset<65536>>(2);
+  size_t folded_count_ = 0;
+};
+
+}  // namespace
+
+size_t SocketTable::DestinationHash::operator()(const Destination& destination) const {
+  // FNV-1a over the packed fields: cheap, and good enough for addresses and ports.
+  uint64_t hash = 1469598103934665603ULL;
+  auto mix = [&hash](uint8_t byte) {
+    hash ^= byte;
+    hash *= 1099511628211ULL;
+  };
+  for (uint8_t byte : destination.address) {
+    mix(byte);
+  }
+  mix(static_cast<uint8_t>(destination.port >> 8));
+  mix(static_cast<uint8_t>(destination.port));
+  mix(destination.family_index);
+  mix(destination.protocol_index);
+  return static_cast<size_t>(hash);
+}
+
+SocketTable::SocketTable(EphemeralRange range, Limits limits, ListeningSet seed, CountArrays arrays)
+    : range_(range),
+      limits_(limits),
+      arrays_(std::move(arrays)),
+      listening_(seed.size() == kProtocols ? std::move(seed) : ListeningSet(kProtocols)),
+      counted_as_client_(kProtocols) {}
+
+SocketTable::PortCounts& SocketTable::Use(PortCounts*& used, std::unique_ptr<PortCounts>& kept) {
+  if (used == nullptr) {
+    if (kept) {
+      kept->fill(0);
+    } else {
+      kept = std::make_unique<PortCounts>();
+    }
+    used = kept.get();
+  }
+  return *used;
+}
+
+SocketTable::CountArrays SocketTable::ReleaseCountArrays() {
+  auto keep_used = [](auto& used, auto& kept) {
+    for (size_t i = 0; i < used.size(); ++i) {
+      if (used[i] == nullptr) {
+        kept[i].reset();
+      }
+      used[i] = nullptr;
+    }
+  };
+  keep_used(local_, arrays_.local_);
+  keep_used(peer_, arrays_.peer_);
+  return std::move(arrays_);
+}
+
+bool SocketTable::IsListening(Protocol protocol, uint8_t state) {
+  return protocol == Protocol::kTcp ? state == netlink::kListen : state == netlink::kClose;
+}
+
+void SocketTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
+  const auto protocol_index = static_cast<size_t>(protocol);
+  const size_t family_index = record.family == AF_INET6 ? 1 : 0;
+  const size_t state = record.state < kStates ? record.state : 0;
+  const size_t local_index = LocalIndex(protocol_index, family_index, state);
+  Use(local_[local_index], arrays_.local_[local_index])[record.local_port]++;
+  if (IsListening(protocol, record.state)) {
+    listening_[protocol_index].set(record.local_port);
+    late_listeners_ = late_listeners_ || counted_as_client_[protocol_index].test(record.local_port);
+  } else if (FoldsAsEphemeral(protocol_index, record.local_port) && record.remote_port != 0) {
+    counted_as_client_[protocol_index].set(record.local_port);
+    Destination destination{record.remote_address, record.remote_port,
+                            static_cast<uint8_t>(family_index),
+                            static_cast<uint8_t>(protocol_index)};
+    if (family_index == 0) {
+      std::fill(destination.address.begin() + 4, destination.address.end(), 0);
+    }
+    auto found = destinations_.find(destination);
+    if (found != destinations_.end()) {
+      found->second++;
+    } else if (destinations_.size() < kMaxDestinations) {
+      destinations_.emplace(destination, 1);
+    } else {
+      untracked_destination_sockets_++;
+    }
+    const size_t peer_index = PeerIndex(protocol_index, state);
+    Use(peer_[peer_index], arrays_.peer_[peer_index])[record.remote_port]++;
+  }
+}
+
+void SocketTable::Totals::Clear() {
+  if (local_.empty()) {
+    local_.assign(kProtocols * kPorts, 0);
+    peer_.assign(kProtocols * kPorts, 0);
+  } else {
+    std::fill(local_.begin(), local_.end(), 0);
+    std::fill(peer_.begin(), peer_.end(), 0);
+  }
+}
+
+void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out, Totals& totals) const {
+  // Rank the ports that would get their own series.
+  totals.Clear();
+  for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
+    for (size_t state = 0; state < kStates; ++state) {
+      for (size_t family = 0; family < kFamilies; ++family) {
+        if (const auto& counts = local_[LocalIndex(protocol, family, state)]) {
+          for (uint32_t port = 0; port < kPorts; ++port) {
+            totals.Local(protocol, port) += (*counts)[port];
+          }
+        }
+      }
+      if (const auto& counts = peer_[PeerIndex(protocol, state)]) {
+        for (uint32_t port = 0; port < kPorts; ++port) {
+          totals.Peer(protocol, port) += (*counts)[port];
+        }
+      }
+    }
+  }
+  std::vector<RankedPort> port_candidates;
+  std::vector<RankedPort> peer_candidates;
+  size_t listening_ports = 0;
+  for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
+    for (uint32_t port = 0; port < kPorts; ++port) {
+      const uint64_t local_total = totals.Local(protocol, port);
+      const uint64_t peer_total = totals.Peer(protocol, port);
+      if (listening_[protocol].test(port)) {
+        listening_ports++;
+      } else if (local_total > 0 && !FoldsAsEphemeral(protocol, port)) {
+        port_candidates.push_back({local_total, protocol, port});
+      }
+      if (peer_total > 0) {
+        peer_candidates.push_back({peer_total, protocol, port});
+      }
+    }
+  }
+  const SeriesBudget port_budget(std::move(port_candidates), listening_ports,
+                                 limits_.max_port_series);
+  const SeriesBudget peer_budget(std::move(peer_candidates), 0, limits_.max_peer_port_series);
+
+  // Sum into labelled series; folding makes several ports share one series.
+  std::map<std::tuple<size_t, size_t, size_t, std::string>, uint64_t> sockets;
+  std::map<std::tuple<size_t, size_t, std::string>, uint64_t> peers;
+  for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
+    for (size_t state = 0; state < kStates; ++state) {
+      for (size_t family = 0; family < kFamilies; ++family) {
+        const auto& counts = local_[LocalIndex(protocol, family, state)];
+        if (!counts) {
+          continue;
+        }
+        for (uint32_t port = 0; port < kPorts; ++port) {
+          if ((*counts)[port] == 0) {
+            continue;
+          }
+          std::string label = FoldsAsEphemeral(protocol, port)     ? "ephemeral"
+                              : port_budget.Folded(protocol, port) ? "other"
+                                                                   : std::to_string(port);
+          sockets[{protocol, family, state, std::move(label)}] += (*counts)[port];
+        }
+      }
+      if (const auto& counts = peer_[PeerIndex(protocol, state)]) {
+        for (uint32_t port = 0; port < kPorts; ++port) {
+          if ((*counts)[port] != 0) {
+            std::string label = peer_budget.Folded(protocol, port) ? "other" : std::to_string(port);
+            peers[{protocol, state, std::move(label)}] += (*counts)[port];
+          }
+        }
+      }
+    }
+  }
+
+  FamilyBuilder socket_family(
+      "portwatch_sockets",
+      "Sockets by local port and state, read from the kernel via sock_diag. Client-side sockets "
+      "on ephemeral ports nobody listens on fold into port=\"ephemeral\"; ports beyond "
+      "max_port_series fold into port=\"other\".",
+      prometheus::MetricType::Gauge);
+  for (const auto& [key, count] : sockets) {
+    const auto& [protocol, family, state, port] = key;
+    const Protocol proto = kProtocolsInOrder[protocol];
+    socket_family.Add({{"family", std::string(netlink::FamilyName(kFamiliesInOrder[family]))},
+                       {"port", port},
+                       {"protocol", std::string(netlink::ProtocolName(proto))},
+                       {"state", std::string(netlink::StateName(state))}},
+                      static_cast<double>(count));
+  }
+  socket_family.MoveTo(out);
+
+  FamilyBuilder peer_family(
+      "portwatch_peer_sockets",
+      "Client-side sockets (local port folded as ephemeral) by the remote port they talk to and "
+      "state; remote ports beyond max_peer_port_series fold into peer_port=\"other\".",
+      prometheus::MetricType::Gauge);
+  for (const auto& [key, count] : peers) {
+    const auto& [protocol, state, peer_port] = key;
+    const Protocol proto = kProtocolsInOrder[protocol];
+    peer_family.Add({{"peer_port", peer_port},
+                     {"protocol", std::string(netlink::ProtocolName(proto))},
+                     {"state", std::string(netlink::StateName(state))}},
+                    static_cast<double>(count));
+  }
+  peer_family.MoveTo(out);
+
+  // The busiest destinations: how close connect() is to EADDRNOTAVAIL toward each.
+  std::vector<std::pair<const Destination*, uint32_t>> busiest;
+  busiest.reserve(destinations_.size());
+  for (const auto& [destination, count] : destinations_) {
+    busiest.emplace_back(&destination, count);
+  }
+  // Busiest first; ties by port, address, protocol (tcp first) and family (ipv4 first): a total
+  // order over everything that tells destinations apart, so the cut never depends on the order
+  // the hash map happens to hold them in.
+  const size_t shown = std::min(limits_.top_destinations, busiest.size());
+  std::partial_sort(
+      busiest.begin(), busiest.begin() + static_cast<std::ptrdiff_t>(shown), busiest.end(),
+      [](const auto& a, const auto& b) {
+        const Destination& x = *a.first;
+        const Destination& y = *b.first;
+        return std::tie(b.second, x.port, x.address, x.protocol_index, x.family_index) <
+               std::tie(a.second, y.port, y.address, y.protocol_index, y.family_index);
+      });
+  FamilyBuilder destination_family(
+      "portwatch_ephemeral_destination_sockets",
+      "Client-side sockets (local port folded as ephemeral) toward one remote address and port, "
+      "for the busiest top_destinations of them: connect() fails with EADDRNOTAVAIL when this "
+      "reaches portwatch_ephemeral_ports_available.",
+      prometheus::MetricType::Gauge);
+  for (size_t i = 0; i < shown; ++i) {
+    const Destination& destination = *busiest[i].first;
+    const Protocol proto = kProtocolsInOrder[destination.protocol_index];
+    char address[INET6_ADDRSTRLEN] = {};
+    ::inet_ntop(destination.family_index == 0 ? AF_INET : AF_INET6, destination.address.data(),
+                address, sizeof(address));
+    destination_family.Add({{"peer_address", address},
+                            {"peer_port", std::to_string(destination.port)},
+                            {"protocol", std::string(netlink::ProtocolName(proto))}},
+                           busiest[i].second);
+  }
+  destination_family.MoveTo(out);
+  FamilyBuilder("portwatch_ephemeral_destination_untracked_sockets",
+                "Client-side sockets not counted per destination because more than 65536 "
+                "distinct destinations were seen in this scrape.",
+                prometheus::MetricType::Gauge)
+      .Add(static_cast<double>(untracked_destination_sockets_))
+      .MoveTo(out);
+
+  FamilyBuilder folded("portwatch_port_series_folded",
+                       "Ports folded into the \"other\" series because a cardinality cap "
+                       "(max_port_series, max_peer_port_series) was reached.",
+                       prometheus::MetricType::Gauge);
+  folded.Add({{"metric", "portwatch_peer_sockets"}},
+             static_cast<double>(peer_budget.FoldedCount()));
+  folded.Add({{"metric", "portwatch_sockets"}}, static_cast<double>(port_budget.FoldedCount()));
+  folded.MoveTo(out);
+}
+
+}  // namespace portwatch

@@ -1,0 +1,43 @@
+#include "collectors/sockets/sockets_config.h"
+
+#include <set>
+
+#include "collectors/common/config_yaml.h"
+
+namespace portwatch {
+
+SocketsConfig ParseSocketsConfig(const YAML::Node& node, const std::string& path) {
+  SocketsConfig sockets;
+  if (node.IsNull()) {
+    return sockets;
+  }
+  RequireMap(node, path);
+  RejectUnknownKeys(node, path,
+                    {"protocols", "families", "max_port_series", "max_peer_port_series",
+                     "top_destinations", "bound_inactive"});
+  if (const YAML::Node protocols = node["protocols"]) {
+    std::set<std::string> chosen = ParseChoiceList(protocols, path + ".protocols", {"tcp", "udp"});
+    sockets.tcp = chosen.count("tcp") != 0;
+    sockets.udp = chosen.count("udp") != 0;
+  }
+  if (const YAML::Node families = node["families"]) {
+    std::set<std::string> chosen = ParseChoiceList(families, path + ".families", {"ipv4", "ipv6"});
+    sockets.ipv4 = chosen.count("ipv4") != 0;
+    sockets.ipv6 = chosen.count("ipv6") != 0;
+  }
+  if (const YAML::Node cap = node["max_port_series"]) {
+    sockets.max_port_series = ParseCount(cap, path + ".max_port_series", 1);
+  }
+  if (const YAML::Node cap = node["max_peer_port_series"]) {
+    sockets.max_peer_port_series = ParseCount(cap, path + ".max_peer_port_series", 1);
+  }
+  if (const YAML::Node top = node["top_destinations"]) {
+    sockets.top_destinations = ParseCount(top, path + ".top_destinations", 0);
+  }
+  if (const YAML::Node flag = node["bound_inactive"]) {
+    sockets.bound_inactive = ParseBool(flag, path + ".bound_inactive");
+  }
+  return sockets;
+}
+
+}  // namespace portwatch
