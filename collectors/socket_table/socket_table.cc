@@ -22,34 +22,6 @@ constexpr std::array<Protocol, 2> kProtocolsInOrder = {Protocol::kTcp, Protocol:
 constexpr std::array<netlink::Family, 2> kFamiliesInOrder = {netlink::Family::kIpv4,
                                                              netlink::Family::kIpv6};
 
-struct RankedPort {
-  uint64_t sockets;
-  size_t protocol;
-  uint32_t port;
-};
-
-/// Picks which (protocol, port) pairs keep their own series: every protected one, then the
-/// busiest others up to `cap` in total. Returns the set of folded pairs and how many there are.
-class SeriesBudget {
- public:
-  SeriesBudget(std::vector<RankedPort> candidates, size_t protected_count, size_t cap) {
-    std::sort(candidates.begin(), candidates.end(), [](const RankedPort& a, const RankedPort& b) {
-      return std::tie(b.sockets, a.protocol, a.port) < std::tie(a.sockets, b.protocol, b.port);
-    });
-    size_t keep = cap > protected_count ? cap - protected_count : 0;
-    for (size_t i = keep; i < candidates.size(); ++i) {
-      folded_[candidates[i].protocol].set(candidates[i].port);
-      folded_count_++;
-    }
-  }
-  bool Folded(size_t protocol, uint32_t port) const { return folded_[protocol].test(port); }
-  size_t FoldedCount() const { return folded_count_; }
-
- private:
-  std::vector<std::bitset<65536>> folded_ = std::vector<std::bitset<65536>>(2);
-  size_t folded_count_ = 0;
-};
-
 }  // namespace
 
 size_t SocketTable::DestinationHash::operator()(const Destination& destination) const {
@@ -146,8 +118,37 @@ void SocketTable::Totals::Clear() {
   }
 }
 
+SocketTable::SeriesBudget::SeriesBudget(std::vector<RankedPort> candidates, size_t protected_count,
+                                        size_t cap)
+    : folded_(kProtocols) {
+  std::sort(candidates.begin(), candidates.end(), [](const RankedPort& a, const RankedPort& b) {
+    return std::tie(b.sockets, a.protocol, a.port) < std::tie(a.sockets, b.protocol, b.port);
+  });
+  const size_t keep = cap > protected_count ? cap - protected_count : 0;
+  for (size_t i = keep; i < candidates.size(); ++i) {
+    folded_[candidates[i].protocol].set(candidates[i].port);
+    folded_count_++;
+  }
+}
+
 void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out, Totals& totals) const {
-  // Rank the ports that would get their own series.
+  SumPerPort(totals);
+  const SeriesBudget port_budget = LocalPortBudget(totals);
+  const SeriesBudget peer_budget = PeerPortBudget(totals);
+  AppendSockets(port_budget, out);
+  AppendPeerSockets(peer_budget, out);
+  AppendDestinations(out);
+  FamilyBuilder folded("portwatch_port_series_folded",
+                       "Ports folded into the \"other\" series because a cardinality cap "
+                       "(max_port_series, max_peer_port_series) was reached.",
+                       prometheus::MetricType::Gauge);
+  folded.Add({{"metric", "portwatch_peer_sockets"}},
+             static_cast<double>(peer_budget.FoldedCount()));
+  folded.Add({{"metric", "portwatch_sockets"}}, static_cast<double>(port_budget.FoldedCount()));
+  folded.MoveTo(out);
+}
+
+void SocketTable::SumPerPort(Totals& totals) const {
   totals.Clear();
   for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
     for (size_t state = 0; state < kStates; ++state) {
@@ -165,90 +166,106 @@ void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out, Tota
       }
     }
   }
-  std::vector<RankedPort> port_candidates;
-  std::vector<RankedPort> peer_candidates;
+}
+
+SocketTable::SeriesBudget SocketTable::LocalPortBudget(Totals& totals) const {
+  // Listening ports always keep their series; client-side ports fold as "ephemeral" instead.
+  std::vector<RankedPort> candidates;
   size_t listening_ports = 0;
   for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
     for (uint32_t port = 0; port < kPorts; ++port) {
-      const uint64_t local_total = totals.Local(protocol, port);
-      const uint64_t peer_total = totals.Peer(protocol, port);
+      const uint64_t sockets = totals.Local(protocol, port);
       if (listening_[protocol].test(port)) {
         listening_ports++;
-      } else if (local_total > 0 && !FoldsAsEphemeral(protocol, port)) {
-        port_candidates.push_back({local_total, protocol, port});
-      }
-      if (peer_total > 0) {
-        peer_candidates.push_back({peer_total, protocol, port});
+      } else if (sockets > 0 && !FoldsAsEphemeral(protocol, port)) {
+        candidates.push_back({sockets, protocol, port});
       }
     }
   }
-  const SeriesBudget port_budget(std::move(port_candidates), listening_ports,
-                                 limits_.max_port_series);
-  const SeriesBudget peer_budget(std::move(peer_candidates), 0, limits_.max_peer_port_series);
+  return {std::move(candidates), listening_ports, limits_.max_port_series};
+}
 
-  // Sum into labelled series; folding makes several ports share one series.
-  std::map<std::tuple<size_t, size_t, size_t, std::string>, uint64_t> sockets;
-  std::map<std::tuple<size_t, size_t, std::string>, uint64_t> peers;
+SocketTable::SeriesBudget SocketTable::PeerPortBudget(Totals& totals) const {
+  std::vector<RankedPort> candidates;
+  for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
+    for (uint32_t port = 0; port < kPorts; ++port) {
+      if (const uint64_t sockets = totals.Peer(protocol, port); sockets > 0) {
+        candidates.push_back({sockets, protocol, port});
+      }
+    }
+  }
+  return {std::move(candidates), 0, limits_.max_peer_port_series};
+}
+
+void SocketTable::AppendSockets(const SeriesBudget& budget,
+                                std::vector<prometheus::MetricFamily>& out) const {
+  // Folding makes several ports share one series: sum into the labelled series first.
+  std::map<std::tuple<size_t, size_t, size_t, std::string>, uint64_t> series;
   for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
     for (size_t state = 0; state < kStates; ++state) {
       for (size_t family = 0; family < kFamilies; ++family) {
         const auto& counts = local_[LocalIndex(protocol, family, state)];
-        if (!counts) {
-          continue;
-        }
-        for (uint32_t port = 0; port < kPorts; ++port) {
+        for (uint32_t port = 0; counts != nullptr && port < kPorts; ++port) {
           if ((*counts)[port] == 0) {
             continue;
           }
-          std::string label = FoldsAsEphemeral(protocol, port)     ? "ephemeral"
-                              : port_budget.Folded(protocol, port) ? "other"
-                                                                   : std::to_string(port);
-          sockets[{protocol, family, state, std::move(label)}] += (*counts)[port];
-        }
-      }
-      if (const auto& counts = peer_[PeerIndex(protocol, state)]) {
-        for (uint32_t port = 0; port < kPorts; ++port) {
-          if ((*counts)[port] != 0) {
-            std::string label = peer_budget.Folded(protocol, port) ? "other" : std::to_string(port);
-            peers[{protocol, state, std::move(label)}] += (*counts)[port];
-          }
+          std::string label = FoldsAsEphemeral(protocol, port) ? "ephemeral"
+                              : budget.Folded(protocol, port)  ? "other"
+                                                               : std::to_string(port);
+          series[{protocol, family, state, std::move(label)}] += (*counts)[port];
         }
       }
     }
   }
-
-  FamilyBuilder socket_family(
+  FamilyBuilder family_builder(
       "portwatch_sockets",
       "Sockets by local port and state, read from the kernel via sock_diag. Client-side sockets "
       "on ephemeral ports nobody listens on fold into port=\"ephemeral\"; ports beyond "
       "max_port_series fold into port=\"other\".",
       prometheus::MetricType::Gauge);
-  for (const auto& [key, count] : sockets) {
+  for (const auto& [key, count] : series) {
     const auto& [protocol, family, state, port] = key;
-    const Protocol proto = kProtocolsInOrder[protocol];
-    socket_family.Add({{"family", std::string(netlink::FamilyName(kFamiliesInOrder[family]))},
-                       {"port", port},
-                       {"protocol", std::string(netlink::ProtocolName(proto))},
-                       {"state", std::string(netlink::StateName(state))}},
-                      static_cast<double>(count));
+    family_builder.Add(
+        {{"family", std::string(netlink::FamilyName(kFamiliesInOrder[family]))},
+         {"port", port},
+         {"protocol", std::string(netlink::ProtocolName(kProtocolsInOrder[protocol]))},
+         {"state", std::string(netlink::StateName(state))}},
+        static_cast<double>(count));
   }
-  socket_family.MoveTo(out);
+  family_builder.MoveTo(out);
+}
 
-  FamilyBuilder peer_family(
+void SocketTable::AppendPeerSockets(const SeriesBudget& budget,
+                                    std::vector<prometheus::MetricFamily>& out) const {
+  std::map<std::tuple<size_t, size_t, std::string>, uint64_t> series;
+  for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
+    for (size_t state = 0; state < kStates; ++state) {
+      const auto& counts = peer_[PeerIndex(protocol, state)];
+      for (uint32_t port = 0; counts != nullptr && port < kPorts; ++port) {
+        if ((*counts)[port] != 0) {
+          std::string label = budget.Folded(protocol, port) ? "other" : std::to_string(port);
+          series[{protocol, state, std::move(label)}] += (*counts)[port];
+        }
+      }
+    }
+  }
+  FamilyBuilder family_builder(
       "portwatch_peer_sockets",
       "Client-side sockets (local port folded as ephemeral) by the remote port they talk to and "
       "state; remote ports beyond max_peer_port_series fold into peer_port=\"other\".",
       prometheus::MetricType::Gauge);
-  for (const auto& [key, count] : peers) {
+  for (const auto& [key, count] : series) {
     const auto& [protocol, state, peer_port] = key;
-    const Protocol proto = kProtocolsInOrder[protocol];
-    peer_family.Add({{"peer_port", peer_port},
-                     {"protocol", std::string(netlink::ProtocolName(proto))},
-                     {"state", std::string(netlink::StateName(state))}},
-                    static_cast<double>(count));
+    family_builder.Add(
+        {{"peer_port", peer_port},
+         {"protocol", std::string(netlink::ProtocolName(kProtocolsInOrder[protocol]))},
+         {"state", std::string(netlink::StateName(state))}},
+        static_cast<double>(count));
   }
-  peer_family.MoveTo(out);
+  family_builder.MoveTo(out);
+}
 
+void SocketTable::AppendDestinations(std::vector<prometheus::MetricFamily>& out) const {
   // The busiest destinations: how close connect() is to EADDRNOTAVAIL toward each.
   std::vector<std::pair<const Destination*, uint32_t>> busiest;
   busiest.reserve(destinations_.size());
@@ -291,15 +308,6 @@ void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out, Tota
                 prometheus::MetricType::Gauge)
       .Add(static_cast<double>(untracked_destination_sockets_))
       .MoveTo(out);
-
-  FamilyBuilder folded("portwatch_port_series_folded",
-                       "Ports folded into the \"other\" series because a cardinality cap "
-                       "(max_port_series, max_peer_port_series) was reached.",
-                       prometheus::MetricType::Gauge);
-  folded.Add({{"metric", "portwatch_peer_sockets"}},
-             static_cast<double>(peer_budget.FoldedCount()));
-  folded.Add({{"metric", "portwatch_sockets"}}, static_cast<double>(port_budget.FoldedCount()));
-  folded.MoveTo(out);
 }
 
 }  // namespace portwatch

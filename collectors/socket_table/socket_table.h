@@ -81,6 +81,33 @@ class SocketTable {
   CountArrays ReleaseCountArrays();
 
  private:
+  struct RankedPort {
+    uint64_t sockets;
+    size_t protocol;
+    uint32_t port;
+  };
+  /// Which (protocol, port) pairs keep their own series: every protected one, then the busiest
+  /// of `candidates` up to `cap` in total; the rest are folded.
+  class SeriesBudget {
+   public:
+    SeriesBudget(std::vector<RankedPort> candidates, size_t protected_count, size_t cap);
+    bool Folded(size_t protocol, uint32_t port) const { return folded_[protocol].test(port); }
+    size_t FoldedCount() const { return folded_count_; }
+
+   private:
+    std::vector<std::bitset<kPorts>> folded_;  // on the heap: 16 KiB
+    size_t folded_count_ = 0;
+  };
+
+  // The steps of AppendMetrics.
+  void SumPerPort(Totals& totals) const;
+  SeriesBudget LocalPortBudget(Totals& totals) const;
+  SeriesBudget PeerPortBudget(Totals& totals) const;
+  void AppendSockets(const SeriesBudget& budget, std::vector<prometheus::MetricFamily>& out) const;
+  void AppendPeerSockets(const SeriesBudget& budget,
+                         std::vector<prometheus::MetricFamily>& out) const;
+  void AppendDestinations(std::vector<prometheus::MetricFamily>& out) const;
+
   /// This table's array at `used`, taken from `kept` (zeroed, or allocated) on first use.
   static PortCounts& Use(PortCounts*& used, std::unique_ptr<PortCounts>& kept);
 
