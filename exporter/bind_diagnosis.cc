@@ -6,12 +6,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <map>
-#include <unordered_set>
+#include <memory>
 #include <vector>
 
-#include "collectors/netlink/sock_diag.h"
 #include "collectors/netlink/transport.h"
+#include "collectors/port_holders/port_holders.h"
 #include "collectors/procfs/socket_owners.h"
 
 namespace portwatch {
@@ -65,50 +64,37 @@ std::string ExplainListenFailure(const ListenAddress& address) {
     return std::strerror(error);
   }
 
-  std::string transport_error;
-  std::unique_ptr<netlink::KernelTransport> transport =
-      netlink::KernelTransport::Open(transport_error);
+  Result<std::unique_ptr<netlink::Transport>> transport = netlink::KernelTransportFactory()();
   if (!transport) {
-    return std::string(std::strerror(error)) + " (holder unknown: " + transport_error + ")";
+    return std::string(std::strerror(error)) + " (holder unknown: " + transport.Error() + ")";
   }
-  std::map<std::string, uint64_t> states;
-  std::unordered_set<uint32_t> inodes;
-  for (netlink::Family family : {netlink::Family::kIpv4, netlink::Family::kIpv6}) {
-    netlink::Dump(*transport, {netlink::Protocol::kTcp, family, netlink::kAllStates, {}},
-                  [&](const netlink::SocketRecord& record) {
-                    if (record.local_port != address.port) {
-                      return;
-                    }
-                    states[std::string(netlink::StateName(record.state))]++;
-                    if (record.inode != 0) {
-                      inodes.insert(record.inode);
-                    }
-                  });
-  }
+  // The exporter listens on TCP: the TCP sockets on its port, filtered by the kernel.
+  PortQuery query;
+  query.ports = {address.port};
+  query.protocols = {netlink::Protocol::kTcp};
+  const PortHolders holders = FindPortHolders(**transport, query, ProcOwnerResolver(ProcFs()));
+
   std::string message = std::string(std::strerror(error)) + ": port " + port;
-  SocketOwners owners = FindSocketOwners(ProcFs(), inodes);
-  std::vector<std::string> holders;
-  for (const auto& [inode, processes] : owners.by_inode) {
-    for (const ProcessInfo& process : processes) {
-      holders.push_back(DescribeProcess(process));
-    }
-  }
-  if (!holders.empty()) {
+  const std::vector<ProcessInfo> processes = holders.Processes();
+  if (!processes.empty()) {
     message += " is held by";
-    for (size_t i = 0; i < holders.size(); ++i) {
-      message += (i == 0 ? " " : ", ") + holders[i];
+    for (size_t i = 0; i < processes.size(); ++i) {
+      message += (i == 0 ? " " : ", ") + DescribeProcess(processes[i]);
     }
-  } else if (!inodes.empty()) {
+  } else if (holders.HasInvisibleHolders()) {
     message +=
         " is held by a process portwatch cannot see (another PID namespace, or no "
         "privilege to read its fds)";
   }
   std::string sockets;
-  for (const auto& [state, count] : states) {
+  for (const auto& [state, count] : holders.CountByState()) {
     sockets += (sockets.empty() ? "" : ", ") + std::to_string(count) + " " + state;
   }
   if (!sockets.empty()) {
     message += "; sockets on the port: " + sockets;
+  }
+  if (!holders.unread.empty()) {
+    message += "; cannot read " + holders.UnreadText();
   }
   return message;
 }

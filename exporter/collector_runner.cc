@@ -32,15 +32,15 @@ std::vector<prometheus::MetricFamily> CollectorRunner::Collect() const {
   in_flight_ = true;
   lock.unlock();
 
-  using Result = std::shared_ptr<const std::vector<prometheus::MetricFamily>>;
-  auto publish = [&](Result result) {
+  using Shared = std::shared_ptr<const std::vector<prometheus::MetricFamily>>;
+  auto publish = [&](Shared result) {
     lock.lock();
     last_ = std::move(result);
     in_flight_ = false;
     generation_++;
     collection_done_.notify_all();
   };
-  Result result;
+  Shared result;
   try {
     result = std::make_shared<const std::vector<prometheus::MetricFamily>>(CollectNow());
   } catch (...) {
@@ -64,21 +64,22 @@ std::vector<prometheus::MetricFamily> CollectorRunner::CollectNow() const {
   for (const std::unique_ptr<Collector>& collector : collectors_) {
     const std::string name(collector->Name());
     const auto start = std::chrono::steady_clock::now();
-    CollectStatus status;
+    Status status;
     try {
       status = collector->Collect(*config, out);
     } catch (const std::exception& error) {
-      status = CollectStatus{false, error.what()};
+      status = Failure{error.what()};
     } catch (...) {
-      status = CollectStatus{false, "unknown exception"};
+      status = Failure{"unknown exception"};
     }
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    if (!status.ok) {
+    if (!status) {
       spdlog::warn(
-          "{}", LogLine("collector failed").Add("collector", name).Add("err", status.error).Text());
+          "{}",
+          LogLine("collector failed").Add("collector", name).Add("err", status.Error()).Text());
     }
     duration.Add({{"collector", name}}, elapsed.count());
-    success.Add({{"collector", name}}, status.ok ? 1 : 0);
+    success.Add({{"collector", name}}, status ? 1 : 0);
   }
   duration.MoveTo(out);
   success.MoveTo(out);

@@ -4,7 +4,7 @@
 #include <ostream>
 #include <string>
 
-#include "collectors/services/service_table.h"
+#include "collectors/services/diagnosis.h"
 #include "exporter/config.h"
 
 namespace portwatch {
@@ -30,12 +30,5 @@ enum DiagnoseStatus : int {
 /// configured service on that port and protocol (its owner and address) when there is one.
 int RunDiagnose(const DiagnoseRequest& request, const Config& config, std::ostream& out,
                 std::ostream& err);
-
-/// The fixes that fit the situation, most direct first.
-std::vector<std::string> SuggestFixes(const ServiceReport& report, const KernelFacts& facts);
-
-/// Renderings of one report, for tests and the command.
-std::string DiagnoseText(const ServiceReport& report, const KernelFacts& facts);
-std::string DiagnoseJson(const ServiceReport& report, const KernelFacts& facts);
 
 }  // namespace portwatch

@@ -29,28 +29,30 @@ using portwatch::Config;
 
 /// --debug.record-netlink: one sockets collection through a recording transport.
 int RecordNetlink(const Config& config, const std::string& path) {
-  std::string error;
-  std::unique_ptr<portwatch::netlink::KernelTransport> kernel =
-      portwatch::netlink::KernelTransport::Open(error);
+  portwatch::Result<std::unique_ptr<portwatch::netlink::KernelTransport>> kernel =
+      portwatch::netlink::KernelTransport::Open();
   if (!kernel) {
-    std::cerr << "portwatch_exporter: " << error << "\n";
+    std::cerr << "portwatch_exporter: " << kernel.Error() << "\n";
     return 1;
   }
-  auto recorder = std::make_unique<portwatch::netlink::RecordingTransport>(*kernel, path);
+  auto recorder = std::make_unique<portwatch::netlink::RecordingTransport>(**kernel, path);
   if (!recorder->Ok()) {
     std::cerr << "portwatch_exporter: cannot write " << path << "\n";
     return 1;
   }
   portwatch::SocketsCollector collector(
       portwatch::ProcFs(),
-      [&recorder](std::string&) -> std::unique_ptr<portwatch::netlink::Transport> {
-        return std::move(recorder);
+      [&recorder]() -> portwatch::Result<std::unique_ptr<portwatch::netlink::Transport>> {
+        if (!recorder) {
+          return portwatch::Failure{"the recording transport serves one collection"};
+        }
+        return std::unique_ptr<portwatch::netlink::Transport>(std::move(recorder));
       });
   std::vector<prometheus::MetricFamily> families;
-  portwatch::CollectStatus status = collector.Collect(config, families);
+  const portwatch::Status status = collector.Collect(config, families);
   std::cout << prometheus::TextSerializer().Serialize(families);
-  if (!status.ok) {
-    std::cerr << "portwatch_exporter: " << status.error << "\n";
+  if (!status) {
+    std::cerr << "portwatch_exporter: " << status.Error() << "\n";
     return 1;
   }
   return 0;

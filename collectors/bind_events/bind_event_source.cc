@@ -20,6 +20,7 @@
 
 #include "collectors/bpf/bind_events_skel.h"
 #include "collectors/common/logfmt.h"
+#include "collectors/common/result.h"
 #endif
 
 namespace portwatch {
@@ -78,22 +79,23 @@ class KernelSource : public BindEventSource {
   KernelSource(const KernelSource&) = delete;
   KernelSource& operator=(const KernelSource&) = delete;
 
-  /// Returns an empty string on success, else why BPF cannot be used (and sets cause_).
-  std::string Start() {
+  /// Attaches, or says why BPF cannot be used (and sets cause_).
+  Status Start() {
     libbpf_set_print(LogLibbpf);
     struct stat btf {};
     if (::stat("/sys/kernel/btf/vmlinux", &btf) != 0) {
       cause_ = "no_btf";
-      return "the kernel has no BTF (/sys/kernel/btf/vmlinux missing: CONFIG_DEBUG_INFO_BTF off "
-             "or kernel older than 5.5)";
+      return Failure{
+          "the kernel has no BTF (/sys/kernel/btf/vmlinux missing: CONFIG_DEBUG_INFO_BTF off "
+          "or kernel older than 5.5)"};
     }
     unsigned allowed = 0;
     for (BindEventsAttach attach : allowed_) {
       allowed |= PORTWATCH_BPF_ATTACH_BIT(PathOf(attach));
     }
-    std::string tracefs_note;
+    Status tracefs;
     if ((allowed & PORTWATCH_BPF_ATTACH_BIT(PORTWATCH_BPF_ATTACH_TRACEPOINT)) != 0) {
-      tracefs_note = EnsureTracefs();
+      tracefs = EnsureTracefs();
     }
     portwatch_bpf_start_result result{};
     bpf_ = portwatch_bpf_start(SYS_bind, SYS_listen, SYS_connect, allowed, &result);
@@ -104,20 +106,20 @@ class KernelSource : public BindEventSource {
       }
       std::string why = Explain(std::string(PathName(path)) + ": cannot " + result.stage[path],
                                 result.error[path]);
-      if (path == PORTWATCH_BPF_ATTACH_TRACEPOINT && !tracefs_note.empty()) {
-        why += " (" + tracefs_note + ")";
+      if (path == PORTWATCH_BPF_ATTACH_TRACEPOINT && !tracefs) {
+        why += " (" + tracefs.Error() + ")";
       }
       failed += (failed.empty() ? "" : "; ") + why;
     }
     if (bpf_ == nullptr) {
-      return Unattached(allowed, failed, result.error[PORTWATCH_BPF_ATTACH_FEXIT]);
+      return Failure{Unattached(allowed, failed, result.error[PORTWATCH_BPF_ATTACH_FEXIT])};
     }
     attach_path_ = PathName(result.used);
     fallback_reason_ = failed;
     ring_ = ring_buffer__new(portwatch_bpf_events_fd(bpf_), &KernelSource::OnSample, this, nullptr);
     if (ring_ == nullptr) {
       cause_ = "attach_failed";
-      return Explain("cannot open the BPF ring buffer", errno);
+      return Failure{Explain("cannot open the BPF ring buffer", errno)};
     }
     poller_ = std::thread([this] {
       while (!stop_) {
@@ -130,7 +132,7 @@ class KernelSource : public BindEventSource {
         }
       }
     });
-    return "";
+    return {};
   }
 
   /// When Start() failed: why, in one word (see UnavailableCause()).
@@ -232,20 +234,20 @@ class KernelSource : public BindEventSource {
   }
 
   /// The syscall trace events are attached by id, read from tracefs: mounts it on
-  /// /sys/kernel/tracing when neither it nor debugfs's tracing directory is there. Returns ""
-  /// or why tracefs is not available.
-  static std::string EnsureTracefs() {
+  /// /sys/kernel/tracing when neither it nor debugfs's tracing directory is there, or says why
+  /// tracefs is not available.
+  static Status EnsureTracefs() {
     if (::access("/sys/kernel/tracing/events", F_OK) == 0 ||
         ::access("/sys/kernel/debug/tracing/events", F_OK) == 0) {
-      return "";
+      return {};
     }
     if (::mount("tracefs", "/sys/kernel/tracing", "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                 nullptr) == 0) {
       spdlog::info("{}", LogLine("bind_events: mounted tracefs on /sys/kernel/tracing").Text());
-      return "";
+      return {};
     }
-    return std::string("tracefs not mounted and mounting it on /sys/kernel/tracing failed: ") +
-           std::strerror(errno);
+    return Failure{
+        ErrnoText("tracefs not mounted and mounting it on /sys/kernel/tracing failed", errno)};
   }
 
   static std::string Explain(const std::string& what, int error) {
@@ -271,20 +273,18 @@ class KernelSource : public BindEventSource {
 
 }  // namespace
 
-bool BindEventsBuiltWithBpf() { return PORTWATCH_HAVE_BPF != 0; }
-
 std::unique_ptr<BindEventSource> OpenKernelBindEventSource(
     const std::vector<BindEventsAttach>& allowed, BindEventHandler on_event) {
 #if PORTWATCH_HAVE_BPF
   auto source = std::make_unique<KernelSource>(allowed, std::move(on_event));
-  std::string error = source->Start();
+  const Status started = source->Start();
   // Loading parses the kernel's BTF (about 10 MiB on 6.18), freed by libbpf right after: give
   // it back to the system instead of keeping it in the heap for the exporter's lifetime.
   ::malloc_trim(0);
-  if (error.empty()) {
+  if (started) {
     return source;
   }
-  return std::make_unique<UnavailableSource>(source->Cause(), error);
+  return std::make_unique<UnavailableSource>(source->Cause(), started.Error());
 #else
   (void)allowed;
   (void)on_event;

@@ -53,7 +53,4 @@ using BindEventHandler = std::function<void(const BindFailureEvent&)>;
 std::unique_ptr<BindEventSource> OpenKernelBindEventSource(
     const std::vector<BindEventsAttach>& allowed, BindEventHandler on_event);
 
-/// Whether this binary was built with the eBPF program (CMake option PORTWATCH_BPF).
-bool BindEventsBuiltWithBpf();
-
 }  // namespace portwatch

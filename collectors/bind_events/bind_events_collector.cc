@@ -3,13 +3,14 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <unordered_set>
+#include <cerrno>
 #include <utility>
 
 #include <spdlog/spdlog.h>
 
 #include "collectors/common/family_builder.h"
 #include "collectors/common/logfmt.h"
+#include "collectors/port_holders/port_holders.h"
 #include "collectors/procfs/socket_owners.h"
 #include "collectors/socket_table/socket_table.h"
 
@@ -20,15 +21,6 @@ namespace {
 using netlink::Family;
 using netlink::Protocol;
 
-/// Quoted for a logfmt value: the comm and cmdline are already free of '"' and '\'.
-std::string Quote(const std::string& text) {
-  std::string quoted;
-  for (char c : text) {
-    quoted += (c == '"' || c == '\\') ? '_' : c;
-  }
-  return "\"" + quoted + "\"";
-}
-
 }  // namespace
 
 uint32_t OwnNetworkNamespace() {
@@ -36,8 +28,7 @@ uint32_t OwnNetworkNamespace() {
   return ::stat("/proc/self/ns/net", &info) == 0 ? static_cast<uint32_t>(info.st_ino) : 0;
 }
 
-BindEventsCollector::BindEventsCollector(ProcFs procfs,
-                                         SocketsCollector::TransportFactory open_transport,
+BindEventsCollector::BindEventsCollector(ProcFs procfs, netlink::TransportFactory open_transport,
                                          SourceFactory open_source, const BindEventsConfig& options,
                                          uint32_t own_netns, LogSink log)
     : procfs_(std::move(procfs)),
@@ -90,8 +81,7 @@ BindEventsCollector::~BindEventsCollector() { source_.reset(); }
 
 std::set<uint16_t> BindEventsCollector::ListeningPorts() const {
   std::set<uint16_t> ports;
-  std::string error;
-  std::unique_ptr<netlink::Transport> transport = open_transport_(error);
+  Result<std::unique_ptr<netlink::Transport>> transport = open_transport_();
   if (!transport) {
     return ports;
   }
@@ -99,7 +89,7 @@ std::set<uint16_t> BindEventsCollector::ListeningPorts() const {
     const uint32_t states = protocol == Protocol::kTcp ? netlink::StateBit(netlink::kListen)
                                                        : netlink::StateBit(netlink::kClose);
     for (Family family : {Family::kIpv4, Family::kIpv6}) {
-      netlink::Dump(*transport, {protocol, family, states, {}},
+      netlink::Dump(**transport, {protocol, family, states, {}},
                     [&ports, protocol](const netlink::SocketRecord& record) {
                       if (SocketTable::IsListening(protocol, record.state)) {
                         ports.insert(record.local_port);
@@ -110,8 +100,8 @@ std::set<uint16_t> BindEventsCollector::ListeningPorts() const {
   return ports;
 }
 
-CollectStatus BindEventsCollector::Collect(const Config& config,
-                                           std::vector<prometheus::MetricFamily>& out) {
+Status BindEventsCollector::Collect(const Config& config,
+                                    std::vector<prometheus::MetricFamily>& out) {
   const BindEventsConfig& options = config.bind_events;
   if (options.attach != allowed_) {
     spdlog::info(
@@ -169,87 +159,68 @@ CollectStatus BindEventsCollector::Collect(const Config& config,
 }
 
 std::string BindEventsCollector::DescribeFailure(const BindFailureEvent& event) const {
+  return Describe(event).Text();
+}
+
+LogLine BindEventsCollector::Describe(const BindFailureEvent& event) const {
   const BindFailureKey& key = event.key;
-  std::string line = "msg=\"" + std::string(SyscallLabel(key.syscall)) +
-                     " failed\" errno=" + ErrnoLabel(key.err) + " process=" + Quote(key.comm) +
-                     " pid=" + std::to_string(event.pid) + " uid=" + std::to_string(event.uid) +
-                     " netns=" + std::to_string(key.netns) +
-                     " family=" + std::string(FamilyLabel(key.family));
+  LogLine line(std::string(SyscallLabel(key.syscall)) + " failed");
+  line.Add("errno", ErrnoLabel(key.err))
+      .Add("process", key.comm)
+      .Add("pid", event.pid)
+      .Add("uid", event.uid)
+      .Add("netns", key.netns)
+      .Add("family", FamilyLabel(key.family));
   if (!event.address.empty()) {
-    line += " address=" + Quote(event.address);
+    line.Add("address", event.address);
   }
-  line += " port=" + std::to_string(key.port);
+  line.Add("port", key.port);
   if (key.syscall == PORTWATCH_SYSCALL_CONNECT) {
-    return line + " why=\"no free local port toward this destination (ephemeral ports in use)\"";
+    return line.Add("why", "no free local port toward this destination (ephemeral ports in use)");
   }
   if (key.err == EACCES) {
-    return line +
-           " why=\"port below net.ipv4.ip_unprivileged_port_start needs CAP_NET_BIND_SERVICE\"";
+    return line.Add("why",
+                    "port below net.ipv4.ip_unprivileged_port_start needs CAP_NET_BIND_SERVICE");
   }
   if (key.port == 0) {
-    return line + " why=\"no free ephemeral port\"";
+    return line.Add("why", "no free ephemeral port");
   }
   if (own_netns_ == 0 || key.netns != own_netns_) {
-    return line + " holders=\"unknown: another network namespace\"";
+    return line.Add("holders", "unknown: another network namespace");
   }
   // Who holds the port, from the socket table of this network namespace.
-  std::string error;
-  std::unique_ptr<netlink::Transport> transport = open_transport_(error);
+  Result<std::unique_ptr<netlink::Transport>> transport = open_transport_();
   if (!transport) {
-    return line + " holders=\"unknown: " + error + "\"";
+    return line.Add("holders", "unknown: " + transport.Error());
   }
-  struct Holder {
-    Protocol protocol;
-    netlink::SocketRecord record;
-  };
-  std::vector<Holder> holders;
-  std::string unread;  // tables that could not be read: "none visible" would be a guess
-  for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
-    for (Family family : {Family::kIpv4, Family::kIpv6}) {
-      const netlink::DumpResult result =
-          netlink::Dump(*transport, {protocol, family, netlink::kAllStates, {key.port}},
-                        [&holders, protocol](const netlink::SocketRecord& record) {
-                          holders.push_back({protocol, record});
-                        });
-      if (result.outcome == netlink::DumpOutcome::kFailed ||
-          result.outcome == netlink::DumpOutcome::kUnsupported) {
-        unread += std::string(unread.empty() ? "" : ", ") +
-                  std::string(netlink::ProtocolName(protocol)) + "/" +
-                  std::string(netlink::FamilyName(family)) +
-                  (result.error.empty() ? "" : " (" + result.error + ")");
-      }
-    }
+  PortQuery query;
+  query.ports = {key.port};
+  const PortHolders holders = FindPortHolders(**transport, query, ProcOwnerResolver(procfs_));
+  if (holders.sockets.empty()) {
+    // Tables that could not be read: "none visible" would be a guess.
+    return line.Add("holders", holders.unread.empty()
+                                   ? std::string("none visible")
+                                   : "unknown: cannot read " + holders.UnreadText());
   }
-  if (holders.empty()) {
-    return line + (unread.empty() ? " holders=\"none visible\""
-                                  : " holders=" + Quote("unknown: cannot read " + unread));
-  }
-  std::unordered_set<uint32_t> inodes;
-  for (const Holder& holder : holders) {
-    if (holder.record.inode != 0) {
-      inodes.insert(holder.record.inode);
-    }
-  }
-  const SocketOwners owners = FindSocketOwners(procfs_, inodes);
   constexpr size_t kMaxHolders = 5;
   std::string text;
-  for (size_t i = 0; i < holders.size() && i < kMaxHolders; ++i) {
-    const Holder& holder = holders[i];
-    text += (i == 0 ? "" : "; ") + std::string(netlink::ProtocolName(holder.protocol)) + " " +
-            std::string(netlink::StateName(holder.record.state));
-    auto owner = owners.by_inode.find(holder.record.inode);
-    if (owner != owners.by_inode.end() && !owner->second.empty()) {
-      text += " by " + DescribeProcess(owner->second.front());
-    } else if (holder.record.inode == 0) {
+  for (size_t i = 0; i < holders.sockets.size() && i < kMaxHolders; ++i) {
+    const HeldSocket& socket = holders.sockets[i];
+    text += (i == 0 ? "" : "; ") + std::string(netlink::ProtocolName(socket.protocol)) + " " +
+            std::string(netlink::StateName(socket.record.state));
+    const std::vector<ProcessInfo>& processes = holders.ProcessesOf(socket);
+    if (!processes.empty()) {
+      text += " by " + DescribeProcess(processes.front());
+    } else if (socket.record.inode == 0) {
       text += " (no process)";
     } else {
       text += " by an invisible process";
     }
   }
-  if (holders.size() > kMaxHolders) {
-    text += "; +" + std::to_string(holders.size() - kMaxHolders) + " more";
+  if (holders.sockets.size() > kMaxHolders) {
+    text += "; +" + std::to_string(holders.sockets.size() - kMaxHolders) + " more";
   }
-  return line + " holders=" + Quote(text);
+  return line.Add("holders", text);
 }
 
 void BindEventsCollector::OnEvent(const BindFailureEvent& event) {
@@ -267,11 +238,11 @@ void BindEventsCollector::OnEvent(const BindFailureEvent& event) {
     log_tokens_ -= 1;
     suppressed = std::exchange(log_suppressed_, 0);
   }
-  std::string line = DescribeFailure(event);
+  LogLine line = Describe(event);
   if (suppressed != 0) {
-    line += " suppressed_before=" + std::to_string(suppressed);
+    line.Add("suppressed_before", suppressed);
   }
-  log_(line);
+  log_(line.Text());
 }
 
 }  // namespace portwatch

@@ -12,6 +12,7 @@
 #include "collectors/bind_events/bind_event_source.h"
 #include "collectors/bind_events/bind_events_table.h"
 #include "collectors/collector.h"
+#include "collectors/common/logfmt.h"
 #include "collectors/procfs/procfs.h"
 #include "collectors/sockets/sockets_collector.h"
 
@@ -30,7 +31,7 @@ class BindEventsCollector : public Collector {
   /// from start-up on, not from the first scrape. A reloaded config with other attach paths
   /// re-attaches at the next scrape. `own_netns` is the inode of the exporter's network
   /// namespace.
-  BindEventsCollector(ProcFs procfs, SocketsCollector::TransportFactory open_transport,
+  BindEventsCollector(ProcFs procfs, netlink::TransportFactory open_transport,
                       SourceFactory open_source, const BindEventsConfig& options,
                       uint32_t own_netns, LogSink log = nullptr);
   ~BindEventsCollector() override;
@@ -38,7 +39,7 @@ class BindEventsCollector : public Collector {
   BindEventsCollector& operator=(const BindEventsCollector&) = delete;
 
   std::string_view Name() const override { return "bind_events"; }
-  CollectStatus Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
+  Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
 
   /// The log line for one failure (rate limiting aside): who failed, and from the socket table
   /// who holds the port and in what state. Public for tests.
@@ -50,12 +51,13 @@ class BindEventsCollector : public Collector {
 
  private:
   void OnEvent(const BindFailureEvent& event);
+  LogLine Describe(const BindFailureEvent& event) const;
   /// (Re-)attaches through the first of `allowed` the kernel accepts and says so once.
   void OpenSource(const std::vector<BindEventsAttach>& allowed);
   std::set<uint16_t> ListeningPorts() const;
 
   ProcFs procfs_;
-  SocketsCollector::TransportFactory open_transport_;
+  netlink::TransportFactory open_transport_;
   SourceFactory open_source_;
   std::vector<BindEventsAttach> allowed_;  ///< what source_ was opened with
   uint32_t own_netns_;

@@ -6,12 +6,11 @@
 
 namespace portwatch {
 
-CollectStatus KernelLimitsCollector::Collect(const Config& /*config*/,
-                                             std::vector<prometheus::MetricFamily>& out) {
-  CollectStatus status;
-  auto fail = [&status](const std::string& what) {
-    status.ok = false;
-    status.error += (status.error.empty() ? "cannot read " : ", ") + what;
+Status KernelLimitsCollector::Collect(const Config& /*config*/,
+                                      std::vector<prometheus::MetricFamily>& out) {
+  std::string unread;  // every setting that could not be read, not just the first
+  auto fail = [&unread](const std::string& what) {
+    unread += (unread.empty() ? "cannot read " : ", ") + what;
   };
 
   if (std::optional<int64_t> buckets = procfs_.ReadInteger("sys/net/ipv4/tcp_max_tw_buckets")) {
@@ -53,7 +52,10 @@ CollectStatus KernelLimitsCollector::Collect(const Config& /*config*/,
   } else {
     fail("net.ipv4.ip_local_port_range");
   }
-  return status;
+  if (!unread.empty()) {
+    return Failure{unread};
+  }
+  return {};
 }
 
 }  // namespace portwatch

@@ -11,7 +11,7 @@ class KernelLimitsCollector : public Collector {
   explicit KernelLimitsCollector(ProcFs procfs) : procfs_(std::move(procfs)) {}
 
   std::string_view Name() const override { return "kernel_limits"; }
-  CollectStatus Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
+  Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
 
  private:
   ProcFs procfs_;

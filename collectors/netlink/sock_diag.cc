@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -64,12 +65,18 @@ SocketRecord DecodeSocket(const inet_diag_msg& message) {
   return record;
 }
 
-DumpResult Failure(std::string error, uint64_t sockets) {
-  DumpResult result;
-  result.outcome = DumpOutcome::kFailed;
-  result.error = std::move(error);
-  result.sockets = sockets;
-  return result;
+/// The dump so far, failed with `error`: what it counted (sockets, stray messages) stays.
+DumpResult Failed(DumpResult so_far, std::string error) {
+  so_far.outcome = DumpOutcome::kFailed;
+  so_far.error = std::move(error);
+  return so_far;
+}
+
+/// The dump so far, ended because the kernel lacks the table (`error`: a positive errno).
+DumpResult Unsupported(DumpResult so_far, int error) {
+  so_far.outcome = DumpOutcome::kUnsupported;
+  so_far.error = std::strerror(error);
+  return so_far;
 }
 
 /// "sport == p1 || sport == p2 || ...", compiled like `ss` does: a miss skips to the next test,
@@ -95,6 +102,14 @@ std::string_view ProtocolName(Protocol protocol) {
 }
 
 std::string_view FamilyName(Family family) { return family == Family::kIpv4 ? "ipv4" : "ipv6"; }
+
+std::string TableName(Protocol protocol, Family family) {
+  return std::string(ProtocolName(protocol)) + "/" + std::string(FamilyName(family));
+}
+
+std::string DumpResult::TableError(const DumpRequest& request) const {
+  return TableName(request.protocol, request.family) + ": " + error;
+}
 
 std::string_view StateName(uint8_t state) {
   switch (state) {
@@ -155,29 +170,26 @@ std::vector<std::byte> BuildDumpRequest(const DumpRequest& request, uint32_t seq
 
 DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVisitor& visit) {
   const uint32_t sequence = transport.NextSequence();
-  if (int error = transport.Send(BuildDumpRequest(request, sequence)); error != 0) {
-    if (IsUnsupportedErrno(error)) {
-      return DumpResult{DumpOutcome::kUnsupported, std::strerror(error), 0, 0};
-    }
-    return Failure(std::string("netlink send: ") + std::strerror(error), 0);
+  DumpResult result;
+  // A send that fails is the transport's failure, never "unsupported": the kernel says that in
+  // an NLMSG_ERROR (or NLMSG_DONE) reply, handled below.
+  if (Status sent = transport.Send(BuildDumpRequest(request, sequence)); !sent) {
+    return Failed(result, sent.Error());
   }
   const uint32_t port_id = transport.PortId();
 
   // 8-byte alignment is what NLMSG_ALIGN assumes for the headers we cast to.
   alignas(8) static thread_local std::byte buffer[kReceiveBufferBytes];
-  DumpResult result;
   bool interrupted = false;
   for (uint64_t datagram = 0; datagram < kMaxDatagramsPerDump; ++datagram) {
-    bool truncated = false;
-    ssize_t received = transport.Receive(buffer, truncated);
-    if (received < 0) {
-      return Failure(std::string("netlink receive: ") + std::strerror(static_cast<int>(-received)),
-                     result.sockets);
+    Result<Received> received = transport.Receive(buffer);
+    if (!received) {
+      return Failed(result, received.Error());
     }
-    if (truncated) {
-      return Failure("netlink datagram truncated", result.sockets);
+    if (received->truncated) {
+      return Failed(result, "netlink datagram truncated");
     }
-    int remaining = static_cast<int>(received);
+    int remaining = static_cast<int>(std::min(received->length, sizeof(buffer)));
     auto* header = reinterpret_cast<nlmsghdr*>(buffer);
     for (; NLMSG_OK(header, remaining); header = NLMSG_NEXT(header, remaining)) {
       if (header->nlmsg_seq != sequence || header->nlmsg_pid != port_id) {
@@ -195,11 +207,9 @@ DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVi
           if (done_error < 0) {
             const int error = ErrnoOf(done_error);
             if (IsUnsupportedErrno(error)) {
-              return DumpResult{DumpOutcome::kUnsupported, std::strerror(error), result.sockets,
-                                result.stray_messages};
+              return Unsupported(result, error);
             }
-            return Failure(std::string("dump ended with error: ") + std::strerror(error),
-                           result.sockets);
+            return Failed(result, std::string("dump ended with error: ") + std::strerror(error));
           }
         }
         result.outcome = interrupted ? DumpOutcome::kInterrupted : DumpOutcome::kComplete;
@@ -210,22 +220,21 @@ DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVi
       }
       if (header->nlmsg_type == NLMSG_ERROR) {
         if (header->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) {
-          return Failure("truncated NLMSG_ERROR", result.sockets);
+          return Failed(result, "truncated NLMSG_ERROR");
         }
         nlmsgerr error_message{};
         std::memcpy(&error_message, NLMSG_DATA(header), sizeof(error_message));
         const int error = ErrnoOf(error_message.error);
         if (IsUnsupportedErrno(error)) {
-          return DumpResult{DumpOutcome::kUnsupported, std::strerror(error), result.sockets,
-                            result.stray_messages};
+          return Unsupported(result, error);
         }
-        return Failure(std::string("kernel error: ") + std::strerror(error), result.sockets);
+        return Failed(result, std::string("kernel error: ") + std::strerror(error));
       }
       if (header->nlmsg_type != SOCK_DIAG_BY_FAMILY) {
         continue;
       }
       if (header->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) {
-        return Failure("truncated inet_diag_msg", result.sockets);
+        return Failed(result, "truncated inet_diag_msg");
       }
       inet_diag_msg message{};
       std::memcpy(&message, NLMSG_DATA(header), sizeof(message));
@@ -235,10 +244,10 @@ DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVi
       result.sockets++;
     }
     if (remaining != 0) {
-      return Failure("truncated netlink message header", result.sockets);
+      return Failed(result, "truncated netlink message header");
     }
   }
-  return Failure("dump did not end", result.sockets);
+  return Failed(result, "dump did not end");
 }
 
 }  // namespace portwatch::netlink

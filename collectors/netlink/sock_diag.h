@@ -43,6 +43,8 @@ constexpr uint32_t kBoundInactiveStates = 1U << kBoundInactive;
 
 std::string_view ProtocolName(Protocol protocol);
 std::string_view FamilyName(Family family);
+/// "tcp/ipv4": how a log line or an error names one sock_diag table.
+std::string TableName(Protocol protocol, Family family);
 /// ss-style lowercase state name; kClose reads "unconn": a bound socket that neither listens nor
 /// is connected (a UDP server, or a TCP socket between bind() and listen()/connect()).
 std::string_view StateName(uint8_t state);
@@ -85,6 +87,9 @@ struct DumpResult {
   std::string error;
   uint64_t sockets = 0;
   uint64_t stray_messages = 0;  ///< replies to another request (wrong sequence or port id)
+
+  /// "tcp/ipv4: <error>": the error of a dump of `request`, named by its table.
+  std::string TableError(const DumpRequest& request) const;
 };
 
 using SocketVisitor = std::function<void(const SocketRecord&)>;

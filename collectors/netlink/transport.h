@@ -1,33 +1,44 @@
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "collectors/common/result.h"
+
 namespace portwatch::netlink {
 
+/// One datagram Receive() put in the caller's buffer.
+struct Received {
+  size_t length = 0;       ///< bytes written to the buffer
+  bool truncated = false;  ///< MSG_TRUNC: the datagram was longer than the buffer
+};
+
 /// Moves netlink datagrams between the dumper and a source: the kernel, a recording, or a test.
-/// Kept byte-oriented so every source goes through the same defensive parser.
+/// Kept byte-oriented so every source goes through the same defensive parser. Failures are text
+/// ("netlink send: Operation not permitted"), ready for a log line or an error metric.
 class Transport {
  public:
   virtual ~Transport() = default;
 
   /// Sequence number the next request must carry (a replay dictates the recorded one).
   virtual uint32_t NextSequence() = 0;
-  /// Sends one request message. Returns 0 or an errno value.
-  virtual int Send(std::span<const std::byte> request) = 0;
-  /// Receives one datagram. Returns its length, or -errno. `truncated` reports MSG_TRUNC.
-  virtual ssize_t Receive(std::span<std::byte> buffer, bool& truncated) = 0;
+  /// Sends one request message.
+  virtual Status Send(std::span<const std::byte> request) = 0;
+  /// Receives one datagram into `buffer`.
+  virtual Result<Received> Receive(std::span<std::byte> buffer) = 0;
   /// Netlink port id replies are addressed to.
   virtual uint32_t PortId() const = 0;
 };
+
+/// Opens a transport for one scrape (or one question), or says why it cannot.
+using TransportFactory = std::function<Result<std::unique_ptr<Transport>>()>;
 
 /// Owns an fd and closes it exactly once.
 class UniqueFd {
@@ -51,13 +62,18 @@ class UniqueFd {
 /// NETLINK_SOCK_DIAG socket to the kernel of the calling thread's network namespace.
 class KernelTransport : public Transport {
  public:
-  /// Opens the socket. Returns nullptr and sets `error` when netlink is unavailable.
-  static std::unique_ptr<KernelTransport> Open(std::string& error);
+  /// Opens the socket, or says why netlink is unavailable.
+  static Result<std::unique_ptr<KernelTransport>> Open();
 
   uint32_t NextSequence() override { return ++sequence_; }
-  int Send(std::span<const std::byte> request) override;
-  ssize_t Receive(std::span<std::byte> buffer, bool& truncated) override;
+  Status Send(std::span<const std::byte> request) override;
+  /// Only datagrams from the kernel (sender port id 0): one another process sends to this
+  /// socket's port id is dropped and counted, never parsed as a reply.
+  Result<Received> Receive(std::span<std::byte> buffer) override;
   uint32_t PortId() const override { return port_id_; }
+
+  /// Datagrams dropped because they did not come from the kernel.
+  uint64_t ForeignDatagrams() const { return foreign_datagrams_; }
 
  private:
   KernelTransport(UniqueFd fd, uint32_t port_id, uint32_t first_sequence);
@@ -65,28 +81,38 @@ class KernelTransport : public Transport {
   UniqueFd fd_;
   uint32_t port_id_;
   uint32_t sequence_;
+  uint64_t foreign_datagrams_ = 0;
 };
 
-/// One request and the datagrams (or receive error) that answered it.
+/// The production factory: a KernelTransport in the calling thread's network namespace.
+TransportFactory KernelTransportFactory();
+
+/// One request and the datagrams (or receive failure) that answered it.
 struct Exchange {
   std::vector<std::byte> request;
   uint32_t port_id = 0;
   std::vector<std::vector<std::byte>> datagrams;
   std::vector<bool> truncated;
-  int receive_errno = 0;  ///< errno returned after the datagrams, 0 if none
+  /// The receive failure after the datagrams ("netlink receive: No buffer space available");
+  /// empty: the source ran dry (EAGAIN).
+  std::string receive_error;
 };
+
+/// The failure text of a receive that failed with `error` (a positive errno).
+std::string ReceiveErrorText(int error);
 
 /// Decorates a transport and writes every exchange to a file that ReplayTransport reads back.
 /// File format: "PWNL" then records of {u32 kind, u32 value, u32 length, bytes}: kind 1 a request
-/// (value = port id), 2 a datagram (value = 1 if truncated), 3 a receive error (value = errno).
+/// (value = port id), 2 a datagram (value = 1 if truncated), 3 a receive error (value = positive
+/// errno, no bytes; read, no longer written), 4 a receive failure (bytes = its text).
 class RecordingTransport : public Transport {
  public:
   RecordingTransport(Transport& inner, const std::string& path);
 
   bool Ok() const { return out_.good(); }
   uint32_t NextSequence() override { return inner_.NextSequence(); }
-  int Send(std::span<const std::byte> request) override;
-  ssize_t Receive(std::span<std::byte> buffer, bool& truncated) override;
+  Status Send(std::span<const std::byte> request) override;
+  Result<Received> Receive(std::span<std::byte> buffer) override;
   uint32_t PortId() const override { return inner_.PortId(); }
 
  private:
@@ -100,12 +126,14 @@ class RecordingTransport : public Transport {
 class ReplayTransport : public Transport {
  public:
   explicit ReplayTransport(std::vector<Exchange> exchanges);
-  /// Loads a RecordingTransport file. Returns nullptr and sets `error` on a malformed file.
-  static std::unique_ptr<ReplayTransport> Load(const std::string& path, std::string& error);
+  /// Loads a RecordingTransport file, or says what is wrong with it.
+  static Result<std::unique_ptr<ReplayTransport>> Load(const std::string& path);
 
   uint32_t NextSequence() override;
-  int Send(std::span<const std::byte> request) override;
-  ssize_t Receive(std::span<std::byte> buffer, bool& truncated) override;
+  /// Fails with "netlink send: ..." when the request differs from the recorded one (Protocol
+  /// error) or every recorded exchange was served (No data available).
+  Status Send(std::span<const std::byte> request) override;
+  Result<Received> Receive(std::span<std::byte> buffer) override;
   uint32_t PortId() const override { return port_id_; }
 
   size_t RequestsServed() const { return next_exchange_; }

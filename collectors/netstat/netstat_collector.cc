@@ -29,16 +29,16 @@ constexpr std::array<TcpExtCounter, 4> kCounters = {{
 
 }  // namespace
 
-CollectStatus NetstatCollector::Collect(const Config& /*config*/,
-                                        std::vector<prometheus::MetricFamily>& out) {
+Status NetstatCollector::Collect(const Config& /*config*/,
+                                 std::vector<prometheus::MetricFamily>& out) {
   std::optional<std::string> text = procfs_.ReadFile("net/netstat");
   if (!text) {
-    return CollectStatus{false, "cannot read " + procfs_.Root() + "/net/netstat"};
+    return Failure{"cannot read " + procfs_.Root() + "/net/netstat"};
   }
   auto sections = ParseNetstat(*text);
   const auto tcp_ext = sections.find("TcpExt");
   if (tcp_ext == sections.end()) {
-    return CollectStatus{false, "no TcpExt section in " + procfs_.Root() + "/net/netstat"};
+    return Failure{"no TcpExt section in " + procfs_.Root() + "/net/netstat"};
   }
   for (const TcpExtCounter& counter : kCounters) {
     // An older kernel may lack a counter: leave the metric out rather than report a false zero.
@@ -49,7 +49,7 @@ CollectStatus NetstatCollector::Collect(const Config& /*config*/,
           .MoveTo(out);
     }
   }
-  return CollectStatus{};
+  return {};
 }
 
 }  // namespace portwatch

@@ -11,7 +11,7 @@ class NetstatCollector : public Collector {
   explicit NetstatCollector(ProcFs procfs) : procfs_(std::move(procfs)) {}
 
   std::string_view Name() const override { return "netstat"; }
-  CollectStatus Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
+  Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
 
  private:
   ProcFs procfs_;

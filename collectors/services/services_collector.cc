@@ -39,16 +39,15 @@ std::optional<bool> ReadReuseAddress(pid_t pid, int fd, uint32_t inode) {
   return value != 0;
 }
 
-ServicesCollector::ServicesCollector(const ProcFs& procfs,
-                                     SocketsCollector::TransportFactory open_transport)
+ServicesCollector::ServicesCollector(const ProcFs& procfs, netlink::TransportFactory open_transport)
     : procfs_(procfs), open_transport_(std::move(open_transport)), owner_cache_(procfs) {}
 
-CollectStatus ServicesCollector::Scan(const Config& config, Scanned& scanned) {
+Result<ServicesCollector::Scanned> ServicesCollector::Scan(const Config& config) {
   const ServicesOptions& options = config.services_options;
   KernelFacts facts;
   std::optional<EphemeralRange> range = ReadEphemeralRange(procfs_);
   if (!range) {
-    return CollectStatus{false, "cannot read net.ipv4.ip_local_port_range"};
+    return Failure{"cannot read net.ipv4.ip_local_port_range"};
   }
   facts.range = *range;
   auto reserved = std::make_shared<std::bitset<65536>>();
@@ -59,11 +58,11 @@ CollectStatus ServicesCollector::Scan(const Config& config, Scanned& scanned) {
   facts.bound_inactive_visible =
       KernelAtLeast(procfs_.ReadFile("sys/kernel/osrelease").value_or(""), 6, 10);
 
-  std::string error;
-  std::unique_ptr<netlink::Transport> transport = open_transport_(error);
-  if (!transport) {
-    return CollectStatus{false, error};
+  Result<std::unique_ptr<netlink::Transport>> opened = open_transport_();
+  if (!opened) {
+    return Failure{opened.Error()};
   }
+  netlink::Transport& transport = **opened;
   std::set<uint16_t> tcp_ports;
   std::set<uint16_t> udp_ports;
   for (const ServiceConfig& service : config.services) {
@@ -89,41 +88,39 @@ CollectStatus ServicesCollector::Scan(const Config& config, Scanned& scanned) {
   }
 
   auto table = std::make_unique<ServiceTable>(config.services, options, facts);
-  auto dump = [&transport, &table](const netlink::DumpRequest& request) {
+  auto dump = [&transport, &table](const netlink::DumpRequest& request) -> Status {
     netlink::DumpResult result =
-        netlink::Dump(*transport, request, [&table, &request](const netlink::SocketRecord& record) {
+        netlink::Dump(transport, request, [&table, &request](const netlink::SocketRecord& record) {
           table->Add(request.protocol, record);
         });
     if (result.outcome == DumpOutcome::kFailed || result.outcome == DumpOutcome::kInterrupted) {
-      return CollectStatus{false, std::string(netlink::ProtocolName(request.protocol)) + "/" +
-                                      std::string(netlink::FamilyName(request.family)) + ": " +
-                                      result.error};
+      return Failure{result.TableError(request)};
     }
-    return CollectStatus{};
+    return {};
   };
   for (const netlink::DumpRequest& request : requests) {
-    if (CollectStatus status = dump(request); !status.ok) {
-      return status;
+    if (Status status = dump(request); !status) {
+      return Failure{status.Error()};
     }
   }
   // A port that looks free may still hold a bound-inactive socket; only then is the kernel's
   // bind hash walked, and only for those ports.
   if (std::vector<uint16_t> ports = table->PortsThatLookFree(); !ports.empty()) {
     for (Family family : {Family::kIpv4, Family::kIpv6}) {
-      if (CollectStatus status =
-              dump({Protocol::kTcp, family, netlink::kBoundInactiveStates, ports});
-          !status.ok) {
-        return status;
+      if (Status status = dump({Protocol::kTcp, family, netlink::kBoundInactiveStates, ports});
+          !status) {
+        return Failure{status.Error()};
       }
     }
   }
 
+  Scanned scanned;
   scanned.owners = owner_cache_.Resolve(table->WantedInodes(), table->NeedsAllProcesses(),
                                         std::chrono::steady_clock::now());
   processes_skipped_total_ += scanned.owners.processes_skipped;
   scanned.table = std::move(table);
   scanned.facts = facts;
-  return CollectStatus{};
+  return scanned;
 }
 
 ReuseLookup ServicesCollector::ReuseFromFds(const SocketOwners& owners) {
@@ -136,30 +133,30 @@ ReuseLookup ServicesCollector::ReuseFromFds(const SocketOwners& owners) {
   };
 }
 
-std::vector<ServiceReport> ServicesCollector::Diagnose(const Config& config, KernelFacts& facts,
-                                                       CollectStatus& status) {
-  Scanned scanned;
-  status = Scan(config, scanned);
-  if (!status.ok) {
-    return {};
+Result<ServicesCollector::Diagnosis> ServicesCollector::Diagnose(const Config& config) {
+  Result<Scanned> scanned = Scan(config);
+  if (!scanned) {
+    return Failure{scanned.Error()};
   }
-  facts = scanned.facts;
-  return scanned.table->Reports(scanned.owners, ReuseFromFds(scanned.owners), memory_,
-                                std::chrono::steady_clock::now());
+  Diagnosis diagnosis;
+  diagnosis.facts = scanned->facts;
+  diagnosis.reports = scanned->table->Reports(scanned->owners, ReuseFromFds(scanned->owners),
+                                              memory_, std::chrono::steady_clock::now());
+  return diagnosis;
 }
 
-CollectStatus ServicesCollector::Collect(const Config& config,
-                                         std::vector<prometheus::MetricFamily>& out) {
+Status ServicesCollector::Collect(const Config& config,
+                                  std::vector<prometheus::MetricFamily>& out) {
   if (config.services.empty() && !config.services_options.listener_info) {
-    return CollectStatus{};
+    return {};
   }
-  Scanned scanned;
-  if (CollectStatus status = Scan(config, scanned); !status.ok) {
-    return status;
+  Result<Scanned> scanned = Scan(config);
+  if (!scanned) {
+    return Failure{scanned.Error()};
   }
-  const SocketOwners& owners = scanned.owners;
-  scanned.table->AppendMetrics(owners, ReuseFromFds(owners), memory_,
-                               std::chrono::steady_clock::now(), out);
+  const SocketOwners& owners = scanned->owners;
+  scanned->table->AppendMetrics(owners, ReuseFromFds(owners), memory_,
+                                std::chrono::steady_clock::now(), out);
 
   FamilyBuilder("portwatch_process_scan_processes",
                 "Processes looked at by this scrape's pass over /proc (0: no pass was needed).",
@@ -178,7 +175,7 @@ CollectStatus ServicesCollector::Collect(const Config& config,
                 prometheus::MetricType::Counter)
       .Add(static_cast<double>(processes_skipped_total_))
       .MoveTo(out);
-  return CollectStatus{};
+  return {};
 }
 
 }  // namespace portwatch

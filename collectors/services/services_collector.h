@@ -14,15 +14,18 @@ namespace portwatch {
 /// one pass over /proc when some socket needs its process.
 class ServicesCollector : public Collector {
  public:
-  ServicesCollector(const ProcFs& procfs, SocketsCollector::TransportFactory open_transport);
+  ServicesCollector(const ProcFs& procfs, netlink::TransportFactory open_transport);
 
   std::string_view Name() const override { return "services"; }
-  CollectStatus Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
+  Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
 
-  /// The same reading as Collect(), as reports for `portwatch_exporter diagnose`. `facts` gets
-  /// the kernel settings the reports were made with.
-  std::vector<ServiceReport> Diagnose(const Config& config, KernelFacts& facts,
-                                      CollectStatus& status);
+  /// The same reading as Collect(), as reports for `portwatch_exporter diagnose`, with the
+  /// kernel settings the reports were made with.
+  struct Diagnosis {
+    std::vector<ServiceReport> reports;
+    KernelFacts facts;
+  };
+  Result<Diagnosis> Diagnose(const Config& config);
 
  private:
   struct Scanned {
@@ -30,12 +33,12 @@ class ServicesCollector : public Collector {
     SocketOwners owners;
     KernelFacts facts;
   };
-  /// Reads the kernel (sock_diag, sysctls) and /proc into `scanned`.
-  CollectStatus Scan(const Config& config, Scanned& scanned);
+  /// Reads the kernel (sock_diag, sysctls) and /proc.
+  Result<Scanned> Scan(const Config& config);
   static ReuseLookup ReuseFromFds(const SocketOwners& owners);
 
   ProcFs procfs_;
-  SocketsCollector::TransportFactory open_transport_;
+  netlink::TransportFactory open_transport_;
   ListenerMemory memory_;
   SocketOwnerCache owner_cache_;
   uint64_t processes_skipped_total_ = 0;

@@ -24,18 +24,17 @@ struct Table {
 SocketsCollector::SocketsCollector(ProcFs procfs, TransportFactory open_transport)
     : procfs_(std::move(procfs)), open_transport_(std::move(open_transport)) {}
 
-CollectStatus SocketsCollector::Collect(const Config& config,
-                                        std::vector<prometheus::MetricFamily>& out) {
-  CollectStatus status;
+Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) {
+  Status status;
   std::optional<EphemeralRange> range = ReadEphemeralRange(procfs_);
   if (!range) {
-    return CollectStatus{false, "cannot read net.ipv4.ip_local_port_range"};
+    return Failure{"cannot read net.ipv4.ip_local_port_range"};
   }
-  std::string error;
-  std::unique_ptr<netlink::Transport> transport = open_transport_(error);
-  if (!transport) {
-    return CollectStatus{false, error};
+  Result<std::unique_ptr<netlink::Transport>> opened = open_transport_();
+  if (!opened) {
+    return Failure{opened.Error()};
   }
+  netlink::Transport& transport = **opened;
 
   const SocketsConfig& options = config.sockets;
   std::vector<Table> tables;
@@ -69,21 +68,19 @@ CollectStatus SocketsCollector::Collect(const Config& config,
                             options.top_destinations},
         std::move(seed), std::move(count_arrays_));
     for (const Table& t : tables) {
-      netlink::DumpResult result =
-          netlink::Dump(*transport, {t.protocol, t.family, states, {}},
-                        [&table, protocol = t.protocol](const netlink::SocketRecord& record) {
-                          table->Add(protocol, record);
-                        });
+      const netlink::DumpRequest request{t.protocol, t.family, states, {}};
+      netlink::DumpResult result = netlink::Dump(
+          transport, request, [&table, protocol = t.protocol](const netlink::SocketRecord& record) {
+            table->Add(protocol, record);
+          });
       sockets_read[{t.protocol, t.family}] = result.sockets;
       available[{t.protocol, t.family}] = result.outcome != DumpOutcome::kUnsupported;
       if (result.outcome == DumpOutcome::kFailed || result.outcome == DumpOutcome::kInterrupted) {
-        status.ok = false;
-        status.error = std::string(netlink::ProtocolName(t.protocol)) + "/" +
-                       std::string(netlink::FamilyName(t.family)) + ": " + result.error;
+        status = Failure{result.TableError(request)};
         break;
       }
     }
-    if (!status.ok || !table->HasLateListeners()) {
+    if (!status || !table->HasLateListeners()) {
       break;
     }
     seed = table->ListeningPorts();
@@ -110,17 +107,13 @@ CollectStatus SocketsCollector::Collect(const Config& config,
   available_family.MoveTo(out);
   read_family.MoveTo(out);
   // A partial table would show wrong counts; a gap is the honest answer.
-  if (status.ok) {
+  if (status) {
     table->AppendMetrics(out, totals_);
   }
   count_arrays_ = table->ReleaseCountArrays();
   return status;
 }
 
-SocketsCollector::TransportFactory KernelTransportFactory() {
-  return [](std::string& error) -> std::unique_ptr<netlink::Transport> {
-    return netlink::KernelTransport::Open(error);
-  };
-}
+netlink::TransportFactory KernelTransportFactory() { return netlink::KernelTransportFactory(); }
 
 }  // namespace portwatch

@@ -14,13 +14,13 @@ namespace portwatch {
 /// Counts TCP and UDP sockets per protocol, family, state and port from netlink sock_diag.
 class SocketsCollector : public Collector {
  public:
-  /// Opens a transport for one scrape; returns nullptr and sets the error when it cannot.
-  using TransportFactory = std::function<std::unique_ptr<netlink::Transport>(std::string& error)>;
+  /// Opens a transport for one scrape, or says why it cannot.
+  using TransportFactory = netlink::TransportFactory;
 
   SocketsCollector(ProcFs procfs, TransportFactory open_transport);
 
   std::string_view Name() const override { return "sockets"; }
-  CollectStatus Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
+  Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
 
  private:
   ProcFs procfs_;
@@ -31,7 +31,8 @@ class SocketsCollector : public Collector {
   SocketTable::Totals totals_;
 };
 
-/// The production transport factory: a sock_diag socket in the exporter's network namespace.
-SocketsCollector::TransportFactory KernelTransportFactory();
+/// The production transport factory: a sock_diag socket in the exporter's network namespace
+/// (netlink::KernelTransportFactory()).
+netlink::TransportFactory KernelTransportFactory();
 
 }  // namespace portwatch

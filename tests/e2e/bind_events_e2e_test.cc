@@ -279,8 +279,10 @@ void BindEventsE2eTest::ExpectExactCounts() {
 
   // The log names who failed and who holds the port. It is written after the event reaches
   // user space and the holder is looked up: not necessarily before the scrape answered.
-  const std::string failed = "msg=\"bind failed\" errno=EADDRINUSE process=\"" +
-                             std::string(kProcess) + "\" pid=" + std::to_string(child.Pid());
+  // logfmt quotes a value only when it needs quotes: the process name is a plain token.
+  const std::string failed =
+      "msg=\"bind failed\" errno=EADDRINUSE process=" + std::string(kProcess) +
+      " pid=" + std::to_string(child.Pid());
   const std::string held =
       "port=18080 holders=\"tcp listen by pid " + std::to_string(child.Pid()) + " (pw-bindfail";
   const std::string log = exporter_->WaitForLog(held);

@@ -57,14 +57,13 @@ class NoSource : public portwatch::BindEventSource {
 class OneListener : public netlink::Transport {
  public:
   uint32_t NextSequence() override { return ++sequence_; }
-  int Send(std::span<const std::byte> /*request*/) override {
+  portwatch::Status Send(std::span<const std::byte> /*request*/) override {
     answered_ = false;
-    return 0;
+    return {};
   }
-  ssize_t Receive(std::span<std::byte> buffer, bool& truncated) override {
-    truncated = false;
+  portwatch::Result<netlink::Received> Receive(std::span<std::byte> buffer) override {
     if (answered_) {
-      return -EAGAIN;
+      return portwatch::Failure{netlink::ReceiveErrorText(EAGAIN)};
     }
     answered_ = true;
     struct Reply {
@@ -81,7 +80,7 @@ class OneListener : public netlink::Transport {
     reply.socket.idiag_inode = 1001;
     reply.done_header = {sizeof(nlmsghdr) + sizeof(int), NLMSG_DONE, 0, sequence_, kPortId};
     std::memcpy(buffer.data(), &reply, sizeof(reply));
-    return sizeof(reply);
+    return netlink::Received{sizeof(reply), false};
   }
   uint32_t PortId() const override { return kPortId; }
 
@@ -94,12 +93,11 @@ class OneListener : public netlink::Transport {
 portwatch::BindEventsCollector& Collector() {
   static portwatch::BindEventsCollector collector(
       portwatch::ProcFs(PORTWATCH_FIXTURES "/proc"),
-      [](std::string& error) -> std::unique_ptr<netlink::Transport> {
+      []() -> portwatch::Result<std::unique_ptr<netlink::Transport>> {
         if (!table_readable) {
-          error = "fuzz: no netlink";
-          return nullptr;
+          return portwatch::Failure{"fuzz: no netlink"};
         }
-        return std::make_unique<OneListener>();
+        return std::unique_ptr<netlink::Transport>(std::make_unique<OneListener>());
       },
       [](const std::vector<portwatch::BindEventsAttach>& /*allowed*/,
          const portwatch::BindEventHandler& /*handler*/) { return std::make_unique<NoSource>(); },

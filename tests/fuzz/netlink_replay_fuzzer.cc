@@ -40,13 +40,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string kPath = portwatch::fuzz::ScratchDir() + "/recording.nlrec";
   portwatch::fuzz::WriteFile(kPath, std::string_view(reinterpret_cast<const char*>(data), size));
 
-  std::string error;
-  std::unique_ptr<netlink::ReplayTransport> transport =
-      netlink::ReplayTransport::Load(kPath, error);
-  if (!transport) {
-    Check(!error.empty(), "a rejected recording says why");
+  portwatch::Result<std::unique_ptr<netlink::ReplayTransport>> loaded =
+      netlink::ReplayTransport::Load(kPath);
+  if (!loaded) {
+    Check(!loaded.Error().empty(), "a rejected recording says why");
     return 0;
   }
+  const std::unique_ptr<netlink::ReplayTransport>& transport = *loaded;
   // A request that differs from the recorded one fails in Send() and consumes nothing: try the
   // next candidate; stop when none matches (or the recording is exhausted).
   constexpr int kMaxDumps = 64;

@@ -30,8 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   portwatch::fuzz::WriteFile(kRoot + "/net/netstat", text);
   portwatch::NetstatCollector collector{portwatch::ProcFs(kRoot)};
   std::vector<prometheus::MetricFamily> families;
-  const portwatch::CollectStatus status = collector.Collect(kConfig, families);
-  Check(status.ok == (sections.count("TcpExt") != 0), "the collector needs a TcpExt section");
+  const portwatch::Status status = collector.Collect(kConfig, families);
+  Check(status.Ok() == (sections.count("TcpExt") != 0), "the collector needs a TcpExt section");
   portwatch::fuzz::Render(families);
   return 0;
 }

@@ -63,7 +63,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!exchange.truncated.empty() && (flags & 1) != 0) {
     exchange.truncated.back() = true;
   }
-  exchange.receive_errno = flags >> 1;
+  // 0: the source runs dry (EAGAIN); else that errno.
+  const int receive_errno = flags >> 1;
+  exchange.receive_error = receive_errno != 0 ? netlink::ReceiveErrorText(receive_errno) : "";
 
   std::vector<netlink::Exchange> exchanges;
   exchanges.push_back(std::move(exchange));

@@ -60,9 +60,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   portwatch::KernelLimitsCollector collector(procfs);
   std::vector<prometheus::MetricFamily> families;
-  const portwatch::CollectStatus status = collector.Collect(kConfig, families);
-  Check(status.ok == (buckets && range && reserved), "the collector fails on what it cannot read");
-  Check(status.ok || !status.error.empty(), "a failing collector says why");
+  const portwatch::Status status = collector.Collect(kConfig, families);
+  Check(status.Ok() == (buckets && range && reserved),
+        "the collector fails on what it cannot read");
+  Check(status.Ok() || !status.Error().empty(), "a failing collector says why");
   if (buckets) {
     Check(Sample(families, "portwatch_tcp_max_tw_buckets") == static_cast<double>(*buckets),
           "portwatch_tcp_max_tw_buckets is the sysctl");

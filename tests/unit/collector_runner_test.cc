@@ -39,7 +39,7 @@ class FakeCollector : public Collector {
 
   std::string_view Name() const override { return name_; }
 
-  CollectStatus Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override {
+  Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override {
     if (runs_ != nullptr) {
       (*runs_)++;
     }
@@ -48,15 +48,15 @@ class FakeCollector : public Collector {
         .MoveTo(out);
     switch (behaviour_) {
       case Behaviour::kSucceed:
-        return CollectStatus{};
+        return {};
       case Behaviour::kFail:
-        return CollectStatus{false, "could not read"};
+        return Failure{"could not read"};
       case Behaviour::kThrowStd:
         throw std::runtime_error("boom");
       case Behaviour::kThrowOther:
         throw 42;
     }
-    return CollectStatus{};
+    return {};
   }
 
  private:
@@ -73,15 +73,14 @@ class BlockingCollector : public Collector {
 
   std::string_view Name() const override { return "blocking"; }
 
-  CollectStatus Collect(const Config& /*config*/,
-                        std::vector<prometheus::MetricFamily>& out) override {
+  Status Collect(const Config& /*config*/, std::vector<prometheus::MetricFamily>& out) override {
     const int run = ++runs_;
     release_.wait();
     FamilyBuilder("blocking_run", "Which run of the collector produced this scrape.",
                   prometheus::MetricType::Gauge)
         .Add(run)
         .MoveTo(out);
-    return CollectStatus{};
+    return {};
   }
 
  private:

@@ -39,9 +39,9 @@ class ProcTreeTest : public ::testing::Test {
 TEST_F(ProcTreeTest, NetstatWithoutTheFileFails) {
   NetstatCollector collector{ProcFs(root_)};
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "cannot read " + root_ + "/net/netstat");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(), "cannot read " + root_ + "/net/netstat");
   EXPECT_TRUE(out.empty());
 }
 
@@ -49,9 +49,9 @@ TEST_F(ProcTreeTest, NetstatWithoutTcpExtFails) {
   Write("net/netstat", "IpExt: InOctets\nIpExt: 5\n");
   NetstatCollector collector{ProcFs(root_)};
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "no TcpExt section in " + root_ + "/net/netstat");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(), "no TcpExt section in " + root_ + "/net/netstat");
   EXPECT_TRUE(out.empty());
 }
 
@@ -59,9 +59,9 @@ TEST_F(ProcTreeTest, NetstatLeavesOutCountersTheKernelLacks) {
   Write("net/netstat", "TcpExt: ListenDrops TW Other\nTcpExt: 7 3 9\n");
   NetstatCollector collector{ProcFs(root_)};
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_TRUE(status.ok);
-  EXPECT_EQ(status.error, "");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_TRUE(status.Ok());
+  EXPECT_EQ(status.Error(), "");
   EXPECT_EQ(FamilyNames(out), (std::vector<std::string>{"portwatch_tcpext_tw_total",
                                                         "portwatch_tcpext_listen_drops_total"}));
   EXPECT_EQ(Samples(out, "portwatch_tcpext_tw_total"), (Counts{{"", 3}}));
@@ -72,9 +72,10 @@ TEST_F(ProcTreeTest, NetstatLeavesOutCountersTheKernelLacks) {
 TEST_F(ProcTreeTest, KernelLimitsWithNothingToReadFails) {
   KernelLimitsCollector collector{ProcFs(root_)};
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "cannot read net.ipv4.tcp_max_tw_buckets, net.ipv4.ip_local_port_range");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(),
+            "cannot read net.ipv4.tcp_max_tw_buckets, net.ipv4.ip_local_port_range");
   EXPECT_TRUE(out.empty());
 }
 
@@ -83,9 +84,9 @@ TEST_F(ProcTreeTest, KernelLimitsReportsWhatItCouldRead) {
   Write("sys/net/ipv4/ip_local_port_range", "60999\t32768\n");  // reversed: rejected
   KernelLimitsCollector collector{ProcFs(root_)};
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "cannot read net.ipv4.ip_local_port_range");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(), "cannot read net.ipv4.ip_local_port_range");
   EXPECT_EQ(FamilyNames(out), (std::vector<std::string>{"portwatch_tcp_max_tw_buckets"}));
   EXPECT_EQ(Samples(out, "portwatch_tcp_max_tw_buckets"), (Counts{{"", 4096}}));
 }
@@ -95,9 +96,9 @@ TEST_F(ProcTreeTest, KernelLimitsWithOnlyTheRange) {
   Write("sys/net/ipv4/ip_local_reserved_ports", "\n");  // nothing reserved
   KernelLimitsCollector collector{ProcFs(root_)};
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "cannot read net.ipv4.tcp_max_tw_buckets");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(), "cannot read net.ipv4.tcp_max_tw_buckets");
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_port_range_first"), (Counts{{"", 1024}}));
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_port_range_last"), (Counts{{"", 65535}}));
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_ports_available"), (Counts{{"", 64512}}));
@@ -110,8 +111,8 @@ TEST_F(ProcTreeTest, ReservedPortsInsideTheRangeAreNotAvailable) {
   Write("sys/net/ipv4/ip_local_reserved_ports", "22,40000,40998-41000,50000\n");
   KernelLimitsCollector collector{ProcFs(root_)};
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_TRUE(status.ok) << status.error;
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_TRUE(status.Ok()) << status.Error();
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_ports_available"), (Counts{{"", 1000 - 3}}));
 }
 
@@ -123,8 +124,8 @@ TEST_F(ProcTreeTest, ReservedPortsListedTwiceCountOnce) {
   Write("sys/net/ipv4/ip_local_reserved_ports", "40000,40000-40001,40001\n");
   KernelLimitsCollector collector{ProcFs(root_)};
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_TRUE(status.ok) << status.error;
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_TRUE(status.Ok()) << status.Error();
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_ports_available"), (Counts{{"", 0}}));
 }
 
@@ -134,9 +135,9 @@ TEST_F(ProcTreeTest, UnreadableReservedPortsFail) {
   Write("sys/net/ipv4/ip_local_reserved_ports", "8080-\n");
   KernelLimitsCollector collector{ProcFs(root_)};
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "cannot read net.ipv4.ip_local_reserved_ports");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(), "cannot read net.ipv4.ip_local_reserved_ports");
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_ports_available"), Counts{});
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_port_range_first"), (Counts{{"", 40000}}));
 }

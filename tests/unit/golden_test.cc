@@ -84,17 +84,21 @@ void ExpectGolden(const std::string& name, const std::string& exposition) {
       << "; if the change is intended, regenerate with PORTWATCH_UPDATE_GOLDEN=1";
 }
 
-SocketsCollector::TransportFactory ReplayFactory(const std::string& path) {
-  return [path](std::string& error) -> std::unique_ptr<netlink::Transport> {
-    return netlink::ReplayTransport::Load(path, error);
+netlink::TransportFactory ReplayFactory(const std::string& path) {
+  return [path]() -> Result<std::unique_ptr<netlink::Transport>> {
+    Result<std::unique_ptr<netlink::ReplayTransport>> replay = netlink::ReplayTransport::Load(path);
+    if (!replay) {
+      return Failure{replay.Error()};
+    }
+    return std::unique_ptr<netlink::Transport>(std::move(replay).Value());
   };
 }
 
 std::string CollectText(Collector& collector, const Config& config = Config{}) {
   std::vector<prometheus::MetricFamily> families;
-  CollectStatus status = collector.Collect(config, families);
-  EXPECT_TRUE(status.ok) << collector.Name() << ": " << status.error;
-  EXPECT_EQ(status.error, "");
+  Status status = collector.Collect(config, families);
+  EXPECT_TRUE(status.Ok()) << collector.Name() << ": " << status.Error();
+  EXPECT_EQ(status.Error(), "");
   return unit::Serialize(families);
 }
 
@@ -198,12 +202,13 @@ TEST(GoldenTest, Services) {
   ASSERT_TRUE(config.config.has_value()) << config.error;
   const std::vector<netlink::Exchange> kernel = ServicesKernel();
   ServicesCollector collector(ProcFs(kProcFixture),
-                              [&kernel](std::string&) -> std::unique_ptr<netlink::Transport> {
-                                return std::make_unique<netlink::ReplayTransport>(kernel);
+                              [&kernel]() -> Result<std::unique_ptr<netlink::Transport>> {
+                                return std::unique_ptr<netlink::Transport>(
+                                    std::make_unique<netlink::ReplayTransport>(kernel));
                               });
   std::vector<prometheus::MetricFamily> families;
-  CollectStatus status = collector.Collect(*config.config, families);
-  EXPECT_TRUE(status.ok) << status.error;
+  Status status = collector.Collect(*config.config, families);
+  EXPECT_TRUE(status.Ok()) << status.Error();
   ExpectGolden("services", unit::Serialize(families));
 }
 
@@ -240,9 +245,8 @@ TEST(GoldenTest, BindEvents) {
   const Config config;
   BindEventsCollector collector(
       ProcFs(kProcFixture),
-      [](std::string& error) -> std::unique_ptr<netlink::Transport> {
-        error = "no socket table in the golden test";
-        return nullptr;
+      []() -> Result<std::unique_ptr<netlink::Transport>> {
+        return Failure{"no socket table in the golden test"};
       },
       [](const std::vector<BindEventsAttach>&, BindEventHandler) {
         return std::make_unique<FixedCountsSource>();

@@ -178,7 +178,8 @@ class DatagramBuilder {
   std::vector<std::byte> bytes_;
 };
 
-/// The exchange a kernel would have for `request` sent with `sequence` to `port_id`.
+/// The exchange a kernel would have for `request` sent with `sequence` to `port_id`; after the
+/// datagrams, a receive fails with `receive_errno` (positive; 0: EAGAIN, the source ran dry).
 inline Exchange MakeExchange(const DumpRequest& request, uint32_t sequence, uint32_t port_id,
                              std::vector<std::vector<std::byte>> datagrams, int receive_errno = 0) {
   Exchange exchange;
@@ -186,7 +187,7 @@ inline Exchange MakeExchange(const DumpRequest& request, uint32_t sequence, uint
   exchange.port_id = port_id;
   exchange.truncated.assign(datagrams.size(), false);
   exchange.datagrams = std::move(datagrams);
-  exchange.receive_errno = receive_errno;
+  exchange.receive_error = receive_errno != 0 ? netlink::ReceiveErrorText(receive_errno) : "";
   return exchange;
 }
 

@@ -1,5 +1,13 @@
+// ServiceTable and the holder classification: owner against foreign holders, instances, and
+// the orchestration of one scrape (intake, holders, remembered listener flags, predictions) on
+// hand-built sock_diag records and a fake SO_REUSEADDR lookup.
 #include "collectors/services/service_table.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -94,6 +102,258 @@ TEST(OwnerMatchesTest, AnyFieldSuffices) {
   EXPECT_TRUE(OwnerMatches(Owner("apache2", "", "/usr/sbin/nginx"), kNginx));
   EXPECT_TRUE(OwnerMatches(Owner("apache2", "daemon", "/usr/sbin/apache2"), kNginx));
   EXPECT_FALSE(OwnerMatches(Owner("apache2", "httpd", "/usr/sbin/apache2"), kNginx));
+}
+
+// --- ClassifyHolders ---
+
+constexpr uint16_t kPort = 8080;
+
+netlink::SocketRecord Socket(uint8_t state, const std::string& address, uint32_t inode = 0) {
+  netlink::SocketRecord record;
+  record.family = address.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+  EXPECT_EQ(::inet_pton(record.family, address.c_str(), record.local_address.data()), 1);
+  record.state = state;
+  record.local_port = kPort;
+  record.inode = inode;
+  return record;
+}
+
+ServiceConfig Service(const OwnerMatch& owner, ServiceProtocol protocol = ServiceProtocol::kTcp) {
+  ServiceConfig service;
+  service.name = "web";
+  service.port = kPort;
+  service.protocol = protocol;
+  service.owner = owner;
+  return service;
+}
+
+ProcessInfo Pid(pid_t pid, const std::string& command) {
+  ProcessInfo process = Process(command, command, "");
+  process.pid = pid;
+  return process;
+}
+
+PortObservation Observe(const ServiceConfig& service,
+                        const std::vector<netlink::SocketRecord>& records) {
+  PortObservation observed;
+  for (const netlink::SocketRecord& record : records) {
+    ObserveSocket(service, ProtocolOf(service), record, observed);
+  }
+  return observed;
+}
+
+std::vector<pid_t> Pids(const std::vector<ProcessInfo>& processes) {
+  std::vector<pid_t> pids;
+  pids.reserve(processes.size());
+  for (const ProcessInfo& process : processes) {
+    pids.push_back(process.pid);
+  }
+  return pids;
+}
+
+TEST(ClassifyHoldersTest, OwnerAndForeignHolders) {
+  const ServiceConfig service = Service(Owner("nginx", "", ""));
+  SocketOwners owners;
+  owners.by_inode[1] = {Pid(10, "nginx")};
+  owners.by_inode[2] = {Pid(20, "python3")};
+  const ServiceHolders holders =
+      ClassifyHolders(service,
+                      Observe(service, {Socket(netlink::kListen, "0.0.0.0", 1),
+                                        Socket(netlink::kEstablished, "10.0.0.1", 2)}),
+                      owners);
+  EXPECT_EQ(holders.owned_listeners, 1U);
+  EXPECT_EQ(Pids(holders.owner_processes), std::vector<pid_t>{10});
+  EXPECT_EQ(Pids(holders.foreign_holders), std::vector<pid_t>{20});
+  EXPECT_FALSE(holders.invisible_holders);
+  EXPECT_EQ(holders.matching_processes, 0U);  // owners.processes is empty: no `ps -ef` view
+}
+
+TEST(ClassifyHoldersTest, PreForkedWorkersShareOneListenerReusePortDuplicatesHaveOneEach) {
+  const ServiceConfig service = Service(Owner("nginx", "", ""));
+  SocketOwners owners;
+  owners.by_inode[1] = {Pid(10, "nginx"), Pid(11, "nginx"), Pid(12, "nginx")};
+  const PortObservation one_socket = Observe(service, {Socket(netlink::kListen, "0.0.0.0", 1)});
+  ServiceHolders holders = ClassifyHolders(service, one_socket, owners);
+  EXPECT_EQ(holders.owned_listeners, 1U);
+  EXPECT_EQ(Pids(holders.owner_processes), (std::vector<pid_t>{10, 11, 12}));
+
+  owners.by_inode[2] = {Pid(13, "nginx")};
+  holders = ClassifyHolders(service,
+                            Observe(service, {Socket(netlink::kListen, "0.0.0.0", 1),
+                                              Socket(netlink::kListen, "0.0.0.0", 2)}),
+                            owners);
+  EXPECT_EQ(holders.owned_listeners, 2U);
+  EXPECT_EQ(Pids(holders.owner_processes), (std::vector<pid_t>{10, 11, 12, 13}));
+}
+
+TEST(ClassifyHoldersTest, AnOwnerHoldingAConnectionIsNoListener) {
+  const ServiceConfig service = Service(Owner("nginx", "", ""));
+  SocketOwners owners;
+  owners.by_inode[2] = {Pid(10, "nginx")};
+  const ServiceHolders holders = ClassifyHolders(
+      service, Observe(service, {Socket(netlink::kEstablished, "10.0.0.1", 2)}), owners);
+  EXPECT_EQ(holders.owned_listeners, 0U);
+  EXPECT_EQ(Pids(holders.owner_processes), std::vector<pid_t>{10});
+}
+
+TEST(ClassifyHoldersTest, AConnectedUdpSocketServesThePort) {
+  const ServiceConfig service = Service(Owner("unbound", "", ""), ServiceProtocol::kUdp);
+  SocketOwners owners;
+  owners.by_inode[1] = {Pid(10, "unbound")};
+  owners.by_inode[2] = {Pid(10, "unbound")};
+  const ServiceHolders holders =
+      ClassifyHolders(service,
+                      Observe(service, {Socket(netlink::kClose, "0.0.0.0", 1),
+                                        Socket(netlink::kEstablished, "10.0.0.1", 2)}),
+                      owners);
+  EXPECT_EQ(holders.owned_listeners, 2U);
+  EXPECT_EQ(Pids(holders.owner_processes), std::vector<pid_t>{10});  // listed once
+}
+
+TEST(ClassifyHoldersTest, ASocketWhoseProcessIsNotFoundIsInvisible) {
+  const ServiceConfig service = Service(Owner("nginx", "", ""));
+  const ServiceHolders holders =
+      ClassifyHolders(service, Observe(service, {Socket(netlink::kListen, "0.0.0.0", 1)}), {});
+  EXPECT_TRUE(holders.invisible_holders);
+  EXPECT_EQ(holders.owned_listeners, 0U);
+  EXPECT_TRUE(holders.owner_processes.empty());
+  EXPECT_TRUE(holders.foreign_holders.empty());
+}
+
+TEST(ClassifyHoldersTest, MatchingProcessesCountOnlyWithAnOwner) {
+  SocketOwners owners;
+  owners.processes = {Pid(10, "nginx"), Pid(11, "nginx"), Pid(20, "python3")};
+  ServiceConfig service = Service(Owner("nginx", "", ""));
+  EXPECT_EQ(ClassifyHolders(service, {}, owners).matching_processes, 2U);
+  service.owner = OwnerMatch{};
+  EXPECT_EQ(ClassifyHolders(service, {}, owners).matching_processes, std::nullopt);
+}
+
+TEST(ClassifyHoldersTest, WithoutAnOwnerEveryHolderOwns) {
+  const ServiceConfig service = Service(OwnerMatch{});
+  SocketOwners owners;
+  owners.by_inode[1] = {Pid(20, "python3")};
+  const ServiceHolders holders =
+      ClassifyHolders(service, Observe(service, {Socket(netlink::kListen, "0.0.0.0", 1)}), owners);
+  EXPECT_EQ(holders.owned_listeners, 1U);
+  EXPECT_EQ(Pids(holders.owner_processes), std::vector<pid_t>{20});
+  EXPECT_TRUE(holders.foreign_holders.empty());
+}
+
+// --- ServiceTable: one scrape ---
+
+using Clock = std::chrono::steady_clock;
+constexpr Clock::time_point kStart{std::chrono::seconds(1'000'000)};
+
+/// SO_REUSEADDR as a fake lookup: the inodes listed, every other inode unreadable.
+ReuseLookup Flags(std::map<uint32_t, bool> flags) {
+  return [flags = std::move(flags)](uint32_t inode) -> std::optional<bool> {
+    auto found = flags.find(inode);
+    return found == flags.end() ? std::nullopt : std::optional<bool>(found->second);
+  };
+}
+
+ServiceReport Scrape(const std::vector<netlink::SocketRecord>& records, const ReuseLookup& reuse,
+                     ListenerMemory& memory, Clock::time_point now, KernelFacts facts = {}) {
+  ServiceTable table({Service(Owner("nginx", "", ""))}, ServicesOptions{}, std::move(facts));
+  for (const netlink::SocketRecord& record : records) {
+    table.Add(netlink::Protocol::kTcp, record);
+  }
+  std::vector<ServiceReport> reports = table.Reports({}, reuse, memory, now);
+  EXPECT_EQ(reports.size(), 1U);
+  return reports.front();
+}
+
+netlink::SocketRecord TimeWait(uint32_t expires_ms) {
+  netlink::SocketRecord record = Socket(netlink::kTimeWait, "10.0.0.1");
+  record.timer_expires_ms = expires_ms;
+  return record;
+}
+
+TEST(ServiceTableTest, RemembersTheListenerFlagForTheTimeWaitItLeaves) {
+  ListenerMemory memory;
+  // The old listener, without SO_REUSEADDR, serving.
+  ServiceReport report = Scrape({Socket(netlink::kListen, "0.0.0.0", 1), TimeWait(30'000)},
+                                Flags({{1, false}}), memory, kStart);
+  EXPECT_EQ(report.listener_reuse, false);
+  EXPECT_EQ(report.remembered_reuse, false);
+  EXPECT_EQ(report.with_reuse.blockers_by_state,
+            (std::map<std::string, uint64_t>{{"listen", 1}, {"time_wait", 1}}));
+
+  // It died; its TIME_WAIT sockets block even a SO_REUSEADDR restart.
+  report = Scrape({TimeWait(50'000), TimeWait(20'000)}, Flags({}), memory,
+                  kStart + std::chrono::seconds(30));
+  EXPECT_EQ(report.listener_reuse, std::nullopt);
+  EXPECT_EQ(report.remembered_reuse, false);
+  EXPECT_EQ(report.with_reuse.verdict, Verdict::kBlocked);
+  EXPECT_EQ(report.with_reuse.blockers_by_state,
+            (std::map<std::string, uint64_t>{{"time_wait", 2}}));
+  EXPECT_EQ(report.time_wait_remaining_seconds, 50.0);
+
+  // Still remembered at exactly 120 s, forgotten after.
+  report = Scrape({TimeWait(1'000)}, Flags({}), memory, kStart + std::chrono::seconds(120));
+  EXPECT_EQ(report.with_reuse.verdict, Verdict::kBlocked);
+  report = Scrape({TimeWait(1'000)}, Flags({}), memory, kStart + std::chrono::seconds(121));
+  EXPECT_EQ(report.remembered_reuse, std::nullopt);
+  EXPECT_EQ(report.with_reuse.verdict, Verdict::kUnknown);
+  EXPECT_EQ(report.with_reuse.unknown_because,
+            "TIME_WAIT sockets left by a listener whose SO_REUSEADDR portwatch never saw");
+}
+
+TEST(ServiceTableTest, TheCurrentListenerFlagOutweighsTheRememberedOne) {
+  ListenerMemory memory;
+  memory.Remember("web", false, kStart);
+  const ServiceReport report = Scrape({Socket(netlink::kListen, "0.0.0.0", 2), TimeWait(10'000)},
+                                      Flags({{2, true}}), memory, kStart + std::chrono::seconds(1));
+  EXPECT_EQ(report.listener_reuse, true);
+  EXPECT_EQ(report.remembered_reuse, true);
+  EXPECT_EQ(report.with_reuse.blockers_by_state, (std::map<std::string, uint64_t>{{"listen", 1}}));
+  EXPECT_EQ(memory.Recall("web", kStart + std::chrono::seconds(100)), true);
+}
+
+TEST(ServiceTableTest, ReportsSocketsByStateNameAndTheEphemeralRange) {
+  ListenerMemory memory;
+  KernelFacts facts;
+  facts.range = {8000, 9000};
+  auto reserved = std::make_shared<std::bitset<65536>>();
+  reserved->set(kPort);
+  facts.reserved = reserved;
+  const ServiceReport report =
+      Scrape({Socket(netlink::kListen, "10.0.0.9", 1), Socket(netlink::kEstablished, "10.0.0.9", 2),
+              TimeWait(5'000)},
+             Flags({{1, true}, {2, true}}), memory, kStart, facts);
+  EXPECT_EQ(report.sockets_by_state,
+            (std::map<std::string, uint64_t>{{"established", 1}, {"listen", 1}, {"time_wait", 1}}));
+  EXPECT_TRUE(report.in_ephemeral_range);
+  EXPECT_TRUE(report.reserved);
+  EXPECT_TRUE(report.holders.invisible_holders);  // no process found for inodes 1 and 2
+}
+
+TEST(ServiceTableTest, AsksTheKernelAndProcOnlyForWhatItNeeds) {
+  ServiceConfig tcp = Service(Owner("nginx", "", ""));
+  tcp.name = "tcp";
+  ServiceConfig udp = Service(OwnerMatch{}, ServiceProtocol::kUdp);
+  udp.name = "udp";
+  udp.port = 53;
+  ServiceConfig busy = Service(OwnerMatch{});
+  busy.name = "busy";
+  busy.port = 443;
+  ServiceTable table({tcp, udp, busy}, ServicesOptions{}, KernelFacts{});
+  netlink::SocketRecord https = Socket(netlink::kListen, "0.0.0.0", 7);
+  https.local_port = 443;
+  table.Add(netlink::Protocol::kTcp, https);
+  netlink::SocketRecord ssh = Socket(netlink::kListen, "0.0.0.0", 9);
+  ssh.local_port = 22;
+  table.Add(netlink::Protocol::kTcp, ssh);
+  table.Add(netlink::Protocol::kTcp, Socket(netlink::kEstablished, "10.0.0.2"));  // no inode
+  // Only TCP ports where nothing competes need the bound-inactive dump; UDP never does.
+  EXPECT_EQ(table.PortsThatLookFree(), std::vector<uint16_t>{});
+  ServiceTable quiet({tcp, udp}, ServicesOptions{}, KernelFacts{});
+  EXPECT_EQ(quiet.PortsThatLookFree(), std::vector<uint16_t>{kPort});
+  // Every listener (for listener_info) and the service sockets with an fd; never inode 0.
+  EXPECT_EQ(table.WantedInodes(), (std::unordered_set<uint32_t>{7, 9}));
+  EXPECT_TRUE(table.NeedsAllProcesses());
+  EXPECT_FALSE(ServiceTable({udp, busy}, ServicesOptions{}, KernelFacts{}).NeedsAllProcesses());
 }
 
 }  // namespace

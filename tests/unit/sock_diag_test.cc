@@ -277,6 +277,40 @@ TEST(DumpTest, SkipsAndCountsMessagesForAnotherRequest) {
   EXPECT_EQ(run.records[0].local_port, 3333);
 }
 
+// A failed dump still says how many replies to another request it skipped before failing: they
+// are the clue that two dumps shared a socket.
+TEST(DumpTest, FailureKeepsTheStrayMessagesCount) {
+  const std::vector<std::byte> stray = Datagram()
+                                           .Addressed(kSequence + 1, kPortId)
+                                           .Socket(Established(1111, 1))
+                                           .Addressed(kSequence, kPortId)
+                                           .Socket(Established(3333, 3))
+                                           .Build();
+  DumpRun received = RunDump({stray}, ENOBUFS);
+  EXPECT_EQ(received.result.outcome, DumpOutcome::kFailed);
+  EXPECT_EQ(received.result.error, "netlink receive: No buffer space available");
+  EXPECT_EQ(received.result.sockets, 1U);
+  EXPECT_EQ(received.result.stray_messages, 1U);
+
+  DumpRun kernel = RunDump({stray, Datagram().Error(EPERM).Build()});
+  EXPECT_EQ(kernel.result.error, "kernel error: Operation not permitted");
+  EXPECT_EQ(kernel.result.stray_messages, 1U);
+
+  DumpRun done = RunDump({stray, Datagram().Done(-EINVAL).Build()});
+  EXPECT_EQ(done.result.error, "dump ended with error: Invalid argument");
+  EXPECT_EQ(done.result.stray_messages, 1U);
+
+  DumpRun truncated = RunDump({stray, Datagram().Raw(std::vector<std::byte>(7)).Build()});
+  EXPECT_EQ(truncated.result.error, "truncated netlink message header");
+  EXPECT_EQ(truncated.result.stray_messages, 1U);
+}
+
+TEST(DumpTest, TableErrorNamesTheTable) {
+  EXPECT_EQ(TableName(Protocol::kUdp, Family::kIpv6), "udp/ipv6");
+  DumpRun run = RunDump({Datagram().Error(EPERM).Build()});
+  EXPECT_EQ(run.result.TableError(kTcp4), "tcp/ipv4: kernel error: Operation not permitted");
+}
+
 TEST(DumpTest, SkipsUnknownMessageTypes) {
   DumpRun run = RunDump({Datagram()
                              .Message(NLMSG_NOOP, 0, {})
@@ -719,11 +753,11 @@ class Listener {
 };
 
 TEST(KernelDumpTest, PortFilterIsAcceptedAndAppliedByTheKernel) {
-  std::string error;
-  std::unique_ptr<KernelTransport> kernel = KernelTransport::Open(error);
-  if (kernel == nullptr) {
-    GTEST_SKIP() << "no netlink sock_diag here: " << error;
+  Result<std::unique_ptr<KernelTransport>> opened = KernelTransport::Open();
+  if (!opened) {
+    GTEST_SKIP() << "no netlink sock_diag here: " << opened.Error();
   }
+  std::unique_ptr<KernelTransport>& kernel = *opened;
   Listener first;
   Listener second;
   Listener third;
@@ -750,6 +784,44 @@ TEST(KernelDumpTest, PortFilterIsAcceptedAndAppliedByTheKernel) {
   EXPECT_NE(std::find(inodes.begin(), inodes.end(), first.Inode()), inodes.end());
   EXPECT_NE(std::find(inodes.begin(), inodes.end(), third.Inode()), inodes.end());
   EXPECT_EQ(std::find(inodes.begin(), inodes.end(), second.Inode()), inodes.end());
+}
+
+// Any process may send a datagram to the transport's port id. One forged to look like the end of
+// the dump (the right sequence and port id) must not end it: only the kernel's replies count.
+TEST(KernelDumpTest, DatagramsNotFromTheKernelAreDroppedAndCounted) {
+  Result<std::unique_ptr<KernelTransport>> opened = KernelTransport::Open();
+  if (!opened) {
+    GTEST_SKIP() << "no netlink sock_diag here: " << opened.Error();
+  }
+  KernelTransport& kernel = **opened;
+  UniqueFd forger(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  ASSERT_TRUE(forger.Valid());
+  sockaddr_nl local{};
+  local.nl_family = AF_NETLINK;
+  ASSERT_EQ(::bind(forger.Get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)), 0);
+  Listener listener;
+  ASSERT_NE(listener.Port(), 0);
+
+  const DumpRequest request =
+      unit::Request(Protocol::kTcp, Family::kIpv4, StateBit(kListen), {listener.Port()});
+  // The kernel transport counts sequences up: the dump's request carries the one after this.
+  const uint32_t next = kernel.NextSequence() + 1;
+  const std::vector<std::byte> forged = DatagramBuilder(next, kernel.PortId()).Done().Build();
+  sockaddr_nl to{};
+  to.nl_family = AF_NETLINK;
+  to.nl_pid = kernel.PortId();
+  ASSERT_EQ(::sendto(forger.Get(), forged.data(), forged.size(), 0,
+                     reinterpret_cast<sockaddr*>(&to), sizeof(to)),
+            static_cast<ssize_t>(forged.size()))
+      << std::strerror(errno);
+
+  std::vector<uint32_t> inodes;
+  const DumpResult result = Dump(
+      kernel, request, [&inodes](const SocketRecord& record) { inodes.push_back(record.inode); });
+  ASSERT_EQ(result.outcome, DumpOutcome::kComplete) << result.error;
+  EXPECT_EQ(kernel.ForeignDatagrams(), 1U);
+  // Had the forged NLMSG_DONE been read, the dump would have ended without the listener.
+  EXPECT_NE(std::find(inodes.begin(), inodes.end(), listener.Inode()), inodes.end());
 }
 
 }  // namespace

@@ -40,9 +40,9 @@ class CountingReplay : public netlink::Transport {
   ~CountingReplay() override { served_ = replay_.RequestsServed(); }
 
   uint32_t NextSequence() override { return replay_.NextSequence(); }
-  int Send(std::span<const std::byte> request) override { return replay_.Send(request); }
-  ssize_t Receive(std::span<std::byte> buffer, bool& truncated) override {
-    return replay_.Receive(buffer, truncated);
+  Status Send(std::span<const std::byte> request) override { return replay_.Send(request); }
+  Result<netlink::Received> Receive(std::span<std::byte> buffer) override {
+    return replay_.Receive(buffer);
   }
   uint32_t PortId() const override { return replay_.PortId(); }
 
@@ -76,9 +76,10 @@ class KernelScript {
   }
 
   SocketsCollector::TransportFactory Factory() {
-    return [this](std::string&) -> std::unique_ptr<netlink::Transport> {
+    return [this]() -> Result<std::unique_ptr<netlink::Transport>> {
       opened_++;
-      return std::make_unique<CountingReplay>(exchanges_, served_);
+      return std::unique_ptr<netlink::Transport>(
+          std::make_unique<CountingReplay>(exchanges_, served_));
     };
   }
   size_t Served() const { return served_; }
@@ -151,9 +152,9 @@ TEST(SocketsCollectorTest, OneDumpPerTableWhenListenersComeFirst) {
 
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_TRUE(status.ok);
-  EXPECT_EQ(status.error, "");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_TRUE(status.Ok());
+  EXPECT_EQ(status.Error(), "");
   EXPECT_EQ(kernel.Opened(), 1);
   EXPECT_EQ(kernel.Served(), 4U);  // no listener turned up late: no second read
 
@@ -219,8 +220,8 @@ TEST(SocketsCollectorTest, LateListenerTriggersOneSecondRead) {
 
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_TRUE(status.ok) << status.error;
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_TRUE(status.Ok()) << status.Error();
   EXPECT_EQ(kernel.Opened(), 1);
   EXPECT_EQ(kernel.Served(), 8U);
   EXPECT_EQ(FamilyNames(out), kAllFamilies);
@@ -270,8 +271,8 @@ TEST(SocketsCollectorTest, NeverReadsMoreThanTwice) {
   config.sockets.udp = false;
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(config, out);
-  EXPECT_TRUE(status.ok) << status.error;
+  Status status = collector.Collect(config, out);
+  EXPECT_TRUE(status.Ok()) << status.Error();
   EXPECT_EQ(kernel.Served(), 4U);
   // 40700 was counted as a client before its listener showed up; the label follows the final
   // listening set, the peer count stays (the bounded cost of reading at most twice).
@@ -296,8 +297,8 @@ TEST(SocketsCollectorTest, HonoursProtocolAndFamilyChoices) {
   config.sockets.ipv4 = false;
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(config, out);
-  EXPECT_TRUE(status.ok) << status.error;
+  Status status = collector.Collect(config, out);
+  EXPECT_TRUE(status.Ok()) << status.Error();
   EXPECT_EQ(kernel.Served(), 1U);
   EXPECT_EQ(Samples(out, "portwatch_sock_diag_table_available"), (Counts{{kUdp6, 1}}));
   EXPECT_EQ(Samples(out, "portwatch_scrape_sockets_read"), (Counts{{kUdp6, 1}}));
@@ -323,7 +324,7 @@ TEST(SocketsCollectorTest, PassesTheCardinalityCapsToTheTable) {
   config.sockets.max_peer_port_series = 1;
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  ASSERT_TRUE(collector.Collect(config, out).ok);
+  ASSERT_TRUE(collector.Collect(config, out).Ok());
   EXPECT_EQ(Samples(out, "portwatch_sockets"),
             (Counts{
                 {SocketKey("ipv4", "6001", "tcp", "established"), 1},
@@ -369,19 +370,18 @@ TEST(SocketsCollectorTest, LaterScrapesCountFromZero) {
   });
   std::vector<KernelScript*> scrapes = {&busy, &failing, &quiet};
   size_t scrape = 0;
-  SocketsCollector collector(ProcFs(kProcFixture),
-                             [&](std::string& error) { return scrapes[scrape]->Factory()(error); });
+  SocketsCollector collector(ProcFs(kProcFixture), [&]() { return scrapes[scrape]->Factory()(); });
   Config config;
   config.sockets.udp = false;
   config.sockets.ipv6 = false;
   std::vector<prometheus::MetricFamily> out;
-  ASSERT_TRUE(collector.Collect(config, out).ok);
+  ASSERT_TRUE(collector.Collect(config, out).Ok());
   scrape = 1;
   out.clear();
-  ASSERT_FALSE(collector.Collect(config, out).ok);
+  ASSERT_FALSE(collector.Collect(config, out).Ok());
   scrape = 2;
   out.clear();
-  ASSERT_TRUE(collector.Collect(config, out).ok);
+  ASSERT_TRUE(collector.Collect(config, out).Ok());
   EXPECT_EQ(Samples(out, "portwatch_sockets"),
             (Counts{
                 {SocketKey("ipv4", "5000", "tcp", "listen"), 1},
@@ -405,9 +405,9 @@ TEST(SocketsCollectorTest, FailedDumpDropsTheSocketCounts) {
               [](DatagramBuilder d) { return Datagrams{d.Error(EPERM).Build()}; });
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "tcp/ipv6: kernel error: Operation not permitted");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(), "tcp/ipv6: kernel error: Operation not permitted");
   EXPECT_EQ(kernel.Served(), 2U);  // stops at the failure
   // A partial table would show wrong counts: only the status families remain, and only for
   // the tables that were asked.
@@ -418,9 +418,9 @@ TEST(SocketsCollectorTest, FailedDumpDropsTheSocketCounts) {
 
 /// A TCP-only scrape whose first read counts 40600's IPv4 socket as client-side before the IPv6
 /// dump shows its listener; `second_read` scripts the second read. Returns the collector's status.
-CollectStatus CollectTcpWithLateListener(const std::function<void(KernelScript&)>& second_read,
-                                         KernelScript& kernel,
-                                         std::vector<prometheus::MetricFamily>& out) {
+Status CollectTcpWithLateListener(const std::function<void(KernelScript&)>& second_read,
+                                  KernelScript& kernel,
+                                  std::vector<prometheus::MetricFamily>& out) {
   kernel
       .Expect(Protocol::kTcp, Family::kIpv4,
               [](DatagramBuilder d) { return Tcp4WithClientOn40600(d, false); })
@@ -435,7 +435,7 @@ CollectStatus CollectTcpWithLateListener(const std::function<void(KernelScript&)
 TEST(SocketsCollectorTest, FailureInTheSecondReadFailsTheScrape) {
   KernelScript kernel;
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = CollectTcpWithLateListener(
+  Status status = CollectTcpWithLateListener(
       [](KernelScript& second) {
         second
             .Expect(Protocol::kTcp, Family::kIpv4,
@@ -444,8 +444,8 @@ TEST(SocketsCollectorTest, FailureInTheSecondReadFailsTheScrape) {
                     [](DatagramBuilder d) { return Datagrams{d.Error(ENOMEM).Build()}; });
       },
       kernel, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "tcp/ipv6: kernel error: Cannot allocate memory");
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(), "tcp/ipv6: kernel error: Cannot allocate memory");
   EXPECT_EQ(kernel.Served(), 4U);
   EXPECT_EQ(FamilyNames(out), kStatusFamilies);
   EXPECT_EQ(Samples(out, "portwatch_scrape_sockets_read"), (Counts{{kTcp4, 3}, {kTcp6, 0}}));
@@ -455,7 +455,7 @@ TEST(SocketsCollectorTest, FailedSecondReadReportsWhatEachTableLastRead) {
   KernelScript kernel;
   std::vector<prometheus::MetricFamily> out;
   // The second read of TCP/IPv4 fails after two sockets: TCP/IPv6 is not read again.
-  CollectStatus status = CollectTcpWithLateListener(
+  Status status = CollectTcpWithLateListener(
       [](KernelScript& second) {
         second.Expect(Protocol::kTcp, Family::kIpv4, [](DatagramBuilder d) {
           return Datagrams{d.Fresh()
@@ -466,8 +466,8 @@ TEST(SocketsCollectorTest, FailedSecondReadReportsWhatEachTableLastRead) {
         });
       },
       kernel, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "tcp/ipv4: kernel error: Cannot allocate memory");
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(), "tcp/ipv4: kernel error: Cannot allocate memory");
   EXPECT_EQ(kernel.Served(), 3U);
   EXPECT_EQ(FamilyNames(out), kStatusFamilies);
   EXPECT_EQ(Samples(out, "portwatch_sock_diag_table_available"), (Counts{{kTcp4, 1}, {kTcp6, 1}}));
@@ -486,9 +486,10 @@ TEST(SocketsCollectorTest, InterruptedDumpFailsTheScrape) {
       });
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "udp/ipv4: dump interrupted (NLM_F_DUMP_INTR): the socket table changed");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(),
+            "udp/ipv4: dump interrupted (NLM_F_DUMP_INTR): the socket table changed");
   EXPECT_EQ(kernel.Served(), 3U);
   EXPECT_EQ(FamilyNames(out), kStatusFamilies);
   // The table never asked about is left out rather than reported unavailable.
@@ -502,36 +503,39 @@ TEST(SocketsCollectorTest, MissingPortRangeFailsBeforeOpeningNetlink) {
   KernelScript kernel;
   SocketsCollector collector(ProcFs(std::string(PORTWATCH_FIXTURES) + "/procfs"), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "cannot read net.ipv4.ip_local_port_range");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(), "cannot read net.ipv4.ip_local_port_range");
   EXPECT_EQ(kernel.Opened(), 0);
   EXPECT_TRUE(out.empty());
 }
 
 TEST(SocketsCollectorTest, TransportThatCannotOpenFailsTheScrape) {
   SocketsCollector collector(ProcFs(kProcFixture),
-                             [](std::string& error) -> std::unique_ptr<netlink::Transport> {
-                               error = "netlink sock_diag socket: Permission denied";
-                               return nullptr;
+                             []() -> Result<std::unique_ptr<netlink::Transport>> {
+                               return Failure{"netlink sock_diag socket: Permission denied"};
                              });
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, "netlink sock_diag socket: Permission denied");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(), "netlink sock_diag socket: Permission denied");
   EXPECT_TRUE(out.empty());
 }
 
 TEST(SocketsCollectorTest, BrokenRecordingFailsTheScrape) {
   const std::string path = std::string(PORTWATCH_FIXTURES) + "/proc/net/netstat";
-  SocketsCollector collector(ProcFs(kProcFixture),
-                             [path](std::string& error) -> std::unique_ptr<netlink::Transport> {
-                               return netlink::ReplayTransport::Load(path, error);
-                             });
+  SocketsCollector collector(
+      ProcFs(kProcFixture), [path]() -> Result<std::unique_ptr<netlink::Transport>> {
+        auto replay = netlink::ReplayTransport::Load(path);
+        if (!replay) {
+          return Failure{replay.Error()};
+        }
+        return std::unique_ptr<netlink::Transport>(std::move(replay).Value());
+      });
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(Config{}, out);
-  EXPECT_FALSE(status.ok);
-  EXPECT_EQ(status.error, path + ": not a portwatch netlink recording");
+  Status status = collector.Collect(Config{}, out);
+  EXPECT_FALSE(status.Ok());
+  EXPECT_EQ(status.Error(), path + ": not a portwatch netlink recording");
   EXPECT_TRUE(out.empty());
 }
 
@@ -549,8 +553,8 @@ TEST(SocketsCollectorTest, BoundInactiveSocketsOnlyWhenConfigured) {
   config.sockets.bound_inactive = true;
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector.Collect(config, out);
-  EXPECT_TRUE(status.ok) << status.error;
+  Status status = collector.Collect(config, out);
+  EXPECT_TRUE(status.Ok()) << status.Error();
   EXPECT_EQ(kernel.Served(), 1U);
   EXPECT_EQ(Samples(out, "portwatch_sockets"),
             (Counts{{SocketKey("ipv4", "6001", "tcp", "unconn"), 1}}));
@@ -571,7 +575,7 @@ TEST(SocketsCollectorTest, CountsDestinationsOfClientSockets) {
   config.sockets.top_destinations = 1;
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  ASSERT_TRUE(collector.Collect(config, out).ok);
+  ASSERT_TRUE(collector.Collect(config, out).Ok());
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_destination_sockets"),
             (Counts{{R"({peer_address="10.0.0.1",peer_port="443",protocol="tcp"})", 2}}));
 }

@@ -37,31 +37,31 @@ class FakeKernel : public Transport {
   struct Answer {
     std::vector<std::vector<std::byte>> datagrams;
     std::vector<bool> truncated;
-    int receive_errno = EAGAIN;
+    int receive_errno = EAGAIN;  ///< positive
   };
 
   void Script(Answer answer) { answers_.push_back(std::move(answer)); }
 
   uint32_t NextSequence() override { return sequence_++; }
-  int Send(std::span<const std::byte> request) override {
+  Status Send(std::span<const std::byte> request) override {
     requests_.emplace_back(request.begin(), request.end());
     if (answers_.empty()) {
-      return ECONNREFUSED;
+      return Failure{ErrnoText("netlink send", ECONNREFUSED)};
     }
     current_ = std::move(answers_.front());
     answers_.pop_front();
     next_ = 0;
-    return 0;
+    return {};
   }
-  ssize_t Receive(std::span<std::byte> buffer, bool& truncated) override {
+  Result<Received> Receive(std::span<std::byte> buffer) override {
     if (next_ >= current_.datagrams.size()) {
-      return -current_.receive_errno;
+      return Failure{ReceiveErrorText(current_.receive_errno)};
     }
     const std::vector<std::byte>& datagram = current_.datagrams[next_];
-    truncated = next_ < current_.truncated.size() && current_.truncated[next_];
+    const bool truncated = next_ < current_.truncated.size() && current_.truncated[next_];
     next_++;
     std::memcpy(buffer.data(), datagram.data(), datagram.size());
-    return static_cast<ssize_t>(datagram.size());
+    return Received{datagram.size(), truncated};
   }
   uint32_t PortId() const override { return kKernelPortId; }
 
@@ -174,8 +174,10 @@ TEST_F(TransportFileTest, RecordingReplaysExactly) {
       RecordHeader(2, 0, 20) + done;
   const std::string file = ReadFile();
   EXPECT_EQ(file.substr(0, expected_start.size()), expected_start);
-  // udp: request, one datagram, then the receive error (kind 3, value ENOBUFS, no bytes).
-  const std::string udp_tail = RecordHeader(3, ENOBUFS, 0);
+  // udp: request, one datagram, then the receive failure (kind 4, its text).
+  const std::string receive_failure = "netlink receive: No buffer space available";
+  const std::string udp_tail =
+      RecordHeader(4, 0, static_cast<uint32_t>(receive_failure.size())) + receive_failure;
   EXPECT_NE(file.find(udp_tail), std::string::npos);
   // The truncated datagram is recorded with value 1.
   const std::string truncated_done =
@@ -183,14 +185,13 @@ TEST_F(TransportFileTest, RecordingReplaysExactly) {
   EXPECT_EQ(file.substr(file.size() - 12 - 20), RecordHeader(2, 1, 20) + truncated_done);
 
   // Replayed, every dump ends exactly as it did against the kernel.
-  std::string error;
-  std::unique_ptr<ReplayTransport> replay = ReplayTransport::Load(path_, error);
-  ASSERT_NE(replay, nullptr) << error;
-  EXPECT_EQ(error, "");
-  DumpRun replayed_tcp = RunDump(*replay, kTcp4);
-  EXPECT_EQ(replay->PortId(), kKernelPortId);
-  DumpRun replayed_udp = RunDump(*replay, kUdp6);
-  DumpRun replayed_truncated = RunDump(*replay, kTcp4);
+  Result<std::unique_ptr<ReplayTransport>> replay = ReplayTransport::Load(path_);
+  ASSERT_TRUE(replay) << replay.Error();
+  EXPECT_EQ(replay.Error(), "");
+  DumpRun replayed_tcp = RunDump(**replay, kTcp4);
+  EXPECT_EQ((*replay)->PortId(), kKernelPortId);
+  DumpRun replayed_udp = RunDump(**replay, kUdp6);
+  DumpRun replayed_truncated = RunDump(**replay, kTcp4);
   EXPECT_EQ(replayed_tcp.result.outcome, DumpOutcome::kComplete);
   EXPECT_EQ(replayed_tcp.result.sockets, 2U);
   EXPECT_EQ(replayed_tcp.local_ports, recorded_tcp.local_ports);
@@ -198,9 +199,9 @@ TEST_F(TransportFileTest, RecordingReplaysExactly) {
   EXPECT_EQ(replayed_udp.result.error, "netlink receive: No buffer space available");
   EXPECT_EQ(replayed_udp.local_ports, recorded_udp.local_ports);
   EXPECT_EQ(replayed_truncated.result.error, "netlink datagram truncated");
-  EXPECT_EQ(replay->RequestsServed(), 3U);
+  EXPECT_EQ((*replay)->RequestsServed(), 3U);
   // A fourth dump finds nothing recorded.
-  EXPECT_EQ(RunDump(*replay, kTcp4).result.error, "netlink send: No data available");
+  EXPECT_EQ(RunDump(**replay, kTcp4).result.error, "netlink send: No data available");
 }
 
 TEST_F(TransportFileTest, RecordingAReplayKeepsEachExchangesPortId) {
@@ -231,11 +232,10 @@ TEST_F(TransportFileTest, RecordingAReplayKeepsEachExchangesPortId) {
                             AsString(udp_answer));
 
   // The re-recording replays like the original.
-  std::string error;
-  std::unique_ptr<ReplayTransport> replay = ReplayTransport::Load(path_, error);
-  ASSERT_NE(replay, nullptr) << error;
-  DumpRun tcp = RunDump(*replay, kTcp4);
-  DumpRun udp = RunDump(*replay, kUdp6);
+  Result<std::unique_ptr<ReplayTransport>> replay = ReplayTransport::Load(path_);
+  ASSERT_TRUE(replay) << replay.Error();
+  DumpRun tcp = RunDump(**replay, kTcp4);
+  DumpRun udp = RunDump(**replay, kUdp6);
   EXPECT_EQ(tcp.result.outcome, DumpOutcome::kComplete) << tcp.result.error;
   EXPECT_EQ(tcp.local_ports, (std::vector<uint16_t>{5000}));
   EXPECT_EQ(udp.result.outcome, DumpOutcome::kComplete) << udp.result.error;
@@ -245,8 +245,7 @@ TEST_F(TransportFileTest, RecordingAReplayKeepsEachExchangesPortId) {
 TEST_F(TransportFileTest, ReceiveBeforeSendIsNotConnected) {
   ReplayTransport replay({});
   std::byte buffer[16];
-  bool truncated = false;
-  EXPECT_EQ(replay.Receive(buffer, truncated), -ENOTCONN);
+  EXPECT_EQ(replay.Receive(buffer).Error(), "netlink receive: Transport endpoint is not connected");
   EXPECT_EQ(replay.NextSequence(), 0U);
 }
 
@@ -258,104 +257,107 @@ TEST_F(TransportFileTest, ReplaysAnEmptyDatagram) {
   exchange.datagrams.emplace_back();
   exchange.truncated.push_back(false);
   ReplayTransport replay({exchange});
-  ASSERT_EQ(replay.Send(exchange.request), 0);
+  ASSERT_TRUE(replay.Send(exchange.request));
   std::byte buffer[16];
-  bool truncated = true;
-  EXPECT_EQ(replay.Receive(buffer, truncated), 0);
-  EXPECT_FALSE(truncated);
+  Result<Received> received = replay.Receive(buffer);
+  ASSERT_TRUE(received) << received.Error();
+  EXPECT_EQ(received->length, 0U);
+  EXPECT_FALSE(received->truncated);
 }
 
 TEST_F(TransportFileTest, LoadRejectsAMissingFile) {
-  std::string error;
-  EXPECT_EQ(ReplayTransport::Load(path_ + ".absent", error), nullptr);
-  EXPECT_EQ(error, path_ + ".absent: not a portwatch netlink recording");
+  EXPECT_EQ(ReplayTransport::Load(path_ + ".absent").Error(),
+            path_ + ".absent: not a portwatch netlink recording");
 }
 
 TEST_F(TransportFileTest, LoadRejectsABadMagic) {
   WriteFile("PWNX" + RecordHeader(1, 0, 0));
-  std::string error;
-  EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr);
-  EXPECT_EQ(error, path_ + ": not a portwatch netlink recording");
+  EXPECT_EQ(ReplayTransport::Load(path_).Error(), path_ + ": not a portwatch netlink recording");
   WriteFile("PW");
-  EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr);
-  EXPECT_EQ(error, path_ + ": not a portwatch netlink recording");
+  EXPECT_EQ(ReplayTransport::Load(path_).Error(), path_ + ": not a portwatch netlink recording");
 }
 
 TEST_F(TransportFileTest, LoadRejectsATruncatedRecord) {
   WriteFile("PWNL" + RecordHeader(1, 0, 72) + std::string(10, 'x'));
-  std::string error;
-  EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr);
-  EXPECT_EQ(error, path_ + ": truncated record (its header claims 72 bytes, the file has 10 left)");
+  EXPECT_EQ(ReplayTransport::Load(path_).Error(),
+            path_ + ": truncated record (its header claims 72 bytes, the file has 10 left)");
 }
 
 TEST_F(TransportFileTest, LoadChecksAClaimedLengthBeforeAllocatingIt) {
   // A header claiming 4 GiB in a 31-byte file, after a complete record: refused from the file's
   // size, without allocating what the header claims.
   WriteFile("PWNL" + RecordHeader(1, 0, 0) + RecordHeader(2, 0, 0xffffffffU) + "abc");
-  std::string error;
-  EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr);
-  EXPECT_EQ(error,
+  EXPECT_EQ(ReplayTransport::Load(path_).Error(),
             path_ + ": truncated record (its header claims 4294967295 bytes, the file has 3 left)");
 }
 
 TEST_F(TransportFileTest, LoadRejectsAReplyBeforeAnyRequest) {
   WriteFile("PWNL" + RecordHeader(2, 0, 4) + "abcd");
-  std::string error;
-  EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr);
-  EXPECT_EQ(error, path_ + ": reply recorded before any request");
+  EXPECT_EQ(ReplayTransport::Load(path_).Error(), path_ + ": reply recorded before any request");
 }
 
 TEST_F(TransportFileTest, LoadRejectsAnUnknownRecordKind) {
   WriteFile("PWNL" + RecordHeader(1, 0, 0) + RecordHeader(9, 0, 0));
-  std::string error;
-  EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr);
-  EXPECT_EQ(error, path_ + ": unknown record kind 9");
+  EXPECT_EQ(ReplayTransport::Load(path_).Error(), path_ + ": unknown record kind 9");
 }
 
 TEST_F(TransportFileTest, LoadRejectsAReceiveErrorThatIsNoErrno) {
-  // Receive() returns -errno: errno 0x80000000 overflowed there, and a negative one read as a
-  // datagram length (tests/fuzz/regressions/netlink_replay/receive_errno_int_min).
+  // Receive() once returned -errno: errno 0x80000000 overflowed there, and a negative one read as
+  // a datagram length (tests/fuzz/regressions/netlink_replay/receive_errno_int_min). Older
+  // recordings still carry a receive error as an errno: it must be one strerror() can name.
   for (uint32_t bad : {0U, 4096U, 0x80000000U, 0xfffffffbU}) {
     WriteFile("PWNL" + RecordHeader(1, 0, 0) + RecordHeader(3, bad, 0));
-    std::string error;
-    EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr) << bad;
-    EXPECT_EQ(error, path_ + ": bad errno " + std::to_string(bad) + " in a receive error record");
+    EXPECT_EQ(ReplayTransport::Load(path_).Error(),
+              path_ + ": bad errno " + std::to_string(bad) + " in a receive error record")
+        << bad;
   }
-  WriteFile("PWNL" + RecordHeader(1, 0, 0) + RecordHeader(3, ENOBUFS, 0));
-  std::string error;
-  EXPECT_NE(ReplayTransport::Load(path_, error), nullptr) << error;
+  const std::string request = AsString(BuildDumpRequest(kTcp4, 7));
+  WriteFile("PWNL" + RecordHeader(1, kKernelPortId, static_cast<uint32_t>(request.size())) +
+            request + RecordHeader(3, ENOBUFS, 0));
+  Result<std::unique_ptr<ReplayTransport>> replay = ReplayTransport::Load(path_);
+  ASSERT_TRUE(replay) << replay.Error();
+  EXPECT_EQ(RunDump(**replay, kTcp4).result.error, "netlink receive: No buffer space available");
+}
+
+TEST_F(TransportFileTest, ReceiveFailuresReplayAsRecordedText) {
+  const std::string request = AsString(BuildDumpRequest(kTcp4, 7));
+  const std::string failure = "netlink receive: No buffer space available";
+  WriteFile("PWNL" + RecordHeader(1, kKernelPortId, static_cast<uint32_t>(request.size())) +
+            request + RecordHeader(4, 0, static_cast<uint32_t>(failure.size())) + failure);
+  Result<std::unique_ptr<ReplayTransport>> replay = ReplayTransport::Load(path_);
+  ASSERT_TRUE(replay) << replay.Error();
+  EXPECT_EQ(RunDump(**replay, kTcp4).result.error, failure);
+  // A failure without text is no failure a log line could show.
+  WriteFile("PWNL" + RecordHeader(1, 0, 0) + RecordHeader(4, 0, 0));
+  EXPECT_EQ(ReplayTransport::Load(path_).Error(), path_ + ": empty receive failure record");
 }
 
 TEST_F(TransportFileTest, LoadRejectsARecordHeaderCutShort) {
   WriteFile("PWNL" + RecordHeader(1, 0, 0) + RecordHeader(2, 0, 0).substr(0, 6));
-  std::string error;
-  EXPECT_EQ(ReplayTransport::Load(path_, error), nullptr);
-  EXPECT_EQ(error, path_ + ": truncated record");
+  EXPECT_EQ(ReplayTransport::Load(path_).Error(), path_ + ": truncated record");
 }
 
 TEST_F(TransportFileTest, EmptyRecordingLoadsAndServesNothing) {
   WriteFile("PWNL");
-  std::string error;
-  std::unique_ptr<ReplayTransport> replay = ReplayTransport::Load(path_, error);
-  ASSERT_NE(replay, nullptr) << error;
-  EXPECT_EQ(RunDump(*replay, kTcp4).result.error, "netlink send: No data available");
+  Result<std::unique_ptr<ReplayTransport>> replay = ReplayTransport::Load(path_);
+  ASSERT_TRUE(replay) << replay.Error();
+  EXPECT_EQ(RunDump(**replay, kTcp4).result.error, "netlink send: No data available");
 }
 
 TEST_F(TransportFileTest, CommittedFixtureLoads) {
-  std::string error;
-  std::unique_ptr<ReplayTransport> replay =
-      ReplayTransport::Load(std::string(PORTWATCH_FIXTURES) + "/sockdiag/table.nlrec", error);
-  ASSERT_NE(replay, nullptr) << error;
+  Result<std::unique_ptr<ReplayTransport>> replay =
+      ReplayTransport::Load(std::string(PORTWATCH_FIXTURES) + "/sockdiag/table.nlrec");
+  ASSERT_TRUE(replay) << replay.Error();
   // Its first request is the sockets collector's first: every TCP/IPv4 socket, bound-inactive
   // ones included (tests/fixtures/config/golden_sockets.yaml).
   std::vector<uint16_t> listening;
-  DumpResult result =
-      Dump(*replay, unit::Request(Protocol::kTcp, Family::kIpv4, kAllStates | kBoundInactiveStates),
-           [&listening](const SocketRecord& record) {
-             if (record.state == kListen) {
-               listening.push_back(record.local_port);
-             }
-           });
+  DumpResult result = Dump(
+      **replay, unit::Request(Protocol::kTcp, Family::kIpv4, kAllStates | kBoundInactiveStates),
+      [&listening](const SocketRecord& record) {
+        if (record.state == kListen) {
+          listening.push_back(record.local_port);
+        }
+      });
   EXPECT_EQ(result.outcome, DumpOutcome::kComplete);
   EXPECT_EQ(result.sockets, 17U);  // 6001 bound-only included
   EXPECT_EQ(result.stray_messages, 0U);

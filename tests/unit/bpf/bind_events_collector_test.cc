@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -13,6 +14,7 @@
 
 #include "exporter/config.h"
 #include "tests/unit/metric_samples.h"
+#include "tests/unit/netlink_builder.h"
 
 namespace portwatch {
 namespace {
@@ -64,10 +66,9 @@ class BindEventsCollectorTest : public ::testing::Test {
   /// No socket table by default: no listening ports (the e2e test covers them).
   std::unique_ptr<BindEventsCollector> Make(
       const BindEventsConfig& options = {},
-      SocketsCollector::TransportFactory open_transport =
-          [](std::string& error) -> std::unique_ptr<netlink::Transport> {
-        error = "no netlink in unit tests";
-        return nullptr;
+      netlink::TransportFactory open_transport =
+          []() -> Result<std::unique_ptr<netlink::Transport>> {
+        return Failure{"no netlink in unit tests"};
       }) {
     return std::make_unique<BindEventsCollector>(
         ProcFs(PORTWATCH_FIXTURES "/proc"), std::move(open_transport),
@@ -93,8 +94,8 @@ TEST_F(BindEventsCollectorTest, UnavailableSaysSoAndSucceeds) {
   state_.available = false;
   auto collector = Make();
   std::vector<prometheus::MetricFamily> out;
-  CollectStatus status = collector->Collect(Config{}, out);
-  EXPECT_TRUE(status.ok);
+  Status status = collector->Collect(Config{}, out);
+  EXPECT_TRUE(status.Ok());
   ASSERT_EQ(out.size(), 2U);
   EXPECT_EQ(Samples(out, "portwatch_bind_events_available"),
             (std::map<std::string, double>{{"", 0}}));
@@ -109,7 +110,7 @@ TEST_F(BindEventsCollectorTest, OpensWithTheConfiguredPathsAndReattachesWhenThey
   ASSERT_EQ(state_.opened, (std::vector<Paths>{{BindEventsAttach::kFexit}}));
   state_.counts = {{Key(8080, kOwnNetns), 2}};
   std::vector<prometheus::MetricFamily> out;
-  ASSERT_TRUE(collector->Collect(Config{}, out).ok);
+  ASSERT_TRUE(collector->Collect(Config{}, out).Ok());
   EXPECT_EQ(state_.opened.size(), 1U);  // same paths: no re-attach
 
   // A reload allowing the trace events re-attaches; the new kernel map starts from zero and
@@ -117,7 +118,7 @@ TEST_F(BindEventsCollectorTest, OpensWithTheConfiguredPathsAndReattachesWhenThey
   Config reloaded = ParsedConfig("collectors:\n  bind_events:\n    attach: [tracepoint, fexit]\n");
   state_.counts = {{Key(8080, kOwnNetns), 3}};
   out.clear();
-  ASSERT_TRUE(collector->Collect(reloaded, out).ok);
+  ASSERT_TRUE(collector->Collect(reloaded, out).Ok());
   EXPECT_EQ(state_.opened,
             (std::vector<Paths>{{BindEventsAttach::kFexit},
                                 {BindEventsAttach::kFexit, BindEventsAttach::kTracepoint}}));
@@ -137,7 +138,7 @@ TEST_F(BindEventsCollectorTest, CountsWithServicePortsKeptAndNamespaceFilter) {
       "collectors:\n  bind_events:\n    namespaces: own\n    max_port_series: 1\n"
       "services:\n  - name: web\n    port: 9000\n");
   std::vector<prometheus::MetricFamily> out;
-  ASSERT_TRUE(collector->Collect(config, out).ok);
+  ASSERT_TRUE(collector->Collect(config, out).Ok());
   EXPECT_EQ(state_.filter, kOwnNetns);
   const std::string own = std::to_string(kOwnNetns);
   // 9000 is a service port: kept beyond the cap of 1, which 8080 takes.
@@ -160,7 +161,7 @@ TEST_F(BindEventsCollectorTest, CountsWithServicePortsKeptAndNamespaceFilter) {
 
   // The default config counts every namespace.
   out.clear();
-  ASSERT_TRUE(collector->Collect(ParsedConfig(""), out).ok);
+  ASSERT_TRUE(collector->Collect(ParsedConfig(""), out).Ok());
   EXPECT_EQ(state_.filter, 0U);
 }
 
@@ -176,8 +177,8 @@ TEST_F(BindEventsCollectorTest, LogLinesAreRateLimited) {
   }
   ASSERT_EQ(lines_.size(), static_cast<size_t>(BindEventsCollector::kLogBurst));
   EXPECT_EQ(lines_.front(),
-            "msg=\"bind failed\" errno=EADDRINUSE process=\"app\" pid=77 uid=0 "
-            "netns=4026532999 family=ipv4 address=\"127.0.0.1\" port=8080 "
+            "msg=\"bind failed\" errno=EADDRINUSE process=app pid=77 uid=0 "
+            "netns=4026532999 family=ipv4 address=127.0.0.1 port=8080 "
             "holders=\"unknown: another network namespace\"");
 }
 
@@ -188,15 +189,15 @@ TEST_F(BindEventsCollectorTest, LogLineExplainsEachKind) {
   connect.pid = 5;
   connect.address = "10.0.0.9";
   EXPECT_EQ(collector->DescribeFailure(connect),
-            "msg=\"connect failed\" errno=EADDRNOTAVAIL process=\"app\" pid=5 uid=0 "
-            "netns=4026531840 family=ipv4 address=\"10.0.0.9\" port=5432 why=\"no free local "
+            "msg=\"connect failed\" errno=EADDRNOTAVAIL process=app pid=5 uid=0 "
+            "netns=4026531840 family=ipv4 address=10.0.0.9 port=5432 why=\"no free local "
             "port toward this destination (ephemeral ports in use)\"");
   BindFailureEvent denied;
   denied.key = Key(80, kOwnNetns, PORTWATCH_SYSCALL_BIND, EACCES);
   denied.pid = 6;
   denied.uid = 65534;
   EXPECT_EQ(collector->DescribeFailure(denied),
-            "msg=\"bind failed\" errno=EACCES process=\"app\" pid=6 uid=65534 netns=4026531840 "
+            "msg=\"bind failed\" errno=EACCES process=app pid=6 uid=65534 netns=4026531840 "
             "family=ipv4 port=80 why=\"port below net.ipv4.ip_unprivileged_port_start needs "
             "CAP_NET_BIND_SERVICE\"");
   // Own namespace, but no socket table to ask: says why.
@@ -204,25 +205,46 @@ TEST_F(BindEventsCollectorTest, LogLineExplainsEachKind) {
   in_use.key = Key(8080, kOwnNetns);
   in_use.pid = 7;
   EXPECT_EQ(collector->DescribeFailure(in_use),
-            "msg=\"bind failed\" errno=EADDRINUSE process=\"app\" pid=7 uid=0 netns=4026531840 "
+            "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026531840 "
             "family=ipv4 port=8080 holders=\"unknown: no netlink in unit tests\"");
 }
 
-/// A socket table whose every dump request is refused with `error`.
+/// A socket table whose every dump request fails to be sent.
 class RefusingTransport : public netlink::Transport {
  public:
-  explicit RefusingTransport(int error) : error_(error) {}
   uint32_t NextSequence() override { return 1; }
-  int Send(std::span<const std::byte> /*request*/) override { return error_; }
-  ssize_t Receive(std::span<std::byte> /*buffer*/, bool& truncated) override {
-    truncated = false;
-    return -error_;
+  Status Send(std::span<const std::byte> /*request*/) override {
+    return Failure{ErrnoText("netlink send", EIO)};
+  }
+  Result<netlink::Received> Receive(std::span<std::byte> /*buffer*/) override {
+    return Failure{netlink::ReceiveErrorText(EIO)};
   }
   uint32_t PortId() const override { return 0; }
-
- private:
-  int error_;
 };
+
+/// The kernel's answer to each of the four dumps DescribeFailure() asks for port `port`:
+/// `answer` built with that dump's sequence and port id.
+std::vector<netlink::Exchange> PortDumps(
+    uint16_t port, const std::function<std::vector<std::byte>(unit::DatagramBuilder)>& answer) {
+  std::vector<netlink::Exchange> exchanges;
+  uint32_t sequence = 900;
+  for (netlink::Protocol protocol : {netlink::Protocol::kTcp, netlink::Protocol::kUdp}) {
+    for (netlink::Family family : {netlink::Family::kIpv4, netlink::Family::kIpv6}) {
+      exchanges.push_back(
+          unit::MakeExchange(unit::Request(protocol, family, netlink::kAllStates, {port}), sequence,
+                             55, {answer(unit::DatagramBuilder(sequence, 55))}));
+      sequence++;
+    }
+  }
+  return exchanges;
+}
+
+netlink::TransportFactory Replaying(const std::vector<netlink::Exchange>& exchanges) {
+  return [exchanges]() -> Result<std::unique_ptr<netlink::Transport>> {
+    return std::unique_ptr<netlink::Transport>(
+        std::make_unique<netlink::ReplayTransport>(exchanges));
+  };
+}
 
 // No holder found because the tables could not be read is not "none visible".
 TEST_F(BindEventsCollectorTest, UnreadableSocketTablesMakeTheHolderUnknown) {
@@ -230,10 +252,10 @@ TEST_F(BindEventsCollectorTest, UnreadableSocketTablesMakeTheHolderUnknown) {
   in_use.key = Key(8080, kOwnNetns);
   in_use.pid = 7;
   const std::string who =
-      "msg=\"bind failed\" errno=EADDRINUSE process=\"app\" pid=7 uid=0 netns=4026531840 "
+      "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026531840 "
       "family=ipv4 port=8080 ";
-  auto failing = Make({}, [](std::string&) -> std::unique_ptr<netlink::Transport> {
-    return std::make_unique<RefusingTransport>(EIO);
+  auto failing = Make({}, []() -> Result<std::unique_ptr<netlink::Transport>> {
+    return std::unique_ptr<netlink::Transport>(std::make_unique<RefusingTransport>());
   });
   EXPECT_EQ(failing->DescribeFailure(in_use),
             who +
@@ -241,14 +263,48 @@ TEST_F(BindEventsCollectorTest, UnreadableSocketTablesMakeTheHolderUnknown) {
                 "tcp/ipv6 (netlink send: Input/output error), udp/ipv4 (netlink send: "
                 "Input/output error), udp/ipv6 (netlink send: Input/output error)\"");
   // No tcp_diag/udp_diag module: the kernel cannot say either.
-  auto unsupported = Make({}, [](std::string&) -> std::unique_ptr<netlink::Transport> {
-    return std::make_unique<RefusingTransport>(ENOENT);
-  });
+  auto unsupported = Make({}, Replaying(PortDumps(8080, [](unit::DatagramBuilder datagram) {
+                            return datagram.Error(ENOENT).Build();
+                          })));
   EXPECT_EQ(unsupported->DescribeFailure(in_use),
             who +
                 "holders=\"unknown: cannot read tcp/ipv4 (No such file or directory), tcp/ipv6 "
                 "(No such file or directory), udp/ipv4 (No such file or directory), udp/ipv6 (No "
                 "such file or directory)\"");
+}
+
+// The holders come from one kernel-filtered dump per table (the request carries the port) and
+// the fixture /proc: nginx (pid 4194401) holds inode 1001.
+TEST_F(BindEventsCollectorTest, LogLineNamesTheHoldersOfThePort) {
+  unit::DiagSocket listener;
+  listener.state = netlink::kListen;
+  listener.local_port = 8080;
+  listener.local_address = "0.0.0.0";
+  listener.remote_address = "0.0.0.0";
+  listener.inode = 1001;
+  unit::DiagSocket waiting = listener;
+  waiting.state = netlink::kTimeWait;
+  waiting.inode = 0;
+  unit::DiagSocket hidden = listener;
+  hidden.family = AF_INET6;
+  hidden.local_address = "::";
+  hidden.remote_address = "::";
+  hidden.inode = 4242;  // no process of the fixture holds it
+  std::vector<netlink::Exchange> kernel =
+      PortDumps(8080, [](unit::DatagramBuilder datagram) { return datagram.Done().Build(); });
+  kernel[0].datagrams = {unit::DatagramBuilder(900, 55).Socket(listener).Socket(waiting).Build(),
+                         unit::DatagramBuilder(900, 55).Done().Build()};
+  kernel[0].truncated = {false, false};
+  kernel[1].datagrams = {unit::DatagramBuilder(901, 55).Socket(hidden).Done().Build()};
+  auto collector = Make({}, Replaying(kernel));
+  BindFailureEvent in_use;
+  in_use.key = Key(8080, kOwnNetns);
+  in_use.pid = 7;
+  EXPECT_EQ(collector->DescribeFailure(in_use),
+            "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026531840 "
+            "family=ipv4 port=8080 holders=\"tcp listen by pid 4194401 (nginx: nginx: master "
+            "process /usr/sbin/nginx -g daemon off;); tcp time_wait (no process); tcp listen by "
+            "an invisible process\"");
 }
 
 TEST(BindEventsConfig, ParsesAndRejects) {
