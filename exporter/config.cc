@@ -59,27 +59,25 @@ std::string Locate(const std::string& source, const YAML::Mark& mark) {
 
 }  // namespace
 
-ConfigResult ParseConfig(const std::string& text, const std::string& source) {
-  ConfigResult result;
+Result<Config> ParseConfig(const std::string& text, const std::string& source) {
   try {
     Config config = ParseRoot(YAML::Load(text));
     config.source = source;
-    result.config = std::move(config);
+    return config;
   } catch (const ConfigProblem& problem) {
-    result.error = Locate(source, problem.Mark()) + ": " + problem.what();
+    return Failure{Locate(source, problem.Mark()) + ": " + problem.what()};
   } catch (const YAML::Exception& yaml_error) {
-    result.error = Locate(source, yaml_error.mark) + ": " + yaml_error.msg;
+    return Failure{Locate(source, yaml_error.mark) + ": " + yaml_error.msg};
   }
-  return result;
 }
 
-ConfigResult LoadConfig(const std::string& path) {
+Result<Config> LoadConfig(const std::string& path) {
   if (path.empty()) {
     return ParseConfig(EmbeddedDefaultConfig(), kEmbeddedSource);
   }
   std::ifstream in(path);
   if (!in) {
-    return ConfigResult{std::nullopt, path + ": cannot open config file"};
+    return Failure{path + ": cannot open config file"};
   }
   std::ostringstream text;
   text << in.rdbuf();

@@ -25,16 +25,16 @@ std::shared_ptr<const Config> ConfigStore::Current() const {
   return current_;
 }
 
-std::string ConfigStore::Reload() {
-  ConfigResult result = LoadConfig(path_);
+Status ConfigStore::Reload() {
+  Result<Config> result = LoadConfig(path_);
   std::lock_guard<std::mutex> lock(mutex_);
-  last_reload_successful_ = result.config.has_value();
-  if (!result.config) {
-    return result.error;
+  last_reload_successful_ = result.Ok();
+  if (!result) {
+    return Failure{result.Error()};
   }
-  current_ = std::make_shared<const Config>(std::move(*result.config));
+  current_ = std::make_shared<const Config>(std::move(result).Value());
   last_success_unix_seconds_ = UnixNowSeconds();
-  return "";
+  return {};
 }
 
 void ConfigStore::AppendMetrics(std::vector<prometheus::MetricFamily>& out) const {

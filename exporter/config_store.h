@@ -18,8 +18,8 @@ class ConfigStore {
   ConfigStore(Config initial, std::string path);
 
   std::shared_ptr<const Config> Current() const;
-  /// Re-reads the config. Returns an empty string on success, else the error (old config kept).
-  std::string Reload();
+  /// Re-reads the config; on failure the old config is kept.
+  Status Reload();
   void AppendMetrics(std::vector<prometheus::MetricFamily>& out) const;
 
  private:

@@ -74,29 +74,30 @@ int main(int argc, char** argv) {
   const portwatch::Options& options = *flags.options;
   portwatch::SetupLogging(options.log_level);
 
-  portwatch::ConfigResult loaded = portwatch::LoadConfig(options.config_file);
-  if (!loaded.config) {
+  portwatch::Result<portwatch::Config> loaded = portwatch::LoadConfig(options.config_file);
+  if (!loaded) {
     spdlog::error(
-        "{}", portwatch::LogLine("invalid config, not starting").Add("err", loaded.error).Text());
-    std::cerr << "portwatch_exporter: " << loaded.error << "\n";
+        "{}", portwatch::LogLine("invalid config, not starting").Add("err", loaded.Error()).Text());
+    std::cerr << "portwatch_exporter: " << loaded.Error() << "\n";
     return 1;
   }
   if (options.config_check) {
-    std::cout << loaded.config->source << ": config OK\n";
+    std::cout << loaded->source << ": config OK\n";
     return 0;
   }
   if (options.diagnose) {
-    return portwatch::RunDiagnose(*options.diagnose, *loaded.config, std::cout, std::cerr);
+    return portwatch::RunDiagnose(*options.diagnose, *loaded, std::cout, std::cerr);
   }
   if (!options.record_netlink.empty()) {
-    return RecordNetlink(*loaded.config, options.record_netlink);
+    return RecordNetlink(*loaded, options.record_netlink);
   }
-  portwatch::ListenAddress address;
-  std::string address_error;
-  if (!portwatch::ParseListenAddress(options.web.listen_address, address, address_error)) {
-    std::cerr << "portwatch_exporter: " << address_error << "\n";
+  const portwatch::Result<portwatch::ListenAddress> parsed_address =
+      portwatch::ParseListenAddress(options.web.listen_address);
+  if (!parsed_address) {
+    std::cerr << "portwatch_exporter: " << parsed_address.Error() << "\n";
     return 2;
   }
+  const portwatch::ListenAddress& address = *parsed_address;
 
   // Block the signals before any thread exists so every thread inherits the mask and only
   // sigwait() below sees them.
@@ -107,22 +108,22 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  portwatch::ConfigStore config_store(std::move(*loaded.config), options.config_file);
+  portwatch::ConfigStore config_store(std::move(loaded).Value(), options.config_file);
   auto runner = std::make_shared<portwatch::CollectorRunner>(
       portwatch::BuildCollectors(options.enabled_collectors, *config_store.Current()), config_store,
       build);
   auto reload = [&config_store]() {
-    std::string error = config_store.Reload();
-    if (error.empty()) {
+    portwatch::Status reloaded = config_store.Reload();
+    if (reloaded) {
       spdlog::info("{}", portwatch::LogLine("config reloaded")
                              .Add("source", config_store.Current()->source)
                              .Text());
     } else {
       spdlog::error("{}", portwatch::LogLine("config reload failed, keeping the previous config")
-                              .Add("err", error)
+                              .Add("err", reloaded.Error())
                               .Text());
     }
-    return error;
+    return reloaded;
   };
 
   std::unique_ptr<portwatch::WebServer> web;
@@ -152,7 +153,7 @@ int main(int argc, char** argv) {
       continue;
     }
     if (signal_number == SIGHUP) {
-      reload();
+      static_cast<void>(reload());  // it logs the outcome itself
       continue;
     }
     spdlog::info("{}", portwatch::LogLine("shutting down").Add("signal", signal_number).Text());

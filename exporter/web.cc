@@ -230,10 +230,11 @@ void ServeMetrics(mg_connection* connection, ServerState& state, bool head) {
 }
 
 void Reload(mg_connection* connection, ServerState& state) {
-  if (std::string error = state.reload(); error.empty()) {
+  if (Status reloaded = state.reload(); reloaded) {
     Respond(connection, 200, kTextPlain, "Config reloaded\n");
   } else {
-    Respond(connection, 500, kTextPlain, "Reload failed, previous config kept: " + error + "\n");
+    Respond(connection, 500, kTextPlain,
+            "Reload failed, previous config kept: " + reloaded.Error() + "\n");
   }
 }
 
@@ -400,18 +401,16 @@ RouteDecision RouteRequest(std::string_view method, std::string_view path,
   return {Route::kNotFound, head, {}};
 }
 
-bool ParseListenAddress(const std::string& text, ListenAddress& address, std::string& error) {
+Result<ListenAddress> ParseListenAddress(const std::string& text) {
   const size_t colon = text.rfind(':');
   if (colon == std::string::npos) {
-    error = "listen address \"" + text + "\" must be HOST:PORT, :PORT or [IPV6]:PORT";
-    return false;
+    return Failure{"listen address \"" + text + "\" must be HOST:PORT, :PORT or [IPV6]:PORT"};
   }
   std::string host = text.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   } else if (host.find(':') != std::string::npos) {
-    error = "listen address \"" + text + "\": put an IPv6 address in brackets, [::1]:PORT";
-    return false;
+    return Failure{"listen address \"" + text + "\": put an IPv6 address in brackets, [::1]:PORT"};
   }
   const std::string port_text = text.substr(colon + 1);
   uint32_t port = 0;
@@ -419,12 +418,9 @@ bool ParseListenAddress(const std::string& text, ListenAddress& address, std::st
       std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || parse_error != std::errc() ||
       next != port_text.data() + port_text.size() || port > 65535) {
-    error = "listen address \"" + text + "\": port must be 0-65535";
-    return false;
+    return Failure{"listen address \"" + text + "\": port must be 0-65535"};
   }
-  address.host = host;
-  address.port = static_cast<uint16_t>(port);
-  return true;
+  return ListenAddress{host, static_cast<uint16_t>(port)};
 }
 
 WebServer::WebServer(const WebOptions& options, const ListenAddress& address,

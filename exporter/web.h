@@ -9,6 +9,8 @@
 
 #include <prometheus/collectable.h>
 
+#include "collectors/common/result.h"
+
 class CivetServer;
 
 namespace portwatch {
@@ -52,8 +54,8 @@ struct ListenAddress {
   uint16_t port = 0;
 };
 
-/// Parses a --web.listen-address value. Returns false with `error` set on a malformed one.
-bool ParseListenAddress(const std::string& text, ListenAddress& address, std::string& error);
+/// Parses a --web.listen-address value.
+Result<ListenAddress> ParseListenAddress(const std::string& text);
 
 /// The HTTP side on CivetWeb: the telemetry path, a landing page, /-/healthy, /-/ready and
 /// POST /-/reload. One per process.
@@ -63,8 +65,8 @@ bool ParseListenAddress(const std::string& text, ListenAddress& address, std::st
 /// request head must arrive within kRequestTimeoutMs, and concurrent scrapes are capped.
 class WebServer {
  public:
-  /// Answers POST /-/reload: empty string on success, else the error.
-  using ReloadHandler = std::function<std::string()>;
+  /// Answers POST /-/reload.
+  using ReloadHandler = std::function<Status()>;
 
   /// Starts listening. Throws std::runtime_error when the address cannot be bound.
   WebServer(const WebOptions& options, const ListenAddress& address,

@@ -26,12 +26,12 @@ OwnerMatch ParseOwner(const YAML::Node& node, const std::string& path) {
   }
   if (const YAML::Node cmdline = node["cmdline"]) {
     owner.cmdline = ParseString(cmdline, path + ".cmdline");
-    std::string error;
-    owner.cmdline_regex = CompileCmdlineRegex(owner.cmdline, error);
-    if (owner.cmdline_regex == nullptr) {
+    Result<std::shared_ptr<const re2::RE2>> regex = CompileCmdlineRegex(owner.cmdline);
+    if (!regex) {
       throw ConfigProblem(cmdline.Mark(), path + ".cmdline is not a valid regular expression (" +
-                                              error + "): " + owner.cmdline);
+                                              regex.Error() + "): " + owner.cmdline);
     }
+    owner.cmdline_regex = std::move(regex).Value();
   }
   if (const YAML::Node exe = node["exe"]) {
     owner.exe = ParseString(exe, path + ".exe");
@@ -93,8 +93,7 @@ ServiceConfig ParseService(const YAML::Node& node, const std::string& path) {
 
 }  // namespace
 
-std::shared_ptr<const re2::RE2> CompileCmdlineRegex(const std::string& pattern,
-                                                    std::string& error) {
+Result<std::shared_ptr<const re2::RE2>> CompileCmdlineRegex(const std::string& pattern) {
   RE2::Options options;
   // A command line is arbitrary bytes: argv need not be UTF-8. In UTF-8 mode `.` and negated
   // classes never match an invalid byte, so "openhab.*bar" would fail across one. Latin-1 makes
@@ -112,13 +111,13 @@ std::shared_ptr<const re2::RE2> CompileCmdlineRegex(const std::string& pattern,
   options.set_max_mem(kMaxMem);
   auto regex = std::make_shared<const re2::RE2>(pattern, options);
   if (!regex->ok()) {
-    error = regex->error();
+    std::string error = regex->error();
     if (regex->error_code() == RE2::ErrorBadEscape || regex->error_code() == RE2::ErrorBadPerlOp) {
       error += "; RE2 has no backreferences or lookarounds";
     }
-    return nullptr;
+    return Failure{error};
   }
-  return regex;
+  return std::shared_ptr<const re2::RE2>(std::move(regex));
 }
 
 bool SetServiceAddress(const std::string& text, ServiceConfig& service) {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "collectors/common/result.h"
+
 namespace re2 {
 class RE2;
 }  // namespace re2
@@ -55,10 +57,10 @@ struct ServiceConfig {
 };
 
 /// Compiles an owner's cmdline pattern as RE2 with the options every owner regex uses (byte
-/// semantics, `.` matches newlines, bounded memory, no logging: see config.cc). Returns nullptr
-/// and sets `error` to RE2's message when the pattern is not valid RE2 syntax, which has no
-/// backreferences and no lookarounds.
-std::shared_ptr<const re2::RE2> CompileCmdlineRegex(const std::string& pattern, std::string& error);
+/// semantics, `.` matches newlines, bounded memory, no logging: see services_config.cc). Fails
+/// with RE2's message when the pattern is not valid RE2 syntax, which has no backreferences and
+/// no lookarounds.
+Result<std::shared_ptr<const re2::RE2>> CompileCmdlineRegex(const std::string& pattern);
 
 /// Sets service.address, ipv6 and address_bytes from "0.0.0.0", "::1" or "[::1]". Returns false
 /// when the text is not an IPv4 or IPv6 address.

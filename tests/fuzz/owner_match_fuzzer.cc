@@ -52,12 +52,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       yaml += std::string("      ") + kKeys[i] + ": " + Quoted(fields[i]) + "\n";
     }
   }
-  const portwatch::ConfigResult result = portwatch::ParseConfig(yaml, "owner.yaml");
-  if (!result.config) {
+  const portwatch::Result<portwatch::Config> result = portwatch::ParseConfig(yaml, "owner.yaml");
+  if (!result.Ok()) {
     return 0;
   }
-  Check(result.config->services.size() == 1, "the snippet holds one service");
-  const portwatch::OwnerMatch& owner = result.config->services.front().owner;
+  Check(result->services.size() == 1, "the snippet holds one service");
+  const portwatch::OwnerMatch& owner = result->services.front().owner;
 
   portwatch::ProcessInfo process;
   process.pid = 4242;

@@ -187,9 +187,9 @@ TEST(CollectorRunnerTest, CollectorThrowingANonStdExceptionFailsAlone) {
 TEST(CollectorRunnerTest, SeesAReloadedConfigOnTheNextScrape) {
   const std::string path = ::testing::TempDir() + "/portwatch-runner-config.yaml";
   std::ofstream(path) << "collectors:\n  sockets:\n    max_port_series: 5\n";
-  ConfigResult loaded = LoadConfig(path);
-  ASSERT_TRUE(loaded.config.has_value()) << loaded.error;
-  ConfigStore store(std::move(*loaded.config), path);
+  Result<Config> loaded = LoadConfig(path);
+  ASSERT_TRUE(loaded.Ok()) << loaded.Error();
+  ConfigStore store(std::move(loaded).Value(), path);
   std::vector<std::unique_ptr<Collector>> collectors;
   collectors.push_back(
       std::make_unique<FakeCollector>("alpha", FakeCollector::Behaviour::kSucceed));
@@ -197,11 +197,11 @@ TEST(CollectorRunnerTest, SeesAReloadedConfigOnTheNextScrape) {
   EXPECT_EQ(Samples(runner.Collect(), "fake_alpha"), (Counts{{"", 5}}));
 
   std::ofstream(path) << "collectors:\n  sockets:\n    max_port_series: 6\n";
-  ASSERT_EQ(store.Reload(), "");
+  ASSERT_TRUE(store.Reload().Ok());
   EXPECT_EQ(Samples(runner.Collect(), "fake_alpha"), (Counts{{"", 6}}));
 
   std::ofstream(path) << "collectors:\n  sockets:\n    max_port_series: 0\n";
-  EXPECT_EQ(store.Reload(),
+  EXPECT_EQ(store.Reload().Error(),
             path + ":3:22: collectors.sockets.max_port_series must be at least 1, got 0");
   std::vector<prometheus::MetricFamily> families = runner.Collect();
   EXPECT_EQ(Samples(families, "fake_alpha"), (Counts{{"", 6}}));

@@ -44,9 +44,9 @@ void ExpectDefaults(const Config& config) {
 
 /// The error LoadConfig gives for tests/fixtures/config/<name>, which must not load.
 std::string LoadError(const std::string& name) {
-  ConfigResult result = LoadConfig(kConfigDir + name);
-  EXPECT_FALSE(result.config.has_value()) << name;
-  return result.error;
+  Result<Config> result = LoadConfig(kConfigDir + name);
+  EXPECT_FALSE(result.Ok()) << name;
+  return result.Error();
 }
 
 TEST(ConfigTest, EmbeddedDefaultIsTheShippedFileVerbatim) {
@@ -57,11 +57,11 @@ TEST(ConfigTest, EmbeddedDefaultIsTheShippedFileVerbatim) {
 }
 
 TEST(ConfigTest, EmbeddedDefaultGivesTheDocumentedDefaults) {
-  ConfigResult result = LoadConfig("");
-  ASSERT_TRUE(result.config.has_value()) << result.error;
-  EXPECT_EQ(result.error, "");
-  EXPECT_EQ(result.config->source, "<embedded default>");
-  ExpectDefaults(*result.config);
+  Result<Config> result = LoadConfig("");
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  EXPECT_EQ(result.Error(), "");
+  EXPECT_EQ(result->source, "<embedded default>");
+  ExpectDefaults(*result);
 }
 
 TEST(ConfigTest, DefaultConstructedConfigMatchesTheEmbeddedDefault) { ExpectDefaults(Config{}); }
@@ -69,13 +69,13 @@ TEST(ConfigTest, DefaultConstructedConfigMatchesTheEmbeddedDefault) { ExpectDefa
 // Defaults exist twice, in the structs and in exporter/default_config.yaml (what users read and
 // copy): every section of the embedded file must give exactly the struct's defaults.
 TEST(ConfigTest, EmbeddedDefaultEqualsTheStructDefaultsSectionBySection) {
-  ConfigResult result = LoadConfig("");
-  ASSERT_TRUE(result.config.has_value()) << result.error;
+  Result<Config> result = LoadConfig("");
+  ASSERT_TRUE(result.Ok()) << result.Error();
   const Config defaults;
-  EXPECT_EQ(result.config->sockets, defaults.sockets);
-  EXPECT_EQ(result.config->services_options, defaults.services_options);
-  EXPECT_EQ(result.config->bind_events, defaults.bind_events);
-  EXPECT_TRUE(result.config->services.empty());
+  EXPECT_EQ(result->sockets, defaults.sockets);
+  EXPECT_EQ(result->services_options, defaults.services_options);
+  EXPECT_EQ(result->bind_events, defaults.bind_events);
+  EXPECT_TRUE(result->services.empty());
 }
 
 TEST(ConfigTest, EverySectionOfTheEmbeddedDefaultIsRead) {
@@ -89,20 +89,20 @@ TEST(ConfigTest, EverySectionOfTheEmbeddedDefaultIsRead) {
     ASSERT_NE(at, std::string::npos) << from;
     edited.replace(at, from.size(), to);
   }
-  ConfigResult result = ParseConfig(edited, "edited");
-  ASSERT_TRUE(result.config.has_value()) << result.error;
+  Result<Config> result = ParseConfig(edited, "edited");
+  ASSERT_TRUE(result.Ok()) << result.Error();
   const Config defaults;
-  EXPECT_NE(result.config->sockets, defaults.sockets);
-  EXPECT_NE(result.config->services_options, defaults.services_options);
-  EXPECT_NE(result.config->bind_events, defaults.bind_events);
+  EXPECT_NE(result->sockets, defaults.sockets);
+  EXPECT_NE(result->services_options, defaults.services_options);
+  EXPECT_NE(result->bind_events, defaults.bind_events);
 }
 
 TEST(ConfigTest, FullConfig) {
   const std::string path = kConfigDir + "good_full.yaml";
-  ConfigResult result = LoadConfig(path);
-  ASSERT_TRUE(result.config.has_value()) << result.error;
-  EXPECT_EQ(result.config->source, path);
-  const SocketsConfig& sockets = result.config->sockets;
+  Result<Config> result = LoadConfig(path);
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  EXPECT_EQ(result->source, path);
+  const SocketsConfig& sockets = result->sockets;
   EXPECT_TRUE(sockets.tcp);
   EXPECT_FALSE(sockets.udp);
   EXPECT_FALSE(sockets.ipv4);
@@ -114,19 +114,20 @@ TEST(ConfigTest, FullConfig) {
 }
 
 TEST(ConfigTest, BoundInactiveMustBeABoolean) {
-  EXPECT_EQ(ParseConfig("collectors:\n  sockets:\n    bound_inactive: sometimes\n", "inline").error,
-            "inline:3:21: collectors.sockets.bound_inactive must be true or false, got "
-            "\"sometimes\"");
-  ConfigResult result =
+  EXPECT_EQ(
+      ParseConfig("collectors:\n  sockets:\n    bound_inactive: sometimes\n", "inline").Error(),
+      "inline:3:21: collectors.sockets.bound_inactive must be true or false, got "
+      "\"sometimes\"");
+  Result<Config> result =
       ParseConfig("collectors:\n  sockets:\n    bound_inactive: false\n", "inline");
-  ASSERT_TRUE(result.config.has_value()) << result.error;
-  EXPECT_FALSE(result.config->sockets.bound_inactive);
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  EXPECT_FALSE(result->sockets.bound_inactive);
 }
 
 TEST(ConfigTest, PartialConfigKeepsOtherDefaults) {
-  ConfigResult result = LoadConfig(kConfigDir + "good_partial.yaml");
-  ASSERT_TRUE(result.config.has_value()) << result.error;
-  const SocketsConfig& sockets = result.config->sockets;
+  Result<Config> result = LoadConfig(kConfigDir + "good_partial.yaml");
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  const SocketsConfig& sockets = result->sockets;
   EXPECT_TRUE(sockets.tcp);
   EXPECT_TRUE(sockets.udp);
   EXPECT_TRUE(sockets.ipv4);
@@ -137,23 +138,23 @@ TEST(ConfigTest, PartialConfigKeepsOtherDefaults) {
 
 TEST(ConfigTest, EmptyAndNullSectionsGiveDefaults) {
   for (const char* name : {"good_empty.yaml", "good_null_sections.yaml"}) {
-    ConfigResult result = LoadConfig(kConfigDir + name);
-    ASSERT_TRUE(result.config.has_value()) << name << ": " << result.error;
-    ExpectDefaults(*result.config);
+    Result<Config> result = LoadConfig(kConfigDir + name);
+    ASSERT_TRUE(result.Ok()) << name << ": " << result.Error();
+    ExpectDefaults(*result);
   }
   for (const char* text :
        {"", "collectors:\n", "collectors: {}\n", "collectors:\n  sockets: {}\n"}) {
-    ConfigResult result = ParseConfig(text, "inline");
-    ASSERT_TRUE(result.config.has_value()) << text << ": " << result.error;
-    EXPECT_EQ(result.config->source, "inline");
-    ExpectDefaults(*result.config);
+    Result<Config> result = ParseConfig(text, "inline");
+    ASSERT_TRUE(result.Ok()) << text << ": " << result.Error();
+    EXPECT_EQ(result->source, "inline");
+    ExpectDefaults(*result);
   }
 }
 
 TEST(ConfigTest, EmptyProtocolListAndLimitValues) {
-  ConfigResult result = LoadConfig(kConfigDir + "good_no_protocols.yaml");
-  ASSERT_TRUE(result.config.has_value()) << result.error;
-  const SocketsConfig& sockets = result.config->sockets;
+  Result<Config> result = LoadConfig(kConfigDir + "good_no_protocols.yaml");
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  const SocketsConfig& sockets = result->sockets;
   EXPECT_FALSE(sockets.tcp);
   EXPECT_FALSE(sockets.udp);
   EXPECT_TRUE(sockets.ipv4);
@@ -164,9 +165,9 @@ TEST(ConfigTest, EmptyProtocolListAndLimitValues) {
 
 TEST(ConfigTest, MissingFile) {
   const std::string path = kConfigDir + "no_such_file.yaml";
-  ConfigResult result = LoadConfig(path);
-  EXPECT_FALSE(result.config.has_value());
-  EXPECT_EQ(result.error, path + ": cannot open config file");
+  Result<Config> result = LoadConfig(path);
+  EXPECT_FALSE(result.Ok());
+  EXPECT_EQ(result.Error(), path + ": cannot open config file");
 }
 
 TEST(ConfigTest, UnknownTopLevelKey) {
@@ -214,7 +215,7 @@ TEST(ConfigTest, ListWhereAMapBelongs) {
 TEST(ConfigTest, RootMustBeAMap) {
   EXPECT_EQ(LoadError("bad_root_is_a_list.yaml"),
             kConfigDir + "bad_root_is_a_list.yaml:1:1: the config must be a map, got a list");
-  EXPECT_EQ(ParseConfig("hello\n", "inline").error,
+  EXPECT_EQ(ParseConfig("hello\n", "inline").Error(),
             "inline:1:1: the config must be a map, got \"hello\"");
 }
 
@@ -240,11 +241,11 @@ TEST(ConfigTest, CapTooLargeNamesTheUpperBound) {
 }
 
 TEST(ConfigTest, NonIntegerCaps) {
-  EXPECT_EQ(ParseConfig("collectors:\n  sockets:\n    max_port_series: 1.5\n", "inline").error,
+  EXPECT_EQ(ParseConfig("collectors:\n  sockets:\n    max_port_series: 1.5\n", "inline").Error(),
             "inline:3:22: collectors.sockets.max_port_series must be an integer, got \"1.5\"");
-  EXPECT_EQ(ParseConfig("collectors:\n  sockets:\n    max_port_series: [1]\n", "inline").error,
+  EXPECT_EQ(ParseConfig("collectors:\n  sockets:\n    max_port_series: [1]\n", "inline").Error(),
             "inline:3:22: collectors.sockets.max_port_series must be an integer, got a list");
-  EXPECT_EQ(ParseConfig("collectors:\n  sockets:\n    max_port_series: ~\n", "inline").error,
+  EXPECT_EQ(ParseConfig("collectors:\n  sockets:\n    max_port_series: ~\n", "inline").Error(),
             "inline:3:22: collectors.sockets.max_port_series must be an integer, got null");
 }
 
@@ -257,7 +258,7 @@ TEST(ConfigTest, UnknownProtocol) {
 
 TEST(ConfigTest, UnknownFamilyEntryThatIsNotAScalar) {
   EXPECT_EQ(
-      ParseConfig("collectors:\n  sockets:\n    families: [[ipv4]]\n", "inline").error,
+      ParseConfig("collectors:\n  sockets:\n    families: [[ipv4]]\n", "inline").Error(),
       "inline:3:16: collectors.sockets.families entries must be one of ipv4, ipv6, got a list");
 }
 
@@ -276,15 +277,15 @@ TEST(ConfigTest, YamlSyntaxError) {
 using Address = std::array<uint8_t, 16>;
 
 std::string InlineError(const std::string& text) {
-  ConfigResult result = ParseConfig(text, "inline");
-  EXPECT_FALSE(result.config.has_value()) << text;
-  return result.error;
+  Result<Config> result = ParseConfig(text, "inline");
+  EXPECT_FALSE(result.Ok()) << text;
+  return result.Error();
 }
 
 TEST(ConfigTest, ServicesWithEveryField) {
-  ConfigResult result = LoadConfig(kConfigDir + "good_services.yaml");
-  ASSERT_TRUE(result.config.has_value()) << result.error;
-  const Config& config = *result.config;
+  Result<Config> result = LoadConfig(kConfigDir + "good_services.yaml");
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  const Config& config = *result;
   EXPECT_EQ(config.sockets.top_destinations, 0U);
   EXPECT_FALSE(config.services_options.listener_info);
   EXPECT_TRUE(config.services_options.pid_label);
@@ -337,9 +338,9 @@ TEST(ConfigTest, ServicesWithEveryField) {
 
 TEST(ConfigTest, EmptyServicesList) {
   for (const char* text : {"services:\n", "services: []\n", "collectors:\n  services:\n"}) {
-    ConfigResult result = ParseConfig(text, "inline");
-    ASSERT_TRUE(result.config.has_value()) << text << ": " << result.error;
-    ExpectDefaults(*result.config);
+    Result<Config> result = ParseConfig(text, "inline");
+    ASSERT_TRUE(result.Ok()) << text << ": " << result.Error();
+    ExpectDefaults(*result);
   }
 }
 
@@ -381,13 +382,13 @@ std::string OwnerCmdlineConfig(const std::string& pattern) {
 }
 
 TEST(ConfigTest, InvalidRe2PatternNamesFileLineAndColumn) {
-  ConfigResult result = ParseConfig(OwnerCmdlineConfig("openhab(.*"), "portwatch.yaml");
-  EXPECT_FALSE(result.config.has_value());
-  EXPECT_EQ(result.error,
+  Result<Config> result = ParseConfig(OwnerCmdlineConfig("openhab(.*"), "portwatch.yaml");
+  EXPECT_FALSE(result.Ok());
+  EXPECT_EQ(result.Error(),
             "portwatch.yaml:12:16: services[0].owner.cmdline is not a valid regular expression "
             "(missing ): openhab(.*): openhab(.*");
   result = ParseConfig(OwnerCmdlineConfig("[z-a]"), "portwatch.yaml");
-  EXPECT_EQ(result.error,
+  EXPECT_EQ(result.Error(),
             "portwatch.yaml:12:16: services[0].owner.cmdline is not a valid regular expression "
             "(invalid character class range: z-a): [z-a]");
 }
@@ -395,23 +396,23 @@ TEST(ConfigTest, InvalidRe2PatternNamesFileLineAndColumn) {
 TEST(ConfigTest, BackreferencesAndLookaroundsAreRefused) {
   // Not RE2: they would need the backtracking that made std::regex hang or overflow its stack.
   // In a YAML double-quoted scalar "\\1" is the two characters \1.
-  EXPECT_EQ(ParseConfig(OwnerCmdlineConfig("(a)\\\\1"), "portwatch.yaml").error,
+  EXPECT_EQ(ParseConfig(OwnerCmdlineConfig("(a)\\\\1"), "portwatch.yaml").Error(),
             "portwatch.yaml:12:16: services[0].owner.cmdline is not a valid regular expression "
             "(invalid escape sequence: \\1; RE2 has no backreferences or lookarounds): (a)\\1");
-  EXPECT_EQ(ParseConfig(OwnerCmdlineConfig("openhab(?=.*karaf)"), "portwatch.yaml").error,
+  EXPECT_EQ(ParseConfig(OwnerCmdlineConfig("openhab(?=.*karaf)"), "portwatch.yaml").Error(),
             "portwatch.yaml:12:16: services[0].owner.cmdline is not a valid regular expression "
             "(invalid perl operator: (?=; RE2 has no backreferences or lookarounds): "
             "openhab(?=.*karaf)");
-  EXPECT_EQ(ParseConfig(OwnerCmdlineConfig("(?<!x)openhab"), "portwatch.yaml").error,
+  EXPECT_EQ(ParseConfig(OwnerCmdlineConfig("(?<!x)openhab"), "portwatch.yaml").Error(),
             "portwatch.yaml:12:16: services[0].owner.cmdline is not a valid regular expression "
             "(invalid perl operator: (?<; RE2 has no backreferences or lookarounds): "
             "(?<!x)openhab");
 }
 
 TEST(ConfigTest, NestedQuantifierIsAcceptedAndMatchesInLinearTime) {
-  ConfigResult result = ParseConfig(OwnerCmdlineConfig("(a+)+$"), "portwatch.yaml");
-  ASSERT_TRUE(result.config.has_value()) << result.error;
-  const OwnerMatch& owner = result.config->services.at(0).owner;
+  Result<Config> result = ParseConfig(OwnerCmdlineConfig("(a+)+$"), "portwatch.yaml");
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  const OwnerMatch& owner = result->services.at(0).owner;
   EXPECT_EQ(owner.cmdline, "(a+)+$");
   ASSERT_NE(owner.cmdline_regex, nullptr);
   // Backtracking takes 2^n steps here (std::regex: 1.2 s at n = 24); RE2 is linear. No timed
@@ -422,20 +423,17 @@ TEST(ConfigTest, NestedQuantifierIsAcceptedAndMatchesInLinearTime) {
 }
 
 TEST(ConfigTest, CmdlineRegexHasByteSemanticsAndDotMatchesNewline) {
-  std::string error;
-  auto regex = CompileCmdlineRegex("openhab.*karaf", error);
-  ASSERT_NE(regex, nullptr) << error;
-  EXPECT_EQ(error, "");
+  auto regex = CompileCmdlineRegex("openhab.*karaf");
+  ASSERT_TRUE(regex.Ok()) << regex.Error();
   // Command lines are bytes, not necessarily UTF-8; an argument may hold a newline.
-  EXPECT_TRUE(RE2::PartialMatch("java -Dopenhab.home=/srv/\xff\xfe -jar karaf.jar", *regex));
-  EXPECT_TRUE(RE2::PartialMatch("sh -c openhab\nexec karaf", *regex));
-  EXPECT_FALSE(RE2::PartialMatch("karaf openhab", *regex));
+  EXPECT_TRUE(RE2::PartialMatch("java -Dopenhab.home=/srv/\xff\xfe -jar karaf.jar", **regex));
+  EXPECT_TRUE(RE2::PartialMatch("sh -c openhab\nexec karaf", **regex));
+  EXPECT_FALSE(RE2::PartialMatch("karaf openhab", **regex));
   // A UTF-8 literal matches the same bytes.
-  regex = CompileCmdlineRegex("caf\u00e9 ", error);
-  ASSERT_NE(regex, nullptr) << error;
-  EXPECT_TRUE(RE2::PartialMatch("/usr/bin/caf\u00e9 --port 80", *regex));
-  EXPECT_EQ(CompileCmdlineRegex("(", error), nullptr);
-  EXPECT_EQ(error, "missing ): (");
+  auto utf8 = CompileCmdlineRegex("caf\u00e9 ");
+  ASSERT_TRUE(utf8.Ok()) << utf8.Error();
+  EXPECT_TRUE(RE2::PartialMatch("/usr/bin/caf\u00e9 --port 80", **utf8));
+  EXPECT_EQ(CompileCmdlineRegex("(").Error(), "missing ): (");
 }
 
 TEST(ConfigTest, ServiceErrors) {
@@ -479,11 +477,11 @@ TEST(ConfigTest, ServiceErrors) {
 }
 
 TEST(ConfigTest, FifteenCharacterProcessNameFits) {
-  ConfigResult result = ParseConfig(
+  Result<Config> result = ParseConfig(
       "services:\n  - name: web\n    port: 80\n    owner:\n      process: fifteen-chars-x\n",
       "inline");
-  ASSERT_TRUE(result.config.has_value()) << result.error;
-  EXPECT_EQ(result.config->services[0].owner.process, "fifteen-chars-x");
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  EXPECT_EQ(result->services[0].owner.process, "fifteen-chars-x");
 }
 
 TEST(ConfigTest, ServicesCollectorOptionErrors) {

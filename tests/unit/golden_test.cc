@@ -103,13 +103,13 @@ std::string CollectText(Collector& collector, const Config& config = Config{}) {
 }
 
 TEST(GoldenTest, Sockets) {
-  ConfigResult config = LoadConfig(kFixtures + "/config/golden_sockets.yaml");
-  ASSERT_TRUE(config.config.has_value()) << config.error;
+  Result<Config> config = LoadConfig(kFixtures + "/config/golden_sockets.yaml");
+  ASSERT_TRUE(config.Ok()) << config.Error();
   SocketsCollector collector(ProcFs(kProcFixture), ReplayFactory(kRecording));
-  const std::string text = CollectText(collector, *config.config);
+  const std::string text = CollectText(collector, *config);
   ExpectGolden("sockets", text);
   // Each scrape opens a fresh transport, so the replay gives the same answer again.
-  EXPECT_EQ(CollectText(collector, *config.config), text);
+  EXPECT_EQ(CollectText(collector, *config), text);
 }
 
 TEST(GoldenTest, KernelLimits) {
@@ -198,8 +198,8 @@ std::vector<netlink::Exchange> ServicesKernel() {
 }
 
 TEST(GoldenTest, Services) {
-  ConfigResult config = LoadConfig(kFixtures + "/config/golden_services.yaml");
-  ASSERT_TRUE(config.config.has_value()) << config.error;
+  Result<Config> config = LoadConfig(kFixtures + "/config/golden_services.yaml");
+  ASSERT_TRUE(config.Ok()) << config.Error();
   const std::vector<netlink::Exchange> kernel = ServicesKernel();
   ServicesCollector collector(ProcFs(kProcFixture),
                               [&kernel]() -> Result<std::unique_ptr<netlink::Transport>> {
@@ -207,7 +207,7 @@ TEST(GoldenTest, Services) {
                                     std::make_unique<netlink::ReplayTransport>(kernel));
                               });
   std::vector<prometheus::MetricFamily> families;
-  Status status = collector.Collect(*config.config, families);
+  Status status = collector.Collect(*config, families);
   EXPECT_TRUE(status.Ok()) << status.Error();
   ExpectGolden("services", unit::Serialize(families));
 }

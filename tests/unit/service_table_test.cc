@@ -31,9 +31,9 @@ OwnerMatch Owner(const std::string& process, const std::string& cmdline, const s
   owner.process = process;
   owner.cmdline = cmdline;
   if (!cmdline.empty()) {
-    std::string error;
-    owner.cmdline_regex = CompileCmdlineRegex(cmdline, error);
-    EXPECT_NE(owner.cmdline_regex, nullptr) << cmdline << ": " << error;
+    Result<std::shared_ptr<const re2::RE2>> regex = CompileCmdlineRegex(cmdline);
+    EXPECT_TRUE(regex.Ok()) << cmdline << ": " << regex.Error();
+    owner.cmdline_regex = regex.Ok() ? *regex : nullptr;
   }
   owner.exe = exe;
   return owner;

@@ -15,9 +15,10 @@ struct Parsed {
 
 Parsed Parse(const std::string& text) {
   Parsed parsed;
-  parsed.address.host = "untouched";
-  parsed.address.port = 1;
-  parsed.ok = ParseListenAddress(text, parsed.address, parsed.error);
+  Result<ListenAddress> result = ParseListenAddress(text);
+  parsed.ok = result.Ok();
+  parsed.error = result.Error();
+  parsed.address = result.Ok() ? *result : ListenAddress{"untouched", 1};
   return parsed;
 }
 

@@ -81,9 +81,9 @@ class BindEventsCollectorTest : public ::testing::Test {
   }
 
   static Config ParsedConfig(const std::string& yaml) {
-    ConfigResult result = ParseConfig(yaml, "test.yaml");
-    EXPECT_TRUE(result.config) << result.error;
-    return result.config.value_or(Config{});
+    Result<Config> result = ParseConfig(yaml, "test.yaml");
+    EXPECT_TRUE(result.Ok()) << result.Error();
+    return result.Ok() ? *result : Config{};
   }
 
   FakeState state_;
@@ -308,41 +308,40 @@ TEST_F(BindEventsCollectorTest, LogLineNamesTheHoldersOfThePort) {
 }
 
 TEST(BindEventsConfig, ParsesAndRejects) {
-  ConfigResult defaults = ParseConfig("", "t.yaml");
-  ASSERT_TRUE(defaults.config);
-  EXPECT_TRUE(defaults.config->bind_events.all_namespaces);
-  EXPECT_EQ(defaults.config->bind_events.max_port_series, 100U);
-  EXPECT_EQ(defaults.config->bind_events.attach,
-            std::vector<BindEventsAttach>{BindEventsAttach::kFexit});
+  Result<Config> defaults = ParseConfig("", "t.yaml");
+  ASSERT_TRUE(defaults.Ok());
+  EXPECT_TRUE(defaults->bind_events.all_namespaces);
+  EXPECT_EQ(defaults->bind_events.max_port_series, 100U);
+  EXPECT_EQ(defaults->bind_events.attach, std::vector<BindEventsAttach>{BindEventsAttach::kFexit});
 
   // Any order written; tried cheapest first. A single name is not a list.
-  ConfigResult costly = ParseConfig(
+  Result<Config> costly = ParseConfig(
       "collectors:\n  bind_events:\n    attach: [raw_tracepoint, fexit, tracepoint]\n", "t.yaml");
-  ASSERT_TRUE(costly.config) << costly.error;
-  EXPECT_EQ(costly.config->bind_events.attach,
+  ASSERT_TRUE(costly.Ok()) << costly.Error();
+  EXPECT_EQ(costly->bind_events.attach,
             (std::vector<BindEventsAttach>{BindEventsAttach::kFexit, BindEventsAttach::kTracepoint,
                                            BindEventsAttach::kRawTracepoint}));
-  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    attach: tracepoint\n", "t.yaml").error,
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    attach: tracepoint\n", "t.yaml").Error(),
             "t.yaml:3:13: collectors.bind_events.attach must be a list, got \"tracepoint\"");
-  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    attach: [kprobe]\n", "t.yaml").error,
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    attach: [kprobe]\n", "t.yaml").Error(),
             "t.yaml:3:14: collectors.bind_events.attach entries must be one of fexit, "
             "raw_tracepoint, tracepoint, got \"kprobe\"");
-  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    attach: []\n", "t.yaml").error,
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    attach: []\n", "t.yaml").Error(),
             "t.yaml:3:13: collectors.bind_events.attach must list at least one of fexit, "
             "raw_tracepoint, tracepoint (--no-collector.bind_events turns the collector off)");
 
-  ConfigResult own = ParseConfig(
+  Result<Config> own = ParseConfig(
       "collectors:\n  bind_events:\n    namespaces: own\n    max_port_series: 7\n", "t.yaml");
-  ASSERT_TRUE(own.config) << own.error;
-  EXPECT_FALSE(own.config->bind_events.all_namespaces);
-  EXPECT_EQ(own.config->bind_events.max_port_series, 7U);
+  ASSERT_TRUE(own.Ok()) << own.Error();
+  EXPECT_FALSE(own->bind_events.all_namespaces);
+  EXPECT_EQ(own->bind_events.max_port_series, 7U);
 
-  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    namespaces: some\n", "t.yaml").error,
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    namespaces: some\n", "t.yaml").Error(),
             "t.yaml:3:17: collectors.bind_events.namespaces must be all or own, got \"some\"");
-  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    pods: true\n", "t.yaml").error,
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    pods: true\n", "t.yaml").Error(),
             "t.yaml:3:5: unknown key \"pods\" in collectors.bind_events (known: attach, "
             "max_port_series, namespaces)");
-  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    max_port_series: 0\n", "t.yaml").error,
+  EXPECT_EQ(ParseConfig("collectors:\n  bind_events:\n    max_port_series: 0\n", "t.yaml").Error(),
             "t.yaml:3:22: collectors.bind_events.max_port_series must be at least 1, got 0");
 }
 
