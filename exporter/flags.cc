@@ -33,6 +33,11 @@ FlagsResult ParseFlags(int argc, const char* const* argv, const std::string& ver
                  "queue. A client stalled in its request holds one for at most 5 s")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{4096}));
+  app.add_option("--web.config.file", options.web.web_config_file,
+                 "Web config file (exporter-toolkit format: tls_server_config, basic_auth_users, "
+                 "http_server_config.headers), re-read when it or a certificate changes");
+  app.add_flag("--web.enable-lifecycle", options.web.enable_lifecycle,
+               "Allow POST /-/reload to reload the config (SIGHUP always does)");
   app.add_option("--config.file", options.config_file,
                  "YAML config file; without it the embedded default config is used");
   app.add_flag("--config.check", options.config_check, "Validate the config and exit");

@@ -22,6 +22,7 @@
 #include "exporter/logging.h"
 #include "exporter/registry.h"
 #include "exporter/web.h"
+#include "exporter/web_config_store.h"
 
 namespace {
 
@@ -126,9 +127,22 @@ int main(int argc, char** argv) {
     return reloaded;
   };
 
+  // A bad web config stops the start, as a bad config does: serving without the TLS or the
+  // authentication the operator asked for would be worse than not serving.
+  portwatch::Result<std::unique_ptr<portwatch::WebConfigStore>> web_config =
+      portwatch::WebConfigStore::Open(options.web.web_config_file);
+  if (!web_config) {
+    spdlog::error("{}", portwatch::LogLine("invalid web config, not starting")
+                            .Add("err", web_config.Error())
+                            .Text());
+    std::cerr << "portwatch_exporter: " << web_config.Error() << "\n";
+    return 1;
+  }
+
   std::unique_ptr<portwatch::WebServer> web;
   try {
-    web = std::make_unique<portwatch::WebServer>(options.web, address, runner, reload);
+    web = std::make_unique<portwatch::WebServer>(options.web, address, runner, reload,
+                                                 std::move(web_config).Value());
   } catch (const std::exception&) {
     const std::string why = portwatch::ExplainListenFailure(address);
     spdlog::error("{}", portwatch::LogLine("cannot listen")

@@ -22,6 +22,8 @@
 #include "collectors/collector.h"
 #include "collectors/common/family_builder.h"
 #include "collectors/common/logfmt.h"
+#include "exporter/civetweb_tls/civetweb_tls.h"
+#include "exporter/web_config_store.h"
 
 namespace portwatch {
 
@@ -52,7 +54,15 @@ struct ServerState {
   std::atomic<bool> ready{false};
   std::atomic<size_t> metrics_in_flight{0};
   std::atomic<uint64_t> rejected_max_requests{0};
+  std::atomic<uint64_t> rejected_unauthorized{0};
+  bool enable_lifecycle = false;
+  /// TLS, basic authentication, headers; owned by the WebServer.
+  WebConfigStore* web_config = nullptr;
 };
+
+/// The http_server_config.headers of the web config in force for the request this worker
+/// thread is answering (CivetWeb gives each request one worker thread from start to end).
+thread_local std::string t_header_lines;
 
 // CivetWeb's begin_request callback has no user pointer of ours: one server per process.
 std::atomic<ServerState*> g_state{nullptr};
@@ -71,6 +81,7 @@ std::string ResponseHead(mg_connection* connection, int status, const char* cont
     head += extra_header;
     head += "\r\n";
   }
+  head += t_header_lines;
   head += "Cache-Control: no-cache, no-store, must-revalidate\r\nConnection: close\r\n\r\n";
   return head;
 }
@@ -130,11 +141,16 @@ class MetricsSlot {
 
 void AppendWebMetrics(const ServerState& state, std::vector<prometheus::MetricFamily>& out) {
   FamilyBuilder("portwatch_http_requests_rejected_total",
-                "HTTP requests answered 503 because --web.max-requests scrapes were already being "
-                "served.",
+                "HTTP requests refused: 503 because --web.max-requests scrapes were already being "
+                "served (max_requests), 401 for missing or wrong basic auth credentials "
+                "(unauthorized).",
                 prometheus::MetricType::Counter)
       .Add({{"reason", "max_requests"}}, static_cast<double>(state.rejected_max_requests.load()))
+      .Add({{"reason", "unauthorized"}}, static_cast<double>(state.rejected_unauthorized.load()))
       .MoveTo(out);
+  if (state.web_config != nullptr) {
+    state.web_config->AppendMetrics(out);
+  }
   FamilyBuilder("portwatch_http_metrics_requests_in_flight",
                 "Scrapes of the telemetry path being served now, this one included.",
                 prometheus::MetricType::Gauge)
@@ -230,6 +246,11 @@ void ServeMetrics(mg_connection* connection, ServerState& state, bool head) {
 }
 
 void Reload(mg_connection* connection, ServerState& state) {
+  if (!state.enable_lifecycle) {
+    Respond(connection, 403, kTextPlain,
+            "Lifecycle API is not enabled: start with --web.enable-lifecycle, or send SIGHUP\n");
+    return;
+  }
   if (Status reloaded = state.reload(); reloaded) {
     Respond(connection, 200, kTextPlain, "Config reloaded\n");
   } else {
@@ -248,6 +269,16 @@ int Serve(mg_connection* connection) {
   }
   const RouteDecision decision =
       RouteRequest(request->request_method, request->local_uri, state->telemetry_path);
+  // Every path, as with the exporter-toolkit: a prober sends the credentials too (or uses a
+  // TCP check).
+  const WebConfigStore::Snapshot web = state->web_config->Current();
+  t_header_lines = web.header_lines;
+  if (!web.auth->Allows(mg_get_header(connection, "Authorization"))) {
+    state->rejected_unauthorized++;
+    Respond(connection, 401, kTextPlain, "Unauthorized\n", decision.head,
+            "WWW-Authenticate: Basic realm=\"portwatch\", charset=\"UTF-8\"");
+    return 1;
+  }
   if (!state->ready.load() &&
       (decision.route == Route::kMetrics || decision.route == Route::kReady)) {
     Respond(connection, 503, kTextPlain, "Starting\n", decision.head);
@@ -301,6 +332,9 @@ int BeginRequest(mg_connection* connection) {
 /// client's HTTP version string into the status line, CR and LF included; these are written
 /// here instead, always as HTTP/1.1.
 int HttpError(mg_connection* connection, int status, const char* message) {
+  if (ServerState* state = g_state.load(); state != nullptr && state->web_config != nullptr) {
+    t_header_lines = state->web_config->Current().header_lines;
+  }
   Respond(connection, status, kTextPlain, std::string(message != nullptr ? message : "") + "\n");
   return 0;
 }
@@ -424,7 +458,13 @@ Result<ListenAddress> ParseListenAddress(const std::string& text) {
 }
 
 WebServer::WebServer(const WebOptions& options, const ListenAddress& address,
-                     const std::weak_ptr<prometheus::Collectable>& metrics, ReloadHandler reload) {
+                     const std::weak_ptr<prometheus::Collectable>& metrics, ReloadHandler reload,
+                     std::unique_ptr<WebConfigStore> web_config)
+    : web_config_(std::move(web_config)) {
+  if (!web_config_) {
+    // No file: plain HTTP without authentication (Open("") cannot fail).
+    web_config_ = WebConfigStore::Open("").Value();
+  }
   static ServerState state;
   state.telemetry_path = options.telemetry_path;
   state.version = options.version;
@@ -434,16 +474,33 @@ WebServer::WebServer(const WebOptions& options, const ListenAddress& address,
   state.ready = false;
   state.metrics_in_flight = 0;
   state.rejected_max_requests = 0;
+  state.rejected_unauthorized = 0;
+  state.enable_lifecycle = options.enable_lifecycle;
+  state.web_config = web_config_.get();
   g_state.store(&state);
 
   static CivetCallbacks callbacks;  // its constructor zeroes every callback
   callbacks.begin_request = BeginRequest;
   callbacks.log_message = SilenceCivetLog;
   callbacks.http_error = HttpError;
+  if (web_config_->ServesTls()) {
+    if (Status prepared = PrepareCivetWebTls(); !prepared) {
+      throw std::runtime_error("TLS: " + prepared.Error());
+    }
+    // CivetWeb made the SSL_CTX; every handshake takes the TLS settings in force then.
+    callbacks.init_ssl = [](void* context, void* /*user_data*/) {
+      TlsSettings::InstallOn(static_cast<SSL_CTX*>(context), []() {
+        const ServerState* current = g_state.load();
+        return current != nullptr ? current->web_config->Current().tls
+                                  : std::shared_ptr<const TlsSettings>();
+      });
+      return 1;  // the certificate is ours to set: CivetWeb loads none
+    };
+  }
   // CivetWeb sets SO_REUSEADDR on its listening sockets, so a restart never waits for the
   // TIME_WAIT that the previous incarnation's scrapes left behind (tested end to end).
   const std::vector<std::string> civet_options = {
-      "listening_ports",    CivetListeningPort(address),
+      "listening_ports",    CivetListeningPort(address) + (web_config_->ServesTls() ? "s" : ""),
       "num_threads",        std::to_string(std::max<size_t>(options.max_connections, 1)),
       "request_timeout_ms", kRequestTimeoutMs,
       "listen_backlog",     kListenBacklog};

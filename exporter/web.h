@@ -14,6 +14,10 @@
 class CivetServer;
 
 namespace portwatch {
+class WebConfigStore;
+}  // namespace portwatch
+
+namespace portwatch {
 
 struct WebOptions {
   std::string listen_address = ":9792";
@@ -25,6 +29,12 @@ struct WebOptions {
   size_t max_requests = 64;
   /// Connections served at once (CivetWeb worker threads); more wait in the kernel's accept queue.
   size_t max_connections = 128;
+  /// POST /-/reload answers 403 unless set (--web.enable-lifecycle, as in Prometheus); SIGHUP
+  /// always reloads.
+  bool enable_lifecycle = false;
+  /// --web.config.file: TLS, basic authentication and response headers (exporter-toolkit
+  /// format); empty: plain HTTP, no authentication.
+  std::string web_config_file;
 };
 
 /// What the server does with one request, decided from its method and path alone.
@@ -68,9 +78,11 @@ class WebServer {
   /// Answers POST /-/reload.
   using ReloadHandler = std::function<Status()>;
 
-  /// Starts listening. Throws std::runtime_error when the address cannot be bound.
+  /// Starts listening. Throws std::runtime_error when the address cannot be bound. Without a
+  /// `web_config` (Open("") of one), plain HTTP without authentication.
   WebServer(const WebOptions& options, const ListenAddress& address,
-            const std::weak_ptr<prometheus::Collectable>& metrics, ReloadHandler reload);
+            const std::weak_ptr<prometheus::Collectable>& metrics, ReloadHandler reload,
+            std::unique_ptr<WebConfigStore> web_config = nullptr);
   ~WebServer();
   WebServer(const WebServer&) = delete;
   WebServer& operator=(const WebServer&) = delete;
@@ -78,6 +90,7 @@ class WebServer {
   std::vector<int> ListeningPorts() const;
 
  private:
+  std::unique_ptr<WebConfigStore> web_config_;
   std::unique_ptr<CivetServer> server_;
 };
 

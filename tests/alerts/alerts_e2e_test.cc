@@ -207,7 +207,7 @@ class AlertsE2eTest : public ::testing::Test {
     exporter_ = std::make_unique<ExporterProcess>(
         PORTWATCH_EXPORTER_BINARY,
         std::vector<std::string>{"--web.listen-address=127.0.0.1:" + std::to_string(kExporterPort),
-                                 "--config.file=" + config_.string()});
+                                 "--config.file=" + config_.string(), "--web.enable-lifecycle"});
     ASSERT_TRUE(exporter_->WaitReady(kExporterPort)) << exporter_->Log();
     // Bind failures are part of the scenario: without the eBPF program this test fails.
     const HttpResponse scrape = HttpRequest(kExporterPort, "GET", "/metrics");

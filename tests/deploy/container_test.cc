@@ -554,7 +554,7 @@ TEST_F(ContainerTest, ImageIsSlimNonRootAndRunsTheExporter) {
   const std::vector<std::string> packages = Lines(output);
   const std::set<std::string> installed(packages.begin(), packages.end());
   // The runtime libraries the binary links, found by ldd in the build stage.
-  for (const char* library : {"libcivetweb1", "libprometheus-cpp-core1.0", "libre2-9"}) {
+  for (const char* library : {"libcivetweb1", "libprometheus-cpp-core1.0", "libre2-9", "libssl3"}) {
     EXPECT_TRUE(installed.count(library)) << library << "\n" << output;
   }
   EXPECT_TRUE(installed.count("libbpf1")) << output;  // bind_events' eBPF loader

@@ -86,7 +86,8 @@ TEST_F(DaemonE2eTest, RestartsAtOnceDespiteItsOwnServerSideTimeWait) {
 
 TEST_F(DaemonE2eTest, BadReloadKeepsTheOldConfigAndSaysSo) {
   WriteConfig("collectors:\n  sockets:\n    protocols: [tcp, udp]\n");
-  ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY, {kListen, "--config.file=" + config_path_});
+  ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY,
+                           {kListen, "--config.file=" + config_path_, "--web.enable-lifecycle"});
   ASSERT_TRUE(exporter.WaitReady(kPort)) << exporter.Log();
   EXPECT_EQ(WaitForValue("portwatch_config_last_reload_successful", 1), 1);
 

@@ -1,0 +1,191 @@
+// --web.config.file end to end, with real clients: a test CA, server and client certificates made
+// by `openssl` in the test, curl over TLS with and without credentials and client certificates,
+// and the web config changed under a running exporter. Each test in its own network namespace.
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/exporter_process.h"
+#include "tests/support/netns.h"
+
+namespace portwatch::testing {
+namespace {
+
+constexpr uint16_t kPort = 9792;
+const std::string kListen = "--web.listen-address=127.0.0.1:" + std::to_string(kPort);
+const std::string kUrl = "https://localhost:" + std::to_string(kPort);
+// bcrypt (cost 4, libcrypt's crypt_gensalt) of "scrape-secret" and of "rotated".
+constexpr const char* kScrapeSecret =
+    "$2y$04$jtS1.qPrJwMInQsUrOitxeikMJZ0/Ejkz2ReX6v1ObrmDFY9KyZ5O";
+constexpr const char* kRotated = "$2y$04$Hvg0Mfg4OJhaWpx5/BKr1e8qvDNuryE4J5z8zoOQMow.Io0UuAEVK";
+
+class WebSecurityE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(EnterPrivateNetworkNamespace(), "");
+    std::string pattern = ::testing::TempDir() + "/portwatch-tls-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    MakeCertificates();
+  }
+  void TearDown() override {
+    exporter_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Openssl(std::vector<std::string> args) {
+    args.insert(args.begin(), "openssl");
+    std::string output;
+    ASSERT_EQ(RunCommand(args, output), 0) << output;
+  }
+
+  /// A CA, a server certificate for localhost/127.0.0.1 and a client certificate whose SAN is
+  /// prometheus.monitoring.svc, all signed by the CA.
+  void MakeCertificates() {
+    const std::string d = dir_.string() + "/";
+    Openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-days", "2", "-subj", "/CN=portwatch test CA", "-keyout", d + "ca.key", "-out",
+             d + "ca.crt"});
+    for (const auto& [name, extensions] : std::vector<std::pair<std::string, std::string>>{
+             {"server", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"},
+             {"client",
+              "subjectAltName=DNS:prometheus.monitoring.svc\nextendedKeyUsage=clientAuth\n"}}) {
+      std::ofstream(d + name + ".ext") << extensions;
+      Openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj",
+               "/CN=" + name, "-keyout", d + name + ".key", "-out", d + name + ".csr"});
+      Openssl({"x509", "-req", "-in", d + name + ".csr", "-CA", d + "ca.crt", "-CAkey",
+               d + "ca.key", "-CAcreateserial", "-days", "2", "-extfile", d + name + ".ext", "-out",
+               d + name + ".crt"});
+    }
+  }
+
+  void WriteWebConfig(const std::string& yaml) {
+    // Written aside and renamed over: the exporter never reads half a file.
+    const std::string path = (dir_ / "web.yml").string();
+    std::ofstream(path + ".tmp") << yaml;
+    std::filesystem::rename(path + ".tmp", path);
+  }
+
+  /// The HTTP status curl got ("000": no HTTP answer), after `extra` curl arguments.
+  std::string Curl(std::vector<std::string> extra, const std::string& path = "/metrics") {
+    std::vector<std::string> args = {
+        "curl",       "-sS", "-o",       (dir_ / "body").string(),  "-w", "%{http_code}",
+        "--max-time", "5",   "--cacert", (dir_ / "ca.crt").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(kUrl + path);
+    std::string output;
+    RunCommand(args, output);
+    return output.substr(output.size() >= 3 ? output.size() - 3 : 0);
+  }
+
+  /// Starts the exporter and waits until it answers over TLS to curl with `probe` arguments.
+  void Start(const std::vector<std::string>& probe = {}) {
+    exporter_ = std::make_unique<ExporterProcess>(
+        PORTWATCH_EXPORTER_BINARY,
+        std::vector<std::string>{kListen, "--web.config.file=" + (dir_ / "web.yml").string()});
+    // Ready once TLS answers at all (401 without credentials is an answer).
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      if (Curl(probe, "/-/ready") != "000") {
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    FAIL() << "no TLS answer: " << exporter_->Log();
+  }
+
+  std::string Body() const {
+    std::ifstream in(dir_ / "body");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<ExporterProcess> exporter_;
+};
+
+TEST_F(WebSecurityE2eTest, TlsWithBasicAuthOnEveryPath) {
+  WriteWebConfig(std::string("tls_server_config:\n  cert_file: server.crt\n  key_file: "
+                             "server.key\nbasic_auth_users:\n  prom: ") +
+                 kScrapeSecret +
+                 "\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n");
+  Start();
+  EXPECT_EQ(Curl({}), "401");
+  EXPECT_EQ(Curl({}, "/-/healthy"), "401");  // every path, as with the exporter-toolkit
+  EXPECT_EQ(Curl({"-u", "prom:wrong"}), "401");
+  EXPECT_EQ(Curl({"-u", "prom:scrape-secret", "-D", (dir_ / "head").string()}), "200");
+  // The three above and Start()'s readiness probe.
+  EXPECT_NE(Body().find("portwatch_http_requests_rejected_total{reason=\"unauthorized\"} 4"),
+            std::string::npos)
+      << Body();
+  std::ifstream head(dir_ / "head");
+  const std::string headers(std::istreambuf_iterator<char>(head), {});
+  EXPECT_NE(headers.find("X-Content-Type-Options: nosniff"), std::string::npos) << headers;
+
+  // Plain HTTP to the TLS port gets no HTTP answer, and the exporter lives on.
+  std::string output;
+  EXPECT_NE(RunCommand({"curl", "-sS", "--max-time", "5",
+                        "http://127.0.0.1:" + std::to_string(kPort) + "/metrics"},
+                       output),
+            0);
+  EXPECT_EQ(Curl({"-u", "prom:scrape-secret"}, "/-/healthy"), "200");
+}
+
+TEST_F(WebSecurityE2eTest, ClientCertificatesAreRequiredAndChecked) {
+  WriteWebConfig(
+      "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+      "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
+      "  client_allowed_sans: [prometheus.monitoring.svc]\n");
+  const std::string client_cert = (dir_ / "client.crt").string();
+  const std::string client_key = (dir_ / "client.key").string();
+  Start({"--cert", client_cert, "--key", client_key});
+  EXPECT_EQ(Curl({}), "000");  // no certificate: the handshake fails
+  EXPECT_EQ(Curl({"--cert", client_cert, "--key", client_key}), "200");
+  // A certificate of the same CA without an allowed SAN.
+  EXPECT_EQ(
+      Curl({"--cert", (dir_ / "server.crt").string(), "--key", (dir_ / "server.key").string()}),
+      "000");
+  EXPECT_EQ(Curl({"--tls-max", "1.2", "--cert", client_cert, "--key", client_key}), "200");
+}
+
+TEST_F(WebSecurityE2eTest, ChangesTakeEffectAndABadFileKeepsTheOldOne) {
+  WriteWebConfig(std::string("tls_server_config:\n  cert_file: server.crt\n  key_file: "
+                             "server.key\nbasic_auth_users:\n  prom: ") +
+                 kScrapeSecret + "\n");
+  Start();
+  EXPECT_EQ(Curl({"-u", "prom:scrape-secret"}), "200");
+
+  WriteWebConfig(std::string("tls_server_config:\n  cert_file: server.crt\n  key_file: "
+                             "server.key\nbasic_auth_users:\n  prom: ") +
+                 kRotated + "\n");
+  EXPECT_EQ(Curl({"-u", "prom:scrape-secret"}), "401");
+  EXPECT_EQ(Curl({"-u", "prom:other"}), "200");
+
+  WriteWebConfig("basic_auth_users: [\n");
+  EXPECT_EQ(Curl({"-u", "prom:other"}), "200");  // the previous config stays in force
+  EXPECT_NE(Body().find("portwatch_web_config_last_reload_successful 0"), std::string::npos)
+      << Body();
+  EXPECT_NE(exporter_->Log().find("web config reload failed, keeping the previous one"),
+            std::string::npos);
+}
+
+TEST_F(WebSecurityE2eTest, ABadWebConfigStopsTheStart) {
+  WriteWebConfig("tls_server_config:\n  cert_file: server.crt\n");
+  ExporterProcess exporter(
+      PORTWATCH_EXPORTER_BINARY,
+      std::vector<std::string>{kListen, "--web.config.file=" + (dir_ / "web.yml").string()});
+  EXPECT_EQ(exporter.WaitExit(10), 1);
+  EXPECT_NE(exporter.Log().find("web.yml:2:3: tls_server_config needs a certificate and its "
+                                "key: key_file (or key) is missing"),
+            std::string::npos)
+      << exporter.Log();
+}
+
+}  // namespace
+}  // namespace portwatch::testing
