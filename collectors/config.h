@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "collectors/bind_events/bind_events_config.h"
+#include "collectors/common/privacy_config.h"
 #include "collectors/services/services_config.h"
 #include "collectors/sockets/sockets_config.h"
 
@@ -16,6 +17,7 @@ struct Config {
   BindEventsConfig bind_events;
   ServicesOptions services_options;
   std::vector<ServiceConfig> services;
+  PrivacyConfig privacy;
   /// Where the config came from, for logs: a path or "<embedded default>".
   std::string source;
 };

@@ -71,27 +71,29 @@ bool DecodeBasicAuthorization(std::string_view header, std::string& user, std::s
   return true;
 }
 
-BasicAuthenticator::BasicAuthenticator(std::map<std::string, std::string> users)
-    : users_(std::move(users)) {}
+BasicAuthenticator::BasicAuthenticator(std::map<std::string, std::string> users,
+                                       int max_concurrent_bcrypt)
+    : users_(std::move(users)), max_concurrent_bcrypt_(max_concurrent_bcrypt) {}
 
 size_t BasicAuthenticator::RememberedPairs() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return remembered_.size();
 }
 
-bool BasicAuthenticator::Allows(const char* authorization) {
+BasicAuthenticator::Decision BasicAuthenticator::Check(const char* authorization) {
   if (!Enabled()) {
-    return true;
+    return Decision::kAllowed;
   }
   std::string user;
   std::string password;
   if (authorization == nullptr || !DecodeBasicAuthorization(authorization, user, password)) {
-    return false;
+    return Decision::kDenied;
   }
   return Verifies(user, password);
 }
 
-bool BasicAuthenticator::Verifies(const std::string& user, const std::string& password) {
+BasicAuthenticator::Decision BasicAuthenticator::Verifies(const std::string& user,
+                                                          const std::string& password) {
   const auto found = users_.find(user);
   const std::string& hash = found != users_.end() ? found->second : kUnknownUserHash;
   std::string material = user;
@@ -100,16 +102,21 @@ bool BasicAuthenticator::Verifies(const std::string& user, const std::string& pa
   unsigned int digest_length = 0;
   if (EVP_Digest(material.data(), material.size(), digest.data(), &digest_length, EVP_sha256(),
                  nullptr) != 1) {
-    return false;
+    return Decision::kDenied;
   }
   OPENSSL_cleanse(material.data(), material.size());
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (found != users_.end() && remembered_.count(digest) != 0) {
-      return true;
+      return Decision::kAllowed;
     }
   }
+  if (bcrypt_in_flight_.fetch_add(1) >= max_concurrent_bcrypt_) {
+    bcrypt_in_flight_.fetch_sub(1);
+    return Decision::kBusy;
+  }
   const bool matches = BcryptMatches(password, hash) && found != users_.end();
+  bcrypt_in_flight_.fetch_sub(1);
   if (matches) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (remembered_.size() >= kMaxRemembered) {
@@ -117,7 +124,7 @@ bool BasicAuthenticator::Verifies(const std::string& user, const std::string& pa
     }
     remembered_.insert(digest);
   }
-  return matches;
+  return matches ? Decision::kAllowed : Decision::kDenied;
 }
 
 }  // namespace portwatch

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <map>
 #include <mutex>
@@ -19,26 +20,40 @@ namespace portwatch {
 /// user, password and hash (never the password itself), so later scrapes cost a hash, not a
 /// bcrypt. An unknown user is checked against a fixed hash so that the answer takes as long as
 /// for a known one.
+///
+/// Whoever reaches the port can make the exporter run bcrypt with made-up passwords: at most
+/// `max_concurrent_bcrypt` checks run at once, and a request arriving while they all do is
+/// answered "busy" at once instead of queueing for CPU time, so a flood costs at most that many
+/// cores and remembered pairs (Prometheus' scrapes) still pass.
 class BasicAuthenticator {
  public:
-  explicit BasicAuthenticator(std::map<std::string, std::string> users);
+  enum class Decision { kAllowed, kDenied, kBusy };
+
+  static constexpr int kDefaultMaxConcurrentBcrypt = 2;
+
+  explicit BasicAuthenticator(std::map<std::string, std::string> users,
+                              int max_concurrent_bcrypt = kDefaultMaxConcurrentBcrypt);
 
   /// Whether any user is configured (otherwise every request is allowed).
   bool Enabled() const { return !users_.empty(); }
   /// Whether an Authorization header value ("Basic dXNlcjpwYXNz") grants access. nullptr or a
-  /// malformed header: no.
-  bool Allows(const char* authorization);
+  /// malformed header: denied.
+  Decision Check(const char* authorization);
 
   /// Pairs that verified and are remembered (for tests).
   size_t RememberedPairs() const;
+  /// bcrypt checks running now (for tests).
+  int BcryptChecksInFlight() const { return bcrypt_in_flight_.load(); }
 
   static constexpr size_t kMaxRemembered = 1024;
 
  private:
   using Digest = std::array<unsigned char, 32>;
-  bool Verifies(const std::string& user, const std::string& password);
+  Decision Verifies(const std::string& user, const std::string& password);
 
   std::map<std::string, std::string> users_;
+  const int max_concurrent_bcrypt_;
+  std::atomic<int> bcrypt_in_flight_{0};
   mutable std::mutex mutex_;
   std::set<Digest> remembered_;
 };

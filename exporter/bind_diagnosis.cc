@@ -54,7 +54,7 @@ int ProbeBind(const ListenAddress& address) {
 
 }  // namespace
 
-std::string ExplainListenFailure(const ListenAddress& address) {
+std::string ExplainListenFailure(const ListenAddress& address, bool command_lines) {
   const std::string port = std::to_string(address.port);
   const int error = ProbeBind(address);
   if (error == 0) {
@@ -72,7 +72,8 @@ std::string ExplainListenFailure(const ListenAddress& address) {
   PortQuery query;
   query.ports = {address.port};
   query.protocols = {netlink::Protocol::kTcp};
-  const PortHolders holders = FindPortHolders(**transport, query, ProcOwnerResolver(ProcFs()));
+  const PortHolders holders =
+      FindPortHolders(**transport, query, ProcOwnerResolver(ProcFs(), command_lines));
 
   std::string message = std::string(std::strerror(error)) + ": port " + port;
   const std::vector<ProcessInfo> processes = holders.Processes();

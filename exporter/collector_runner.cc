@@ -11,8 +11,12 @@
 namespace portwatch {
 
 CollectorRunner::CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors,
-                                 const ConfigStore& config, BuildInfo build)
-    : collectors_(std::move(collectors)), config_(config), build_(std::move(build)) {}
+                                 const ConfigStore& config, BuildInfo build,
+                                 std::vector<prometheus::MetricFamily> fixed_metrics)
+    : collectors_(std::move(collectors)),
+      config_(config),
+      build_(std::move(build)),
+      fixed_metrics_(std::move(fixed_metrics)) {}
 
 size_t CollectorRunner::Waiting() const {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -103,6 +107,7 @@ std::vector<prometheus::MetricFamily> CollectorRunner::CollectNow() const {
         .MoveTo(out);
   }
   config_.AppendMetrics(out);
+  out.insert(out.end(), fixed_metrics_.begin(), fixed_metrics_.end());
   return out;
 }
 

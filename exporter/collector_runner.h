@@ -27,8 +27,9 @@ struct BuildInfo {
 /// the kernel work.
 class CollectorRunner : public prometheus::Collectable {
  public:
+  /// `fixed_metrics` are settled at start and exposed unchanged (the capabilities kept).
   CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors, const ConfigStore& config,
-                  BuildInfo build);
+                  BuildInfo build, std::vector<prometheus::MetricFamily> fixed_metrics = {});
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
@@ -41,6 +42,7 @@ class CollectorRunner : public prometheus::Collectable {
   std::vector<std::unique_ptr<Collector>> collectors_;
   const ConfigStore& config_;
   BuildInfo build_;
+  std::vector<prometheus::MetricFamily> fixed_metrics_;
 
   mutable std::mutex mutex_;
   mutable std::condition_variable collection_done_;

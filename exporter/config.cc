@@ -40,12 +40,15 @@ Config ParseRoot(const YAML::Node& root) {
     return config;
   }
   RequireMap(root, "the config");
-  RejectUnknownKeys(root, "the config", {"collectors", "services"});
+  RejectUnknownKeys(root, "the config", {"collectors", "services", "privacy"});
   if (const YAML::Node collectors = root["collectors"]; collectors && !collectors.IsNull()) {
     ParseCollectorSections(collectors, config);
   }
   if (const YAML::Node services = root["services"]) {
     config.services = ParseServices(services);
+  }
+  if (const YAML::Node privacy = root["privacy"]) {
+    config.privacy = ParsePrivacyConfig(privacy, "privacy");
   }
   return config;
 }

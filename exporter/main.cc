@@ -1,4 +1,5 @@
 // portwatch_exporter: flags, wiring and the signal loop. Everything else lives in tested modules.
+#include <linux/capability.h>
 #include <malloc.h>
 
 #include <csignal>
@@ -20,6 +21,7 @@
 #include "exporter/diagnose.h"
 #include "exporter/flags.h"
 #include "exporter/logging.h"
+#include "exporter/privileges.h"
 #include "exporter/registry.h"
 #include "exporter/web.h"
 #include "exporter/web_config_store.h"
@@ -100,6 +102,21 @@ int main(int argc, char** argv) {
   }
   const portwatch::ListenAddress& address = *parsed_address;
 
+  // Least privilege, before any thread exists: capabilities are per thread, and every thread
+  // created later inherits what is left.
+  std::vector<portwatch::CollectorNeeds> needs =
+      portwatch::CollectorCapabilityNeeds(options.enabled_collectors);
+  if (address.port != 0 &&
+      address.port < portwatch::ProcFs()
+                         .ReadInteger("sys/net/ipv4/ip_unprivileged_port_start")
+                         .value_or(1024)) {
+    needs.push_back(
+        {"exporter",
+         {{CAP_NET_BIND_SERVICE, "cannot listen on port " + std::to_string(address.port) +
+                                     " (below net.ipv4.ip_unprivileged_port_start)"}}});
+  }
+  std::vector<prometheus::MetricFamily> privilege_metrics = portwatch::EnforceLeastPrivilege(needs);
+
   // Block the signals before any thread exists so every thread inherits the mask and only
   // sigwait() below sees them.
   sigset_t signals;
@@ -112,7 +129,7 @@ int main(int argc, char** argv) {
   portwatch::ConfigStore config_store(std::move(loaded).Value(), options.config_file);
   auto runner = std::make_shared<portwatch::CollectorRunner>(
       portwatch::BuildCollectors(options.enabled_collectors, *config_store.Current()), config_store,
-      build);
+      build, std::move(privilege_metrics));
   auto reload = [&config_store]() {
     portwatch::Status reloaded = config_store.Reload();
     if (reloaded) {
@@ -144,7 +161,8 @@ int main(int argc, char** argv) {
     web = std::make_unique<portwatch::WebServer>(options.web, address, runner, reload,
                                                  std::move(web_config).Value());
   } catch (const std::exception&) {
-    const std::string why = portwatch::ExplainListenFailure(address);
+    const std::string why =
+        portwatch::ExplainListenFailure(address, config_store.Current()->privacy.command_lines);
     spdlog::error("{}", portwatch::LogLine("cannot listen")
                             .Add("address", options.web.listen_address)
                             .Add("err", why)

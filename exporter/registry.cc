@@ -1,5 +1,7 @@
 #include "exporter/registry.h"
 
+#include <linux/capability.h>
+
 #include "collectors/bind_events/bind_events_collector.h"
 #include "collectors/kernel_limits/kernel_limits_collector.h"
 #include "collectors/netstat/netstat_collector.h"
@@ -10,13 +12,16 @@ namespace portwatch {
 
 const std::vector<CollectorSpec>& KnownCollectors() {
   static const std::vector<CollectorSpec> kCollectors = {
-      {"sockets", "TCP/UDP sockets per protocol, family, state and port (netlink sock_diag)", true,
+      {"sockets",
+       "TCP/UDP sockets per protocol, family, state and port (netlink sock_diag)",
+       true,
        [](const YAML::Node& section, const std::string& path, Config& config) {
          config.sockets = ParseSocketsConfig(section, path);
        },
        [](const Config&) -> std::unique_ptr<Collector> {
          return std::make_unique<SocketsCollector>(ProcFs(), KernelTransportFactory());
-       }},
+       },
+       {}},
       {"services",
        "configured services' port ownership, conflicts and bind prediction; listening sockets "
        "and their processes (sock_diag + /proc)",
@@ -26,16 +31,29 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        },
        [](const Config&) -> std::unique_ptr<Collector> {
          return std::make_unique<ServicesCollector>(ProcFs(), KernelTransportFactory());
-       }},
-      {"kernel_limits", "tcp_max_tw_buckets and the ephemeral port range (/proc/sys)", true,
+       },
+       {{CAP_DAC_READ_SEARCH,
+         "other users' /proc/<pid>/fd cannot be listed: their listeners show "
+         "process=\"unknown\" and are counted in portwatch_process_scan_skipped_total"},
+        {CAP_SYS_PTRACE,
+         "other users' socket links and network namespaces cannot be read and their sockets "
+         "not duplicated: process=\"unknown\", and SO_REUSEADDR predictions read unknown"}}},
+      {"kernel_limits",
+       "tcp_max_tw_buckets and the ephemeral port range (/proc/sys)",
+       true,
        nullptr,
        [](const Config&) -> std::unique_ptr<Collector> {
          return std::make_unique<KernelLimitsCollector>(ProcFs());
-       }},
-      {"netstat", "TcpExt TIME_WAIT and listen queue counters (/proc/net/netstat)", true, nullptr,
+       },
+       {}},
+      {"netstat",
+       "TcpExt TIME_WAIT and listen queue counters (/proc/net/netstat)",
+       true,
+       nullptr,
        [](const Config&) -> std::unique_ptr<Collector> {
          return std::make_unique<NetstatCollector>(ProcFs());
-       }},
+       },
+       {}},
       {"bind_events",
        "failed bind/listen (EADDRINUSE, EADDRNOTAVAIL, EACCES) and connect (EADDRNOTAVAIL) calls, "
        "counted by eBPF; needs CAP_BPF and CAP_PERFMON",
@@ -44,10 +62,18 @@ const std::vector<CollectorSpec>& KnownCollectors() {
          config.bind_events = ParseBindEventsConfig(section, path);
        },
        [](const Config& config) -> std::unique_ptr<Collector> {
-         return std::make_unique<BindEventsCollector>(ProcFs(), KernelTransportFactory(),
-                                                      OpenKernelBindEventSource, config.bind_events,
-                                                      OwnNetworkNamespace());
-       }},
+         auto collector = std::make_unique<BindEventsCollector>(
+             ProcFs(), KernelTransportFactory(), OpenKernelBindEventSource, config.bind_events,
+             OwnNetworkNamespace());
+         collector->ShowCommandLines(config.privacy.command_lines);
+         return collector;
+       },
+       {{CAP_BPF,
+         "the eBPF program cannot be loaded: failed bind/listen/connect calls are "
+         "not counted (portwatch_bind_events_available 0)"},
+        {CAP_PERFMON,
+         "the tracing program cannot be loaded or attached: failed "
+         "bind/listen/connect calls are not counted"}}},
   };
   return kCollectors;
 }
@@ -61,6 +87,16 @@ std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::stri
     }
   }
   return collectors;
+}
+
+std::vector<CollectorNeeds> CollectorCapabilityNeeds(const std::set<std::string>& enabled) {
+  std::vector<CollectorNeeds> needs;
+  for (const CollectorSpec& spec : KnownCollectors()) {
+    if (enabled.count(spec.name) != 0) {
+      needs.push_back({spec.name, spec.capabilities});
+    }
+  }
+  return needs;
 }
 
 }  // namespace portwatch

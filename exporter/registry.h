@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "exporter/privileges.h"
 
 namespace YAML {
 class Node;
@@ -25,6 +26,9 @@ struct CollectorSpec {
   /// A collector reading the running kernel. `config` is the one loaded at start (bind_events
   /// attaches at once, before the first scrape).
   std::unique_ptr<Collector> (*make)(const Config& config) = nullptr;
+  /// The capabilities it needs on a node (the exporter drops every other one at start), and
+  /// what it cannot do without each.
+  std::vector<CapabilityNeed> capabilities;
 };
 
 /// Every collector the exporter knows, in scrape order. An explicit list, not static
@@ -34,5 +38,8 @@ const std::vector<CollectorSpec>& KnownCollectors();
 /// Instances of the named collectors, in KnownCollectors() order.
 std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::string>& enabled,
                                                         const Config& config);
+
+/// The capability needs of the named collectors, in KnownCollectors() order.
+std::vector<CollectorNeeds> CollectorCapabilityNeeds(const std::set<std::string>& enabled);
 
 }  // namespace portwatch

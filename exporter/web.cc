@@ -55,6 +55,7 @@ struct ServerState {
   std::atomic<size_t> metrics_in_flight{0};
   std::atomic<uint64_t> rejected_max_requests{0};
   std::atomic<uint64_t> rejected_unauthorized{0};
+  std::atomic<uint64_t> rejected_auth_busy{0};
   bool enable_lifecycle = false;
   /// TLS, basic authentication, headers; owned by the WebServer.
   WebConfigStore* web_config = nullptr;
@@ -143,10 +144,12 @@ void AppendWebMetrics(const ServerState& state, std::vector<prometheus::MetricFa
   FamilyBuilder("portwatch_http_requests_rejected_total",
                 "HTTP requests refused: 503 because --web.max-requests scrapes were already being "
                 "served (max_requests), 401 for missing or wrong basic auth credentials "
-                "(unauthorized).",
+                "(unauthorized), 429 because every bcrypt check slot was busy with other "
+                "requests' passwords (auth_busy).",
                 prometheus::MetricType::Counter)
       .Add({{"reason", "max_requests"}}, static_cast<double>(state.rejected_max_requests.load()))
       .Add({{"reason", "unauthorized"}}, static_cast<double>(state.rejected_unauthorized.load()))
+      .Add({{"reason", "auth_busy"}}, static_cast<double>(state.rejected_auth_busy.load()))
       .MoveTo(out);
   if (state.web_config != nullptr) {
     state.web_config->AppendMetrics(out);
@@ -273,11 +276,19 @@ int Serve(mg_connection* connection) {
   // TCP check).
   const WebConfigStore::Snapshot web = state->web_config->Current();
   t_header_lines = web.header_lines;
-  if (!web.auth->Allows(mg_get_header(connection, "Authorization"))) {
-    state->rejected_unauthorized++;
-    Respond(connection, 401, kTextPlain, "Unauthorized\n", decision.head,
-            "WWW-Authenticate: Basic realm=\"portwatch\", charset=\"UTF-8\"");
-    return 1;
+  switch (web.auth->Check(mg_get_header(connection, "Authorization"))) {
+    case BasicAuthenticator::Decision::kAllowed:
+      break;
+    case BasicAuthenticator::Decision::kDenied:
+      state->rejected_unauthorized++;
+      Respond(connection, 401, kTextPlain, "Unauthorized\n", decision.head,
+              "WWW-Authenticate: Basic realm=\"portwatch\", charset=\"UTF-8\"");
+      return 1;
+    case BasicAuthenticator::Decision::kBusy:
+      state->rejected_auth_busy++;
+      Respond(connection, 429, kTextPlain, "Too many password checks at once, retry\n",
+              decision.head, "Retry-After: 1");
+      return 1;
   }
   if (!state->ready.load() &&
       (decision.route == Route::kMetrics || decision.route == Route::kReady)) {
@@ -475,6 +486,7 @@ WebServer::WebServer(const WebOptions& options, const ListenAddress& address,
   state.metrics_in_flight = 0;
   state.rejected_max_requests = 0;
   state.rejected_unauthorized = 0;
+  state.rejected_auth_busy = 0;
   state.enable_lifecycle = options.enable_lifecycle;
   state.web_config = web_config_.get();
   g_state.store(&state);

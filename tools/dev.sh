@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # What building and running the exporter needs (tools/dev.sh run installs only these).
 BUILD_PACKAGES=(
   g++ cmake make pkg-config git ca-certificates
-  prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libre2-dev zlib1g-dev libssl-dev libcrypt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
+  prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libre2-dev zlib1g-dev libssl-dev libcrypt-dev libcap-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   # the bind_events collector's eBPF program (CMake option PORTWATCH_BPF)
   clang bpftool libbpf-dev
 )

@@ -103,6 +103,7 @@ std::set<uint16_t> BindEventsCollector::ListeningPorts() const {
 Status BindEventsCollector::Collect(const Config& config,
                                     std::vector<prometheus::MetricFamily>& out) {
   const BindEventsConfig& options = config.bind_events;
+  ShowCommandLines(config.privacy.command_lines);
   if (options.attach != allowed_) {
     spdlog::info(
         "{}", LogLine("bind_events: attach paths changed by a config reload, re-attaching").Text());
@@ -195,7 +196,8 @@ LogLine BindEventsCollector::Describe(const BindFailureEvent& event) const {
   }
   PortQuery query;
   query.ports = {key.port};
-  const PortHolders holders = FindPortHolders(**transport, query, ProcOwnerResolver(procfs_));
+  const PortHolders holders =
+      FindPortHolders(**transport, query, ProcOwnerResolver(procfs_, command_lines_));
   if (holders.sockets.empty()) {
     // Tables that could not be read: "none visible" would be a guess.
     return line.Add("holders", holders.unread.empty()

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -45,6 +46,10 @@ class BindEventsCollector : public Collector {
   /// who holds the port and in what state. Public for tests.
   std::string DescribeFailure(const BindFailureEvent& event) const;
 
+  /// Whether log lines show the holders' command lines (privacy.command_lines); every scrape
+  /// sets it from the current config, the registry from the config loaded at start.
+  void ShowCommandLines(bool show) { command_lines_ = show; }
+
   /// At most this many log lines in a burst, refilled at kLogLinesPerSecond.
   static constexpr double kLogBurst = 20;
   static constexpr double kLogLinesPerSecond = 2;
@@ -62,6 +67,7 @@ class BindEventsCollector : public Collector {
   std::vector<BindEventsAttach> allowed_;  ///< what source_ was opened with
   uint32_t own_netns_;
   LogSink log_;
+  std::atomic<bool> command_lines_{true};
   BindFailureCounters counters_;
 
   std::mutex log_mutex_;  ///< the rate limiter: events arrive on the source's thread

@@ -53,9 +53,17 @@ std::string PortHolders::UnreadText() const {
   return text;
 }
 
-OwnerResolver ProcOwnerResolver(ProcFs procfs) {
-  return [procfs = std::move(procfs)](const std::unordered_set<uint32_t>& inodes) {
-    return FindSocketOwners(procfs, inodes);
+OwnerResolver ProcOwnerResolver(ProcFs procfs, bool command_lines) {
+  return [procfs = std::move(procfs), command_lines](const std::unordered_set<uint32_t>& inodes) {
+    SocketOwners owners = FindSocketOwners(procfs, inodes);
+    if (!command_lines) {
+      for (auto& [inode, processes] : owners.by_inode) {
+        for (ProcessInfo& process : processes) {
+          process.cmdline.clear();
+        }
+      }
+    }
+    return owners;
   };
 }
 

@@ -67,8 +67,9 @@ struct PortHolders {
 /// earlier answers (SocketOwnerCache).
 using OwnerResolver = std::function<SocketOwners(const std::unordered_set<uint32_t>& inodes)>;
 
-/// The resolver that reads `procfs` afresh each time (FindSocketOwners).
-OwnerResolver ProcOwnerResolver(ProcFs procfs);
+/// The resolver that reads `procfs` afresh each time (FindSocketOwners). Without
+/// `command_lines` the processes it returns carry no command line (privacy.command_lines).
+OwnerResolver ProcOwnerResolver(ProcFs procfs, bool command_lines = true);
 
 /// Dumps the tables of `query` over `transport`, each filtered in the kernel to the query's ports
 /// (inet_diag bytecode: the rest of the table never reaches user space), and resolves the holding

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -60,6 +62,20 @@ TEST_F(DaemonE2eTest, PortTakenExitsNonZeroNamingTheHolder) {
             std::string::npos)
       << log;
   EXPECT_NE(log.find("sockets on the port: 1 listen"), std::string::npos) << log;
+}
+
+TEST_F(DaemonE2eTest, PortTakenMessageLeavesOutCommandLinesWhenPrivacyAsks) {
+  UniqueFd squatter = Listen("127.0.0.1", kPort);
+  ASSERT_TRUE(squatter.Valid());
+  WriteConfig("privacy:\n  command_lines: false\n");
+  ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY, {kListen, "--config.file=" + config_path_});
+  EXPECT_EQ(exporter.WaitExit(60), 1);
+  const std::string log = exporter.Log();
+  // "(e2e_test)": the process name, closed at once, where it would go on ": /path/e2e_test ...".
+  EXPECT_NE(log.find("port 9792 is held by pid " + std::to_string(::getpid()) + " (e2e_test)"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("(e2e_test: "), std::string::npos) << log;
 }
 
 TEST_F(DaemonE2eTest, RestartsAtOnceDespiteItsOwnServerSideTimeWait) {
@@ -216,6 +232,77 @@ TEST_F(DaemonE2eTest, VersionAndHelpFollowExporterConventions) {
     EXPECT_NE(output.find(flag), std::string::npos) << flag;
   }
   EXPECT_EQ(RunCommand({PORTWATCH_EXPORTER_BINARY, "--no-such-flag"}, output), 109);
+}
+
+/// Each thread's capability sets of `pid`, as /proc/<pid>/task/<tid>/status prints them
+/// ("CapEff:\t00000000000800c4"), one string per thread.
+std::vector<std::string> ThreadCapabilities(pid_t pid) {
+  std::vector<std::string> threads;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::ifstream status(task.path() / "status");
+    std::string sets;
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("Cap", 0) == 0) {
+        sets += line + " ";
+      }
+    }
+    threads.push_back(sets);
+  }
+  return threads;
+}
+
+TEST_F(DaemonE2eTest, EveryThreadKeepsOnlyTheCapabilitiesOfTheEnabledCollectors) {
+  // Run as root: the exporter starts with every capability and must drop all but the services
+  // collector's two (bind_events is off) from every set of every thread, bounding set included.
+  ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY, {kListen, "--no-collector.bind_events"});
+  ASSERT_TRUE(exporter.WaitReady(kPort)) << exporter.Log();
+  // CAP_DAC_READ_SEARCH is bit 2, CAP_SYS_PTRACE bit 19.
+  const std::string kept = "0000000000080004";
+  const std::string expected = "CapInh:\t0000000000000000 CapPrm:\t" + kept + " CapEff:\t" + kept +
+                               " CapBnd:\t" + kept + " CapAmb:\t0000000000000000 ";
+  const std::vector<std::string> threads = ThreadCapabilities(exporter.Pid());
+  ASSERT_GT(threads.size(), 1U);  // the web server's workers exist by now
+  for (const std::string& thread : threads) {
+    EXPECT_EQ(thread, expected);
+  }
+  const Exposition metrics(HttpRequest(kPort, "GET", "/metrics").body);
+  EXPECT_EQ(metrics.Sum("portwatch_capability_effective"), 2);
+  EXPECT_EQ(metrics.Value("portwatch_capability_effective", {{"capability", "CAP_SYS_PTRACE"}}), 1);
+  EXPECT_EQ(metrics.Value("portwatch_collector_capability_held",
+                          {{"capability", "CAP_DAC_READ_SEARCH"}, {"collector", "services"}}),
+            1);
+  EXPECT_EQ(metrics.Sum("portwatch_collector_capability_held"), 2);
+  EXPECT_NE(exporter.Log().find("msg=\"dropped capabilities no enabled collector needs\" "
+                                "kept=CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE"),
+            std::string::npos)
+      << exporter.Log();
+}
+
+TEST_F(DaemonE2eTest, MissingCapabilitiesAreLoggedOncePerCollectorAndExposed) {
+  // setpriv (util-linux) takes the services' two capabilities out of the bounding set, so the
+  // exporter it executes as root never has them.
+  ExporterProcess exporter("/usr/bin/setpriv", {"--bounding-set=-dac_read_search,-sys_ptrace", "--",
+                                                PORTWATCH_EXPORTER_BINARY, kListen});
+  ASSERT_TRUE(exporter.WaitReady(kPort)) << exporter.Log();
+  const Exposition metrics(HttpRequest(kPort, "GET", "/metrics").body);
+  for (const std::string capability : {"CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"}) {
+    EXPECT_EQ(metrics.Value("portwatch_collector_capability_held",
+                            {{"capability", capability}, {"collector", "services"}}),
+              0)
+        << capability;
+  }
+  EXPECT_EQ(metrics.Value("portwatch_collector_capability_held",
+                          {{"capability", "CAP_BPF"}, {"collector", "bind_events"}}),
+            1);
+  const std::string log = exporter.Log();
+  const std::string warning =
+      "msg=\"collector lacks capabilities, running without what they give\" "
+      "collector=services missing=CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE";
+  const size_t first = log.find(warning);
+  EXPECT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find(warning, first + 1), std::string::npos) << "logged more than once:\n" << log;
+  EXPECT_EQ(log.find("collector=bind_events missing="), std::string::npos) << log;
 }
 
 }  // namespace

@@ -1,7 +1,12 @@
 #include "exporter/basic_auth.h"
 
+#include <crypt.h>
+
+#include <array>
+#include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -12,6 +17,9 @@ namespace {
 constexpr const char* kScrapeSecret =
     "$2y$04$jtS1.qPrJwMInQsUrOitxeikMJZ0/Ejkz2ReX6v1ObrmDFY9KyZ5O";
 constexpr const char* kOther = "$2y$04$Hvg0Mfg4OJhaWpx5/BKr1e8qvDNuryE4J5z8zoOQMow.Io0UuAEVK";
+constexpr auto kAllowed = BasicAuthenticator::Decision::kAllowed;
+constexpr auto kDenied = BasicAuthenticator::Decision::kDenied;
+constexpr auto kBusy = BasicAuthenticator::Decision::kBusy;
 
 TEST(BasicAuthTest, DecodesTheHeader) {
   std::string user;
@@ -39,29 +47,56 @@ TEST(BasicAuthTest, RefusesMalformedHeaders) {
 TEST(BasicAuthTest, WithoutUsersEverythingIsAllowed) {
   BasicAuthenticator auth(std::map<std::string, std::string>{});
   EXPECT_FALSE(auth.Enabled());
-  EXPECT_TRUE(auth.Allows(nullptr));
+  EXPECT_EQ(auth.Check(nullptr), kAllowed);
 }
 
 TEST(BasicAuthTest, ChecksPasswordsAgainstBcryptHashes) {
   BasicAuthenticator auth(
       std::map<std::string, std::string>{{"prom", kScrapeSecret}, {"alice", kOther}});
   EXPECT_TRUE(auth.Enabled());
-  EXPECT_TRUE(auth.Allows("Basic cHJvbTpzY3JhcGUtc2VjcmV0"));   // prom:scrape-secret
-  EXPECT_FALSE(auth.Allows("Basic cHJvbTpvdGhlcg=="));          // prom:other
-  EXPECT_TRUE(auth.Allows("Basic YWxpY2U6b3RoZXI="));           // alice:other
-  EXPECT_FALSE(auth.Allows("Basic Ym9iOnNjcmFwZS1zZWNyZXQ="));  // bob: unknown
-  EXPECT_FALSE(auth.Allows(nullptr));
-  EXPECT_FALSE(auth.Allows("Basic"));
+  EXPECT_EQ(auth.Check("Basic cHJvbTpzY3JhcGUtc2VjcmV0"), kAllowed);  // prom:scrape-secret
+  EXPECT_EQ(auth.Check("Basic cHJvbTpvdGhlcg=="), kDenied);           // prom:other
+  EXPECT_EQ(auth.Check("Basic YWxpY2U6b3RoZXI="), kAllowed);          // alice:other
+  EXPECT_EQ(auth.Check("Basic Ym9iOnNjcmFwZS1zZWNyZXQ="), kDenied);   // bob: unknown
+  EXPECT_EQ(auth.Check(nullptr), kDenied);
+  EXPECT_EQ(auth.Check("Basic"), kDenied);
 }
 
 TEST(BasicAuthTest, RemembersOnlyPairsThatVerified) {
   BasicAuthenticator auth(std::map<std::string, std::string>{{"prom", kScrapeSecret}});
-  EXPECT_FALSE(auth.Allows("Basic cHJvbTpvdGhlcg=="));
+  EXPECT_EQ(auth.Check("Basic cHJvbTpvdGhlcg=="), kDenied);
   EXPECT_EQ(auth.RememberedPairs(), 0U);
-  EXPECT_TRUE(auth.Allows("Basic cHJvbTpzY3JhcGUtc2VjcmV0"));
-  EXPECT_TRUE(auth.Allows("Basic cHJvbTpzY3JhcGUtc2VjcmV0"));
+  EXPECT_EQ(auth.Check("Basic cHJvbTpzY3JhcGUtc2VjcmV0"), kAllowed);
+  EXPECT_EQ(auth.Check("Basic cHJvbTpzY3JhcGUtc2VjcmV0"), kAllowed);
   EXPECT_EQ(auth.RememberedPairs(), 1U);
-  EXPECT_FALSE(auth.Allows("Basic cHJvbTpvdGhlcg=="));  // a remembered pair is no wildcard
+  EXPECT_EQ(auth.Check("Basic cHJvbTpvdGhlcg=="), kDenied);  // a remembered pair is no wildcard
+}
+
+TEST(BasicAuthTest, ABusyBcryptSlotAnswersAtOnceAndRememberedPairsStillPass) {
+  // Cost 13: about half a second of bcrypt, long enough to be seen in flight.
+  std::array<char, 64> setting{};
+  ASSERT_NE(::crypt_gensalt_rn("$2b$", 13, nullptr, 0, setting.data(), setting.size()), nullptr);
+  crypt_data data{};
+  const std::string slow_hash = ::crypt_rn("slow-secret", setting.data(), &data, sizeof(data));
+  BasicAuthenticator auth(
+      std::map<std::string, std::string>{{"prom", kScrapeSecret}, {"slow", slow_hash}},
+      /*max_concurrent_bcrypt=*/1);
+  ASSERT_EQ(auth.Check("Basic cHJvbTpzY3JhcGUtc2VjcmV0"), kAllowed);  // remembered from now on
+
+  std::thread attacker([&auth] {
+    EXPECT_EQ(auth.Check("Basic c2xvdzp3cm9uZw=="), kDenied);  // slow:wrong
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (auth.BcryptChecksInFlight() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(auth.BcryptChecksInFlight(), 1);
+  EXPECT_EQ(auth.Check("Basic cHJvbTpvdGhlcg=="), kBusy);             // prom:other
+  EXPECT_EQ(auth.Check("Basic cHJvbTpzY3JhcGUtc2VjcmV0"), kAllowed);  // no bcrypt needed
+  EXPECT_EQ(auth.Check("Basic"), kDenied);                            // malformed: no bcrypt
+  attacker.join();
+  EXPECT_EQ(auth.BcryptChecksInFlight(), 0);
+  EXPECT_EQ(auth.Check("Basic cHJvbTpvdGhlcg=="), kDenied);
 }
 
 }  // namespace

@@ -75,6 +75,7 @@ TEST(ConfigTest, EmbeddedDefaultEqualsTheStructDefaultsSectionBySection) {
   EXPECT_EQ(result->sockets, defaults.sockets);
   EXPECT_EQ(result->services_options, defaults.services_options);
   EXPECT_EQ(result->bind_events, defaults.bind_events);
+  EXPECT_EQ(result->privacy, defaults.privacy);
   EXPECT_TRUE(result->services.empty());
 }
 
@@ -84,7 +85,8 @@ TEST(ConfigTest, EverySectionOfTheEmbeddedDefaultIsRead) {
   for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
            {"max_peer_port_series: 100", "max_peer_port_series: 99"},
            {"max_listener_series: 1000", "max_listener_series: 999"},
-           {"namespaces: all", "namespaces: own"}}) {
+           {"namespaces: all", "namespaces: own"},
+           {"command_lines: true", "command_lines: false"}}) {
     const size_t at = edited.find(from);
     ASSERT_NE(at, std::string::npos) << from;
     edited.replace(at, from.size(), to);
@@ -95,6 +97,17 @@ TEST(ConfigTest, EverySectionOfTheEmbeddedDefaultIsRead) {
   EXPECT_NE(result->sockets, defaults.sockets);
   EXPECT_NE(result->services_options, defaults.services_options);
   EXPECT_NE(result->bind_events, defaults.bind_events);
+  EXPECT_NE(result->privacy, defaults.privacy);
+}
+
+TEST(ConfigTest, PrivacyKeepsCommandLinesOutOfLogsOnRequest) {
+  Result<Config> result = ParseConfig("privacy:\n  command_lines: false\n", "privacy.yaml");
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  EXPECT_FALSE(result->privacy.command_lines);
+  EXPECT_EQ(ParseConfig("privacy:\n  command_line: false\n", "typo.yaml").Error(),
+            "typo.yaml:2:3: unknown key \"command_line\" in privacy (known: command_lines)");
+  EXPECT_EQ(ParseConfig("privacy:\n  command_lines: maybe\n", "bad.yaml").Error(),
+            "bad.yaml:2:18: privacy.command_lines must be true or false, got \"maybe\"");
 }
 
 TEST(ConfigTest, FullConfig) {
@@ -174,7 +187,7 @@ TEST(ConfigTest, UnknownTopLevelKey) {
   EXPECT_EQ(LoadError("bad_unknown_top_level_key.yaml"),
             kConfigDir +
                 "bad_unknown_top_level_key.yaml:3:1: unknown key \"listen_address\" in the "
-                "config (known: collectors, services)");
+                "config (known: collectors, privacy, services)");
 }
 
 TEST(ConfigTest, UnknownNestedKey) {

@@ -305,6 +305,12 @@ TEST_F(BindEventsCollectorTest, LogLineNamesTheHoldersOfThePort) {
             "family=ipv4 port=8080 holders=\"tcp listen by pid 4194401 (nginx: nginx: master "
             "process /usr/sbin/nginx -g daemon off;); tcp time_wait (no process); tcp listen by "
             "an invisible process\"");
+  // privacy.command_lines: false names the holder by pid and process name only.
+  collector->ShowCommandLines(false);
+  EXPECT_EQ(collector->DescribeFailure(in_use),
+            "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026531840 "
+            "family=ipv4 port=8080 holders=\"tcp listen by pid 4194401 (nginx); tcp time_wait (no "
+            "process); tcp listen by an invisible process\"");
 }
 
 TEST(BindEventsConfig, ParsesAndRejects) {

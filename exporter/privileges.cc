@@ -1,0 +1,109 @@
+#include "exporter/privileges.h"
+
+#include <linux/capability.h>
+
+#include <bit>
+#include <map>
+
+#include <spdlog/spdlog.h>
+
+#include "collectors/common/family_builder.h"
+#include "collectors/common/logfmt.h"
+
+namespace portwatch {
+
+PrivilegePlan PlanPrivileges(const std::vector<CollectorNeeds>& enabled,
+                             const ProcessCapabilities& held) {
+  PrivilegePlan plan;
+  for (const CollectorNeeds& collector : enabled) {
+    for (const CapabilityNeed& need : collector.needs) {
+      const int capability = need.capability > held.last_known ? CAP_SYS_ADMIN : need.capability;
+      const bool permitted = (held.permitted & CapabilityBit(capability)) != 0;
+      plan.requirements.push_back({collector.collector, capability, need.without, permitted});
+      if (permitted) {
+        plan.keep |= CapabilityBit(capability);
+      }
+    }
+  }
+  plan.drop = (held.permitted | held.bounding) & ~plan.keep;
+  return plan;
+}
+
+void AppendPrivilegeMetrics(const PrivilegePlan& plan, CapabilityMask effective_after_drop,
+                            std::vector<prometheus::MetricFamily>& out) {
+  FamilyBuilder held("portwatch_collector_capability_held",
+                     "Whether the exporter holds a capability an enabled collector needs (1) or "
+                     "lacks it (0: the collector runs without what the capability gives; the log "
+                     "says what at start).",
+                     prometheus::MetricType::Gauge);
+  for (const PrivilegePlan::Requirement& requirement : plan.requirements) {
+    held.Add({{"capability", CapabilityName(requirement.capability)},
+              {"collector", requirement.collector}},
+             requirement.held ? 1 : 0);
+  }
+  held.MoveTo(out);
+  FamilyBuilder effective("portwatch_capability_effective",
+                          "A capability the exporter kept after dropping every one no enabled "
+                          "collector needs (one series per capability, value 1).",
+                          prometheus::MetricType::Gauge);
+  for (int capability = 0; capability < 64; ++capability) {
+    if ((effective_after_drop & CapabilityBit(capability)) != 0) {
+      effective.Add({{"capability", CapabilityName(capability)}}, 1);
+    }
+  }
+  effective.MoveTo(out);
+}
+
+void LogPrivilegePlan(const PrivilegePlan& plan) {
+  // One line per collector, its missing capabilities together.
+  std::map<std::string, std::pair<std::string, std::string>> missing;  // names, costs
+  for (const PrivilegePlan::Requirement& requirement : plan.requirements) {
+    if (requirement.held) {
+      continue;
+    }
+    auto& [names, costs] = missing[requirement.collector];
+    names += (names.empty() ? "" : ",") + CapabilityName(requirement.capability);
+    costs += (costs.empty() ? "" : "; ") + requirement.without;
+  }
+  for (const auto& [collector, what] : missing) {
+    spdlog::warn("{}", LogLine("collector lacks capabilities, running without what they give")
+                           .Add("collector", collector)
+                           .Add("missing", what.first)
+                           .Add("cost", what.second)
+                           .Text());
+  }
+  if (plan.drop != 0) {
+    spdlog::info("{}", LogLine("dropped capabilities no enabled collector needs")
+                           .Add("kept", CapabilityNames(plan.keep))
+                           .Add("dropped", std::popcount(plan.drop))
+                           .Text());
+  }
+}
+
+std::vector<prometheus::MetricFamily> EnforceLeastPrivilege(
+    const std::vector<CollectorNeeds>& enabled) {
+  std::vector<prometheus::MetricFamily> metrics;
+  const Result<ProcessCapabilities> before = ReadProcessCapabilities();
+  if (!before) {
+    spdlog::warn(
+        "{}",
+        LogLine("cannot check capabilities, keeping them all").Add("err", before.Error()).Text());
+    return metrics;
+  }
+  const PrivilegePlan plan = PlanPrivileges(enabled, *before);
+  LogPrivilegePlan(plan);
+  CapabilityMask effective = before->effective;
+  if (plan.drop != 0) {
+    if (const Status restricted = RestrictCapabilities(plan.keep); !restricted) {
+      spdlog::warn("{}", LogLine("cannot drop capabilities no enabled collector needs")
+                             .Add("err", restricted.Error())
+                             .Text());
+    }
+    const Result<ProcessCapabilities> after = ReadProcessCapabilities();
+    effective = after ? after->effective : before->effective;
+  }
+  AppendPrivilegeMetrics(plan, effective, metrics);
+  return metrics;
+}
+
+}  // namespace portwatch

@@ -1,0 +1,193 @@
+// Least privilege: what the exporter keeps and drops, planned from fixtures of capability sets,
+// and the deploy manifests asking for exactly what the default collectors need.
+#include "exporter/privileges.h"
+
+#include <linux/capability.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
+#include <yaml-cpp/yaml.h>
+
+#include "exporter/registry.h"
+
+namespace portwatch {
+namespace {
+
+constexpr CapabilityMask kServices =
+    CapabilityBit(CAP_DAC_READ_SEARCH) | CapabilityBit(CAP_SYS_PTRACE);
+constexpr CapabilityMask kBindEvents = CapabilityBit(CAP_BPF) | CapabilityBit(CAP_PERFMON);
+constexpr int kLastCap = CAP_CHECKPOINT_RESTORE;  // 40 on Linux 5.9+
+constexpr CapabilityMask kRoot = (CapabilityMask{1} << (kLastCap + 1)) - 1;
+
+std::set<std::string> DefaultCollectors() {
+  std::set<std::string> enabled;
+  for (const CollectorSpec& spec : KnownCollectors()) {
+    if (spec.enabled_by_default) {
+      enabled.insert(spec.name);
+    }
+  }
+  return enabled;
+}
+
+ProcessCapabilities Held(CapabilityMask permitted, CapabilityMask bounding,
+                         int last_known = kLastCap) {
+  return {permitted, permitted, bounding, last_known};
+}
+
+std::string Exposed(const PrivilegePlan& plan, CapabilityMask effective) {
+  std::vector<prometheus::MetricFamily> families;
+  AppendPrivilegeMetrics(plan, effective, families);
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+TEST(PrivilegesTest, RootKeepsOnlyWhatTheDefaultCollectorsNeed) {
+  const PrivilegePlan plan =
+      PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors()), Held(kRoot, kRoot));
+  EXPECT_EQ(plan.keep, kServices | kBindEvents);
+  EXPECT_EQ(plan.drop, kRoot & ~(kServices | kBindEvents));
+  EXPECT_EQ(CapabilityNames(plan.keep), "CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE,CAP_PERFMON,CAP_BPF");
+  EXPECT_EQ(
+      Exposed(plan, plan.keep),
+      "# HELP portwatch_collector_capability_held Whether the exporter holds a capability "
+      "an enabled collector needs (1) or lacks it (0: the collector runs without what the "
+      "capability gives; the log says what at start).\n"
+      "# TYPE portwatch_collector_capability_held gauge\n"
+      "portwatch_collector_capability_held{capability=\"CAP_BPF\",collector=\"bind_events\"} 1\n"
+      "portwatch_collector_capability_held{capability=\"CAP_DAC_READ_SEARCH\",collector="
+      "\"services\"} 1\n"
+      "portwatch_collector_capability_held{capability=\"CAP_PERFMON\",collector=\"bind_events\"} "
+      "1\n"
+      "portwatch_collector_capability_held{capability=\"CAP_SYS_PTRACE\",collector=\"services\"} "
+      "1\n"
+      "# HELP portwatch_capability_effective A capability the exporter kept after dropping "
+      "every one no enabled collector needs (one series per capability, value 1).\n"
+      "# TYPE portwatch_capability_effective gauge\n"
+      "portwatch_capability_effective{capability=\"CAP_BPF\"} 1\n"
+      "portwatch_capability_effective{capability=\"CAP_DAC_READ_SEARCH\"} 1\n"
+      "portwatch_capability_effective{capability=\"CAP_PERFMON\"} 1\n"
+      "portwatch_capability_effective{capability=\"CAP_SYS_PTRACE\"} 1\n");
+}
+
+TEST(PrivilegesTest, DisabledCollectorsGiveUpTheirCapabilities) {
+  const PrivilegePlan plan = PlanPrivileges(
+      CollectorCapabilityNeeds({"sockets", "services", "netstat"}), Held(kRoot, kRoot));
+  EXPECT_EQ(plan.keep, kServices);
+  const PrivilegePlan none =
+      PlanPrivileges(CollectorCapabilityNeeds({"sockets", "kernel_limits"}), Held(kRoot, kRoot));
+  EXPECT_EQ(none.keep, 0U);
+  EXPECT_EQ(none.drop, kRoot);
+  EXPECT_TRUE(none.requirements.empty());
+}
+
+TEST(PrivilegesTest, MissingCapabilitiesAreReportedPerCollector) {
+  // A systemd unit that granted only the services' capabilities: nothing to drop.
+  const PrivilegePlan plan =
+      PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors()), Held(kServices, kServices));
+  EXPECT_EQ(plan.keep, kServices);
+  EXPECT_EQ(plan.drop, 0U);
+  ASSERT_EQ(plan.requirements.size(), 4U);
+  for (const PrivilegePlan::Requirement& requirement : plan.requirements) {
+    EXPECT_EQ(requirement.held, requirement.collector == "services") << requirement.collector;
+    EXPECT_FALSE(requirement.without.empty());
+  }
+  EXPECT_THAT(Exposed(plan, plan.keep),
+              ::testing::HasSubstr("portwatch_collector_capability_held{capability=\"CAP_BPF\","
+                                   "collector=\"bind_events\"} 0\n"));
+}
+
+TEST(PrivilegesTest, OnlyTheBoundingSetLeftIsDroppedToo) {
+  // An unprivileged user: nothing permitted, a full bounding set (what the kernel gives).
+  const PrivilegePlan plan =
+      PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors()), Held(0, kRoot));
+  EXPECT_EQ(plan.keep, 0U);
+  EXPECT_EQ(plan.drop, kRoot);
+}
+
+TEST(PrivilegesTest, KernelsBeforeCapBpfNeedCapSysAdminForEbpf) {
+  // Linux 5.4 knows capabilities up to CAP_AUDIT_READ (37): bpf() checks CAP_SYS_ADMIN.
+  const int linux_5_4 = CAP_AUDIT_READ;
+  const CapabilityMask root = (CapabilityMask{1} << (linux_5_4 + 1)) - 1;
+  const PrivilegePlan plan =
+      PlanPrivileges(CollectorCapabilityNeeds({"bind_events"}), Held(root, root, linux_5_4));
+  EXPECT_EQ(plan.keep, CapabilityBit(CAP_SYS_ADMIN));
+  ASSERT_EQ(plan.requirements.size(), 2U);
+  EXPECT_EQ(plan.requirements[0].capability, CAP_SYS_ADMIN);
+}
+
+TEST(PrivilegesTest, CapabilityNamesFollowTheKernelHeaders) {
+  EXPECT_EQ(CapabilityName(CAP_BPF), "CAP_BPF");
+  EXPECT_EQ(CapabilityName(CAP_NET_BIND_SERVICE), "CAP_NET_BIND_SERVICE");
+  EXPECT_EQ(CapabilityNames(0), "");
+}
+
+// --- The deploy files request exactly the default collectors' set.
+
+CapabilityMask DefaultCollectorsNeed() {
+  CapabilityMask mask = 0;
+  for (const CollectorNeeds& collector : CollectorCapabilityNeeds(DefaultCollectors())) {
+    for (const CapabilityNeed& need : collector.needs) {
+      mask |= CapabilityBit(need.capability);
+    }
+  }
+  return mask;
+}
+
+std::string Names(const std::vector<std::string>& names, const std::string& prefix) {
+  std::set<std::string> sorted;
+  for (const std::string& name : names) {
+    sorted.insert(prefix + name);
+  }
+  std::string joined;
+  for (const std::string& name : sorted) {
+    joined += (joined.empty() ? "" : ",") + name;
+  }
+  return joined;
+}
+
+std::string SortedNames(CapabilityMask mask) {
+  std::vector<std::string> names;
+  std::stringstream all(CapabilityNames(mask));
+  for (std::string name; std::getline(all, name, ',');) {
+    names.push_back(name);
+  }
+  return Names(names, "");
+}
+
+TEST(PrivilegesTest, DaemonSetAddsExactlyWhatTheDefaultCollectorsNeed) {
+  const YAML::Node daemonset = YAML::LoadFile(std::string(PORTWATCH_SOURCE_DIR) +
+                                              "/deploy/kubernetes/exporter/daemonset.yaml");
+  const YAML::Node capabilities =
+      daemonset["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"];
+  EXPECT_EQ(capabilities["drop"].as<std::vector<std::string>>(), std::vector<std::string>{"ALL"});
+  EXPECT_EQ(Names(capabilities["add"].as<std::vector<std::string>>(), "CAP_"),
+            SortedNames(DefaultCollectorsNeed()));
+}
+
+TEST(PrivilegesTest, SystemdUnitGrantsExactlyWhatTheDefaultCollectorsNeed) {
+  std::ifstream unit(std::string(PORTWATCH_SOURCE_DIR) +
+                     "/deploy/systemd/portwatch_exporter.service");
+  ASSERT_TRUE(unit);
+  std::map<std::string, std::string> settings;
+  for (std::string line; std::getline(unit, line);) {
+    const size_t equals = line.find('=');
+    if (!line.empty() && line[0] != '#' && equals != std::string::npos) {
+      settings[line.substr(0, equals)] = line.substr(equals + 1);
+    }
+  }
+  for (const std::string key : {"AmbientCapabilities", "CapabilityBoundingSet"}) {
+    std::vector<std::string> names;
+    std::stringstream words(settings[key]);
+    for (std::string word; words >> word;) {
+      names.push_back(word);
+    }
+    EXPECT_EQ(Names(names, ""), SortedNames(DefaultCollectorsNeed())) << key;
+  }
+}
+
+}  // namespace
+}  // namespace portwatch
