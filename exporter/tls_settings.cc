@@ -12,6 +12,15 @@ namespace portwatch {
 
 namespace {
 
+/// The options of every TLS connection, in place of what CivetWeb sets. Debian's CivetWeb 1.15
+/// was built for OpenSSL 1.1 and sets that version's SSL_OP_ALL (0x80000BFF) and protocol bits;
+/// on OpenSSL 3 the low bits mean other things, among them SSL_OP_DISABLE_TLSEXT_CA_NAMES (a TLS
+/// 1.3 CertificateRequest then carries an empty certificate_authorities list, which RFC 8446
+/// forbids and Go clients, Prometheus among them, abort on), SSL_OP_NO_EXTENDED_MASTER_SECRET,
+/// client renegotiation and kTLS. The protocol versions are set per connection (ApplyTo).
+constexpr uint64_t kConnectionOptions =
+    SSL_OP_ALL | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_SSLv3;
+
 struct BioFree {
   void operator()(BIO* bio) const { BIO_free(bio); }
 };
@@ -161,6 +170,8 @@ Result<std::shared_ptr<const TlsSettings>> TlsSettings::Load(const TlsServerConf
 
 void TlsSettings::InstallOn(SSL_CTX* context, CurrentSettings current) {
   g_current = current;
+  SSL_CTX_clear_options(context, SSL_CTX_get_options(context));
+  SSL_CTX_set_options(context, kConnectionOptions);
   SettingsIndex();  // allocate the slot before any handshake runs
   SSL_CTX_set_client_hello_cb(context, OnClientHello, nullptr);
 }
@@ -182,6 +193,8 @@ bool TlsSettings::ApplyTo(SSL* ssl, const std::shared_ptr<const TlsSettings>& se
       (config_.groups.empty() || SSL_set1_groups_list(ssl, config_.groups.c_str()) == 1) &&
       SSL_use_certificate(ssl, certificate_.get()) == 1 &&
       SSL_use_PrivateKey(ssl, key_.get()) == 1 && SSL_set1_chain(ssl, chain_.get()) == 1;
+  SSL_clear_options(ssl, SSL_get_options(ssl));
+  SSL_set_options(ssl, kConnectionOptions);
   if (config_.prefer_server_cipher_suites) {
     SSL_set_options(ssl, SSL_OP_CIPHER_SERVER_PREFERENCE);
   } else {

@@ -1,8 +1,10 @@
 // --web.config.file end to end, with real clients: a test CA, server and client certificates made
 // by `openssl` in the test, curl over TLS with and without credentials and client certificates,
 // and the web config changed under a running exporter. Each test in its own network namespace.
+#include <crypt.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +17,7 @@
 
 #include "tests/support/exporter_process.h"
 #include "tests/support/netns.h"
+#include "tests/support/test_ca.h"
 
 namespace portwatch::testing {
 namespace {
@@ -34,37 +37,14 @@ class WebSecurityE2eTest : public ::testing::Test {
     std::string pattern = ::testing::TempDir() + "/portwatch-tls-XXXXXX";
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
-    MakeCertificates();
+    // ca.crt, server.{crt,key} (localhost, 127.0.0.1) and client.{crt,key} (SAN
+    // prometheus.monitoring.svc) next to web.yml: the web configs below name them relatively.
+    TestCertificates certificates;
+    ASSERT_EQ(MakeTestCertificates(dir_, certificates), "");
   }
   void TearDown() override {
     exporter_.reset();
     std::filesystem::remove_all(dir_);
-  }
-
-  void Openssl(std::vector<std::string> args) {
-    args.insert(args.begin(), "openssl");
-    std::string output;
-    ASSERT_EQ(RunCommand(args, output), 0) << output;
-  }
-
-  /// A CA, a server certificate for localhost/127.0.0.1 and a client certificate whose SAN is
-  /// prometheus.monitoring.svc, all signed by the CA.
-  void MakeCertificates() {
-    const std::string d = dir_.string() + "/";
-    Openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-days", "2", "-subj", "/CN=portwatch test CA", "-keyout", d + "ca.key", "-out",
-             d + "ca.crt"});
-    for (const auto& [name, extensions] : std::vector<std::pair<std::string, std::string>>{
-             {"server", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"},
-             {"client",
-              "subjectAltName=DNS:prometheus.monitoring.svc\nextendedKeyUsage=clientAuth\n"}}) {
-      std::ofstream(d + name + ".ext") << extensions;
-      Openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj",
-               "/CN=" + name, "-keyout", d + name + ".key", "-out", d + name + ".csr"});
-      Openssl({"x509", "-req", "-in", d + name + ".csr", "-CA", d + "ca.crt", "-CAkey",
-               d + "ca.key", "-CAcreateserial", "-days", "2", "-extfile", d + name + ".ext", "-out",
-               d + name + ".crt"});
-    }
   }
 
   void WriteWebConfig(const std::string& yaml) {
@@ -152,6 +132,71 @@ TEST_F(WebSecurityE2eTest, ClientCertificatesAreRequiredAndChecked) {
       Curl({"--cert", (dir_ / "server.crt").string(), "--key", (dir_ / "server.key").string()}),
       "000");
   EXPECT_EQ(Curl({"--tls-max", "1.2", "--cert", client_cert, "--key", client_key}), "200");
+}
+
+TEST_F(WebSecurityE2eTest, Tls12SessionsUseTheExtendedMasterSecret) {
+  // CivetWeb 1.15 sets OpenSSL 1.1's option bits, which on OpenSSL 3 turned the extended master
+  // secret (RFC 7627) off, among others; the exporter sets OpenSSL 3's own.
+  WriteWebConfig("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+  Start();
+  std::string output;
+  ASSERT_EQ(RunCommand({"sh", "-c",
+                        "openssl s_client -connect 127.0.0.1:" + std::to_string(kPort) +
+                            " -tls1_2 -CAfile " + (dir_ / "ca.crt").string() + " </dev/null"},
+                       output, 20),
+            0)
+      << output;
+  EXPECT_NE(output.find("Extended master secret: yes"), std::string::npos) << output;
+}
+
+TEST_F(WebSecurityE2eTest, AFloodOfWrongPasswordsIsTurnedAwayWhileBcryptSlotsAreBusy) {
+  // A cost-13 hash (about half a second per check): wrong passwords sent at once for it find
+  // both bcrypt slots busy and get 429 at once instead of queueing for CPU.
+  std::array<char, 64> setting{};
+  ASSERT_NE(::crypt_gensalt_rn("$2b$", 13, nullptr, 0, setting.data(), setting.size()), nullptr);
+  crypt_data data{};
+  const std::string slow_hash = ::crypt_rn("slow-secret", setting.data(), &data, sizeof(data));
+  WriteWebConfig(std::string("tls_server_config:\n  cert_file: server.crt\n  key_file: "
+                             "server.key\nbasic_auth_users:\n  prom: ") +
+                 kScrapeSecret + "\n  slow: " + slow_hash + "\n");
+  Start();
+  ASSERT_EQ(Curl({"-u", "prom:scrape-secret"}), "200");  // remembered from now on
+  constexpr int kAttempts = 6;
+  std::array<std::string, kAttempts> statuses;
+  std::vector<std::thread> attackers;
+  for (int i = 0; i < kAttempts; ++i) {
+    attackers.emplace_back([this, &statuses, i] {
+      std::vector<std::string> args = {"curl",
+                                       "-sS",
+                                       "-o",
+                                       "/dev/null",
+                                       "-w",
+                                       "%{http_code}",
+                                       "--max-time",
+                                       "20",
+                                       "--cacert",
+                                       (dir_ / "ca.crt").string(),
+                                       "-u",
+                                       "slow:wrong",
+                                       kUrl + "/metrics"};
+      RunCommand(args, statuses[i], 30);
+    });
+  }
+  for (std::thread& attacker : attackers) {
+    attacker.join();
+  }
+  int busy = 0;
+  for (const std::string& status : statuses) {
+    EXPECT_TRUE(status == "401" || status == "429") << status;
+    busy += status == "429" ? 1 : 0;
+  }
+  EXPECT_GE(busy, 1);
+  EXPECT_LE(busy, kAttempts - 1);  // at least one was checked (and refused)
+  ASSERT_EQ(Curl({"-u", "prom:scrape-secret"}), "200");
+  EXPECT_NE(Body().find("portwatch_http_requests_rejected_total{reason=\"auth_busy\"} " +
+                        std::to_string(busy)),
+            std::string::npos)
+      << Body();
 }
 
 TEST_F(WebSecurityE2eTest, ChangesTakeEffectAndABadFileKeepsTheOldOne) {
