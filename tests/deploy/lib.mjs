@@ -52,12 +52,163 @@ const kKustomizationFields = new Set([
   "generatorOptions", "crds", "openapi", "buildMetadata", "replacements", "vars", "helmCharts",
   "helmGlobals", "transformers", "generators", "validators", "sortOptions", "configurations",
 ]);
-const kSupported = new Set(["apiVersion", "kind", "resources", "namespace", "images"]);
+const kSupported = new Set(["apiVersion", "kind", "resources", "namespace", "images", "patches",
+  "secretGenerator", "generatorOptions"]);
 const kClusterScoped = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding",
   "CustomResourceDefinition", "PriorityClass", "StorageClass"]);
 
+/// Throws unless `object`'s keys are all in `allowed` (what this resolver implements).
+function onlyKeys(object, allowed, what) {
+  for (const key of Object.keys(object ?? {})) {
+    if (!allowed.includes(key)) {
+      throw new Error(`${what}: "${key}" is not implemented by tests/deploy/lib.mjs`);
+    }
+  }
+}
+
+/// The Secrets of a kustomization's secretGenerator: files ("KEY=PATH" or "PATH", the key being
+/// the file's name) and literals ("KEY=VALUE"), type Opaque unless given. Only with
+/// disableNameSuffixHash: kustomize's content hash is not reproduced here.
+function generateSecrets(dir, kustomization, file) {
+  const defaults = kustomization.generatorOptions ?? {};
+  onlyKeys(defaults, ["disableNameSuffixHash", "labels", "annotations"],
+           `${relative(file)} generatorOptions`);
+  return (kustomization.secretGenerator ?? []).map((generator) => {
+    const what = `${relative(file)} secretGenerator ${generator.name}`;
+    onlyKeys(generator, ["name", "namespace", "type", "files", "literals", "options"], what);
+    const options = { ...defaults, ...generator.options };
+    onlyKeys(options, ["disableNameSuffixHash", "labels", "annotations"], `${what} options`);
+    if (options.disableNameSuffixHash !== true) {
+      throw new Error(`${what}: set options.disableNameSuffixHash (lib.mjs does not compute ` +
+                      "kustomize's name hash)");
+    }
+    const data = {};
+    for (const entry of generator.files ?? []) {
+      const [key, source] = entry.includes("=") ? entry.split(/=(.*)/s) : [path.basename(entry), entry];
+      data[key] = kustomizeBase64(fs.readFileSync(path.resolve(dir, source)));
+    }
+    for (const entry of generator.literals ?? []) {
+      const [key, value] = entry.split(/=(.*)/s);
+      data[key] = kustomizeBase64(Buffer.from(value));
+    }
+    const metadata = { name: generator.name };
+    if (generator.namespace) metadata.namespace = generator.namespace;
+    const labels = { ...defaults.labels, ...generator.options?.labels };
+    const annotations = { ...defaults.annotations, ...generator.options?.annotations };
+    if (Object.keys(labels).length > 0) metadata.labels = labels;
+    if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
+    return { file, index: 0, value: { apiVersion: "v1", kind: "Secret", metadata,
+                                      type: generator.type ?? "Opaque", data } };
+  });
+}
+
+/// Base64 as kustomize writes a generated Secret's data: in lines of 70 characters, each ended
+/// by a newline, once the text takes 70 or more (Kubernetes' decoder skips the newlines).
+function kustomizeBase64(bytes) {
+  const encoded = Buffer.from(bytes).toString("base64");
+  if (encoded.length < 70) {
+    return encoded;
+  }
+  return encoded.match(/.{1,70}/g).map((line) => `${line}\n`).join("");
+}
+
+/// RFC 6901: the reference tokens of a JSON pointer.
+function pointer(text) {
+  if (!text.startsWith("/")) {
+    throw new Error(`JSON pointer "${text}" must start with /`);
+  }
+  return text.slice(1).split("/").map((token) => token.replaceAll("~1", "/").replaceAll("~0", "~"));
+}
+
+/// Applies RFC 6902 operations (add, remove, replace, test) to `target` in place.
+function applyJsonPatch(target, operations, what) {
+  for (const operation of operations) {
+    onlyKeys(operation, ["op", "path", "value"], what);
+    const tokens = pointer(operation.path);
+    const last = tokens.pop();
+    let parent = target;
+    for (const token of tokens) {
+      parent = parent?.[Array.isArray(parent) ? Number(token) : token];
+      if (parent === undefined || parent === null || typeof parent !== "object") {
+        throw new Error(`${what}: ${operation.op} ${operation.path}: no such path`);
+      }
+    }
+    const isArray = Array.isArray(parent);
+    const index = isArray ? (last === "-" ? parent.length : Number(last)) : undefined;
+    if (isArray && !(Number.isInteger(index) && index >= 0 && index <= parent.length)) {
+      throw new Error(`${what}: ${operation.op} ${operation.path}: bad array index`);
+    }
+    const exists = isArray ? index < parent.length : Object.hasOwn(parent, last);
+    switch (operation.op) {
+      case "add":
+        if (isArray) parent.splice(index, 0, structuredClone(operation.value));
+        else parent[last] = structuredClone(operation.value);
+        break;
+      case "remove":
+      case "replace":
+        if (!exists) {
+          throw new Error(`${what}: ${operation.op} ${operation.path}: nothing there`);
+        }
+        if (operation.op === "remove") {
+          if (isArray) parent.splice(index, 1);
+          else delete parent[last];
+        } else {
+          parent[isArray ? index : last] = structuredClone(operation.value);
+        }
+        break;
+      case "test": {
+        const actual = isArray ? parent[index] : parent[last];
+        if (JSON.stringify(actual) !== JSON.stringify(operation.value)) {
+          throw new Error(`${what}: test ${operation.path} failed: ${JSON.stringify(actual)}`);
+        }
+        break;
+      }
+      default:
+        throw new Error(`${what}: op "${operation.op}" is not implemented by tests/deploy/lib.mjs`);
+    }
+  }
+}
+
+/// Applies a kustomization's `patches` to `documents` in place: JSON 6902 patches (a list of
+/// operations, from `path` or inline `patch`) on the objects their target's kind and name select.
+/// Strategic merge patches are left to kubectl kustomize.
+function applyPatches(dir, kustomization, documents, file) {
+  for (const entry of kustomization.patches ?? []) {
+    const what = `${file} patch ${entry.path ?? "(inline)"}`;
+    onlyKeys(entry, ["path", "patch", "target"], what);
+    onlyKeys(entry.target, ["kind", "name"], `${what} target`);
+    const text = entry.path ? fs.readFileSync(path.resolve(dir, entry.path), "utf8") : entry.patch;
+    const operations = YAML.parse(text, { version: "1.1", uniqueKeys: true });
+    if (!Array.isArray(operations) || !entry.target) {
+      throw new Error(`${what}: only JSON 6902 patches with a target are implemented by lib.mjs`);
+    }
+    const selected = documents.filter(({ value }) =>
+      (!entry.target.kind || value.kind === entry.target.kind) &&
+      (!entry.target.name || value.metadata?.name === entry.target.name));
+    if (selected.length === 0) {
+      throw new Error(`${what}: the target selects no object`);
+    }
+    for (const { value } of selected) {
+      applyJsonPatch(value, operations, what);
+    }
+  }
+}
+
+/// The files a kustomization reads beside its resources: patches and generator inputs.
+export function kustomizationInputs(kustomization) {
+  const files = (kustomization.patches ?? []).map((p) => p.path).filter(Boolean);
+  for (const generator of [...(kustomization.secretGenerator ?? []),
+    ...(kustomization.configMapGenerator ?? [])]) {
+    for (const entry of generator.files ?? []) {
+      files.push(entry.includes("=") ? entry.split(/=(.*)/s)[1] : entry);
+    }
+  }
+  return files;
+}
+
 /// The objects kustomize builds from the kustomization in `dir`: resources (files and
-/// directories), then namespace and images applied. Throws on an unknown or unsupported field.
+/// directories) and generated Secrets, then patches, namespace and images applied. Throws on an
+/// unknown or unsupported field.
 export function buildKustomization(dir) {
   const file = path.join(dir, "kustomization.yaml");
   const kustomization = readYaml(file);
@@ -82,7 +233,8 @@ export function buildKustomization(dir) {
     documents = documents.concat(fs.statSync(target).isDirectory() ? buildKustomization(target)
                                                                    : readDocuments(target));
   }
-  documents = structuredClone(documents);
+  documents = structuredClone(documents).concat(generateSecrets(dir, kustomization, file));
+  applyPatches(dir, kustomization, documents, relative(file));
   for (const { value } of documents) {
     if (kustomization.namespace && !kClusterScoped.has(value.kind)) {
       value.metadata = { ...value.metadata, namespace: kustomization.namespace };
@@ -123,8 +275,15 @@ const where = ({ file, index }) => `${relative(file)} (document ${index + 1})`;
 export function schemaErrors(documents) {
   const errors = [];
   for (const document of documents) {
+    let value = document.value;
+    if (value.apiVersion === "v1" && value.kind === "Secret" && value.data) {
+      // kustomize writes generated data as base64 in lines (kustomizeBase64): the API server's
+      // decoder (Go's encoding/base64) skips the newlines, the schema's "byte" format does not.
+      value = { ...value, data: Object.fromEntries(Object.entries(value.data)
+        .map(([key, data]) => [key, typeof data === "string" ? data.replace(/[\r\n]/g, "") : data])) };
+    }
     try {
-      new (model(document.value).Model)(document.value).validate();
+      new (model(value).Model)(value).validate();
     } catch (error) {
       errors.push(`${where(document)}: ${error.message}`);
     }

@@ -1,17 +1,20 @@
 // What the deploy artefacts grant and how they fit together: the DaemonSet and the systemd unit
 // ask exactly for the privileges their enabled collectors need (the table below, checked against
 // the collectors the binary has), the hardening is there, the Service, ServiceMonitor and scrape
-// example select the DaemonSet's pods, the ConfigMap's config passes --config.check, and the
-// PrometheusRule carries exactly the rules of deploy/prometheus/.
+// example select the DaemonSet's pods, the ConfigMap's config passes --config.check, the
+// PrometheusRule carries exactly the rules of deploy/prometheus/, and the binary serves the
+// tls-auth overlay's web config as docs/deploy.md sets it up.
 //   node policy_test.mjs PORTWATCH_EXPORTER_BINARY PROJECT_VERSION
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
+import https from "node:https";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import test from "node:test";
 
-import { buildKustomization, kubernetesDir, readYaml, relative, sourceDir } from "./lib.mjs";
+import { buildKustomization, kubernetesDir, readYaml, relative, sourceDir, YAML } from "./lib.mjs";
 
 const [exporterBinary, projectVersion] = process.argv.slice(2);
 assert.ok(exporterBinary && projectVersion, "usage: policy_test.mjs EXPORTER_BINARY VERSION");
@@ -290,4 +293,157 @@ test("PrometheusRule carries exactly the rules of deploy/prometheus/", () => {
     .filter(({ value }) => value.kind === "PrometheusRule");
   assert.equal(objects.length, 1, "the prometheus-operator kustomization lists one PrometheusRule");
   assert.deepEqual(objects[0].value.spec.groups, groups);
+});
+
+test("DaemonSet (base and tls-auth) and systemd unit name the same capabilities", () => {
+  const unit = serviceSettings(fs.readFileSync(unitFile, "utf8"));
+  const list = (key) => (unit[key] ?? "").split(/\s+/).filter(Boolean).sort();
+  const ambient = list("AmbientCapabilities");
+  assert.ok(ambient.length > 0);
+  assert.deepEqual(list("CapabilityBoundingSet"), ambient, "CapabilityBoundingSet = AmbientCapabilities");
+  for (const dir of ["exporter", "tls-auth"]) {
+    const ds = buildKustomization(path.join(kubernetesDir, dir))
+      .find(({ value }) => value.kind === "DaemonSet").value;
+    const capabilities = ds.spec.template.spec.containers[0].securityContext.capabilities;
+    assert.deepEqual(capabilities.drop, ["ALL"], dir);
+    assert.deepEqual(capabilities.add.map((c) => `CAP_${c}`).sort(), ambient,
+      `${dir}: the DaemonSet's capabilities.add and the unit's AmbientCapabilities differ`);
+  }
+});
+
+// --- tls-auth: the binary serves the overlay's web config ------------------------------------
+
+// bcrypt (cost 10) of "portwatch-deploy-test", made with libcrypt (perl's crypt).
+const kTestPassword = "portwatch-deploy-test";
+const kTestHash = "$2y$10$cG9ydHdhdGNoLWRlcGxveOSW1.P9n/WpJPfQZkjTeVr/6ZAnb/eHy";
+
+/// The shell commands of docs/deploy.md, continuation lines joined.
+const docCommands = () => fs.readFileSync(path.join(sourceDir, "docs/deploy.md"), "utf8")
+  .replace(/\\\n\s*/g, " ").split("\n").map((line) => line.trim());
+
+/// GET over TLS, trusting `ca` and checking the certificate against `servername` (what
+/// Prometheus' tlsConfig.ca and serverName do): the status and body.
+function get(port, urlPath, { ca, servername, auth }) {
+  return new Promise((resolve, reject) => {
+    const request = https.get({ host: "127.0.0.1", port, path: urlPath, ca, servername, auth,
+      agent: false, timeout: 10000 }, (response) => {
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk) => { body += chunk; });
+      response.on("end", () => resolve({ status: response.statusCode, body }));
+    });
+    request.on("timeout", () => request.destroy(new Error(`GET ${urlPath}: timeout`)));
+    request.on("error", reject);
+  });
+}
+
+test("tls-auth: the binary serves the overlay's web config, set up as docs/deploy.md says", async () => {
+  const objects = buildKustomization(path.join(kubernetesDir, "tls-auth")).map(({ value }) => value);
+  const pod = objects.find((o) => o.kind === "DaemonSet").spec.template.spec;
+  const tlsContainer = pod.containers[0];
+  const monitor = objects.find((o) => o.kind === "ServiceMonitor");
+  const serverName = monitor.spec.endpoints[0].tlsConfig.serverName;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "portwatch-tls-auth-"));
+  let exporter;
+  try {
+    // 1b of docs/deploy.md: the CA and the exporter's certificate, with its openssl commands.
+    const caDir = path.join(dir, "ca");
+    fs.mkdirSync(caDir);
+    const openssl = docCommands().filter((c) => c.startsWith("openssl req "));
+    assert.equal(openssl.length, 2, "docs/deploy.md: the two openssl commands of step 1b");
+    for (const command of openssl) {
+      const run = spawnSync("bash", ["-c", command], { cwd: caDir, encoding: "utf8" });
+      assert.equal(run.status, 0, `${command}\n${run.stderr}`);
+    }
+    // The pod's mounts as directories: ConfigMaps and Secrets of the overlay with their data,
+    // portwatch-tls (the user's) with the certificate made above.
+    const mounts = tlsContainer.volumeMounts.map((mount) => {
+      const volume = pod.volumes.find((v) => v.name === mount.name);
+      const local = path.join(dir, "mnt", mount.name);
+      fs.mkdirSync(local, { recursive: true });
+      const name = volume.configMap?.name ?? volume.secret?.secretName;
+      const source = objects.find((o) => ["ConfigMap", "Secret"].includes(o.kind) &&
+                                          o.metadata.name === name);
+      if (source) {
+        for (const [key, value] of Object.entries(source.data)) {
+          fs.writeFileSync(path.join(local, key),
+            source.kind === "Secret" ? Buffer.from(value, "base64") : value);
+        }
+      } else {
+        assert.equal(name, "portwatch-tls", `volume ${mount.name}: Secret ${name} is made by nobody`);
+        for (const key of ["tls.crt", "tls.key", "ca.crt"]) {
+          fs.copyFileSync(path.join(caDir, key), path.join(local, key));
+        }
+      }
+      return { mountPath: mount.mountPath, local };
+    });
+    const localize = (text) => mounts.reduce((out, { mountPath, local }) =>
+      out.replaceAll(`${mountPath}/`, `${local}/`), text);
+    const webConfigFile = localize(tlsContainer.args.find((a) => a.startsWith("--web.config.file=")))
+      .split("=")[1];
+    fs.writeFileSync(webConfigFile, localize(fs.readFileSync(webConfigFile, "utf8")));
+    const users = Object.keys(YAML.parse(fs.readFileSync(webConfigFile, "utf8")).basic_auth_users);
+    const auth = `${users[0]}:${kTestPassword}`;
+
+    const args = tlsContainer.args.map((arg) => arg.startsWith("--web.listen-address=")
+      ? "--web.listen-address=127.0.0.1:0" : localize(arg));
+    // bind_events would load its eBPF program: not what this test is about.
+    exporter = spawn(exporterBinary, [...args, "--no-collector.bind_events"],
+                     { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    const port = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the exporter did not listen:\n${log}`)), 20000);
+      exporter.stderr.on("data", (chunk) => {
+        log += chunk;
+        const line = log.split("\n").find((l) => /msg="?listening/.test(l));
+        const found = line && /\bport=(\d+)/.exec(line);
+        if (found) {
+          clearTimeout(timer);
+          resolve(Number(found[1]));
+        }
+      });
+      exporter.on("exit", (code) => reject(new Error(`the exporter exited (${code}):\n${log}`)));
+    });
+
+    // What the tcpSocket probes check: the port accepts connections.
+    await new Promise((resolve, reject) => {
+      const socket = net.connect(port, "127.0.0.1", () => { socket.destroy(); resolve(); });
+      socket.on("error", reject);
+    });
+    const ca = fs.readFileSync(path.join(caDir, "ca.crt"));
+    const tls = { ca, servername: serverName };
+    // Every path asks for credentials, /-/healthy too (hence no httpGet probes); the placeholder
+    // hash lets no password in.
+    assert.equal((await get(port, "/-/healthy", tls)).status, 401);
+    assert.equal((await get(port, "/-/ready", tls)).status, 401);
+    assert.equal((await get(port, "/metrics", { ...tls, auth })).status, 401);
+    // A client that checks another name refuses the certificate: it is made for serverName.
+    await assert.rejects(get(port, "/-/healthy", { ca, servername: "localhost" }),
+      /altnames|does not match|Hostname/i);
+
+    // Step 2: docs/deploy.md's sed puts the hash in; the exporter re-reads the file, no restart.
+    const sed = docCommands().find((c) => c.startsWith("sed -i ") && c.includes("web-config.yml"));
+    const repositoryFile = "deploy/kubernetes/tls-auth/web-config.yml";
+    assert.ok(sed?.includes(repositoryFile), `docs/deploy.md: the sed command of step 2 on ${repositoryFile}`);
+    // On the copy, never on the repository's file.
+    const edit = spawnSync("bash", ["-c", sed.replace(repositoryFile, webConfigFile)],
+      { cwd: dir, encoding: "utf8", env: { ...process.env, HASH: kTestHash } });
+    assert.equal(edit.status, 0, edit.stderr);
+    assert.ok(fs.readFileSync(webConfigFile, "utf8").includes(`"${kTestHash}"`),
+      "sed did not put the hash in");
+    const scrape = await get(port, "/metrics", { ...tls, auth });
+    assert.equal(scrape.status, 200, log);
+    assert.match(scrape.body, /^portwatch_web_config_last_reload_successful 1$/m);
+    assert.match(scrape.body, /^portwatch_web_config_reloads_total\{result="success"\} 1$/m);
+    assert.equal((await get(port, "/-/healthy", { ...tls, auth })).status, 200);
+    assert.equal((await get(port, "/-/healthy", tls)).status, 401);
+    assert.equal((await get(port, "/metrics", { ...tls, auth: `${users[0]}:wrong` })).status, 401);
+  } finally {
+    if (exporter && exporter.exitCode === null && exporter.signalCode === null) {
+      const exited = new Promise((resolve) => exporter.on("exit", resolve));
+      exporter.kill("SIGTERM");
+      await exited;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
