@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   // Least privilege, before any thread exists: capabilities are per thread, and every thread
   // created later inherits what is left.
   std::vector<portwatch::CollectorNeeds> needs =
-      portwatch::CollectorCapabilityNeeds(options.enabled_collectors);
+      portwatch::CollectorCapabilityNeeds(options.enabled_collectors, *loaded);
   if (address.port != 0 &&
       address.port < portwatch::ProcFs()
                          .ReadInteger("sys/net/ipv4/ip_unprivileged_port_start")

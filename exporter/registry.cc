@@ -12,16 +12,25 @@ namespace portwatch {
 
 const std::vector<CollectorSpec>& KnownCollectors() {
   static const std::vector<CollectorSpec> kCollectors = {
-      {"sockets",
-       "TCP/UDP sockets per protocol, family, state and port (netlink sock_diag)",
-       true,
+      {"sockets", "TCP/UDP sockets per protocol, family, state and port (netlink sock_diag)", true,
        [](const YAML::Node& section, const std::string& path, Config& config) {
          config.sockets = ParseSocketsConfig(section, path);
        },
        [](const Config&) -> std::unique_ptr<Collector> {
          return std::make_unique<SocketsCollector>(ProcFs(), KernelTransportFactory());
        },
-       {}},
+       [](const Config& config) {
+         std::vector<CapabilityNeed> needs;
+         if (config.sockets.pods) {
+           needs = {{CAP_SYS_ADMIN,
+                     "pods' network namespaces cannot be entered (setns): their "
+                     "sockets are not counted"},
+                    {CAP_SYS_PTRACE,
+                     "other users' /proc/<pid>/ns/net cannot be opened: those "
+                     "pods' sockets are not counted"}};
+         }
+         return needs;
+       }},
       {"services",
        "configured services' port ownership, conflicts and bind prediction; listening sockets "
        "and their processes (sock_diag + /proc)",
@@ -32,28 +41,26 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        [](const Config&) -> std::unique_ptr<Collector> {
          return std::make_unique<ServicesCollector>(ProcFs(), KernelTransportFactory());
        },
-       {{CAP_DAC_READ_SEARCH,
-         "other users' /proc/<pid>/fd cannot be listed: their listeners show "
-         "process=\"unknown\" and are counted in portwatch_process_scan_skipped_total"},
-        {CAP_SYS_PTRACE,
-         "other users' socket links and network namespaces cannot be read and their sockets "
-         "not duplicated: process=\"unknown\", and SO_REUSEADDR predictions read unknown"}}},
-      {"kernel_limits",
-       "tcp_max_tw_buckets and the ephemeral port range (/proc/sys)",
-       true,
+       [](const Config&) {
+         return std::vector<CapabilityNeed>{
+             {CAP_DAC_READ_SEARCH,
+              "other users' /proc/<pid>/fd cannot be listed: their listeners show "
+              "process=\"unknown\" and are counted in portwatch_process_scan_skipped_total"},
+             {CAP_SYS_PTRACE,
+              "other users' socket links and network namespaces cannot be read and their sockets "
+              "not duplicated: process=\"unknown\", and SO_REUSEADDR predictions read unknown"}};
+       }},
+      {"kernel_limits", "tcp_max_tw_buckets and the ephemeral port range (/proc/sys)", true,
        nullptr,
        [](const Config&) -> std::unique_ptr<Collector> {
          return std::make_unique<KernelLimitsCollector>(ProcFs());
        },
-       {}},
-      {"netstat",
-       "TcpExt TIME_WAIT and listen queue counters (/proc/net/netstat)",
-       true,
-       nullptr,
+       nullptr},
+      {"netstat", "TcpExt TIME_WAIT and listen queue counters (/proc/net/netstat)", true, nullptr,
        [](const Config&) -> std::unique_ptr<Collector> {
          return std::make_unique<NetstatCollector>(ProcFs());
        },
-       {}},
+       nullptr},
       {"bind_events",
        "failed bind/listen (EADDRINUSE, EADDRNOTAVAIL, EACCES) and connect (EADDRNOTAVAIL) calls, "
        "counted by eBPF; needs CAP_BPF and CAP_PERFMON",
@@ -68,12 +75,15 @@ const std::vector<CollectorSpec>& KnownCollectors() {
          collector->ShowCommandLines(config.privacy.command_lines);
          return collector;
        },
-       {{CAP_BPF,
-         "the eBPF program cannot be loaded: failed bind/listen/connect calls are "
-         "not counted (portwatch_bind_events_available 0)"},
-        {CAP_PERFMON,
-         "the tracing program cannot be loaded or attached: failed "
-         "bind/listen/connect calls are not counted"}}},
+       [](const Config&) {
+         return std::vector<CapabilityNeed>{
+             {CAP_BPF,
+              "the eBPF program cannot be loaded: failed bind/listen/connect calls are "
+              "not counted (portwatch_bind_events_available 0)"},
+             {CAP_PERFMON,
+              "the tracing program cannot be loaded or attached: failed "
+              "bind/listen/connect calls are not counted"}};
+       }},
   };
   return kCollectors;
 }
@@ -89,11 +99,12 @@ std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::stri
   return collectors;
 }
 
-std::vector<CollectorNeeds> CollectorCapabilityNeeds(const std::set<std::string>& enabled) {
+std::vector<CollectorNeeds> CollectorCapabilityNeeds(const std::set<std::string>& enabled,
+                                                     const Config& config) {
   std::vector<CollectorNeeds> needs;
   for (const CollectorSpec& spec : KnownCollectors()) {
-    if (enabled.count(spec.name) != 0) {
-      needs.push_back({spec.name, spec.capabilities});
+    if (enabled.count(spec.name) != 0 && spec.capabilities != nullptr) {
+      needs.push_back({spec.name, spec.capabilities(config)});
     }
   }
   return needs;

@@ -26,9 +26,9 @@ struct CollectorSpec {
   /// A collector reading the running kernel. `config` is the one loaded at start (bind_events
   /// attaches at once, before the first scrape).
   std::unique_ptr<Collector> (*make)(const Config& config) = nullptr;
-  /// The capabilities it needs on a node (the exporter drops every other one at start), and
-  /// what it cannot do without each.
-  std::vector<CapabilityNeed> capabilities;
+  /// The capabilities it needs on a node with `config` (the exporter drops every other one at
+  /// start), and what it cannot do without each; nullptr: none.
+  std::vector<CapabilityNeed> (*capabilities)(const Config& config) = nullptr;
 };
 
 /// Every collector the exporter knows, in scrape order. An explicit list, not static
@@ -39,7 +39,8 @@ const std::vector<CollectorSpec>& KnownCollectors();
 std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::string>& enabled,
                                                         const Config& config);
 
-/// The capability needs of the named collectors, in KnownCollectors() order.
-std::vector<CollectorNeeds> CollectorCapabilityNeeds(const std::set<std::string>& enabled);
+/// The capability needs of the named collectors with `config`, in KnownCollectors() order.
+std::vector<CollectorNeeds> CollectorCapabilityNeeds(const std::set<std::string>& enabled,
+                                                     const Config& config);
 
 }  // namespace portwatch

@@ -29,7 +29,7 @@ TEST_PACKAGES=(
 )
 
 # The test binaries the ThreadSanitizer build runs (target tsan_tests builds them).
-TSAN_TEST_BINARIES="unit_test e2e_test bind_events_e2e_test bind_events_unit_test"
+TSAN_TEST_BINARIES="unit_test e2e_test bind_events_e2e_test bind_events_unit_test pods_e2e_test"
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

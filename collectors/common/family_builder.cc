@@ -38,4 +38,24 @@ void FamilyBuilder::MoveTo(std::vector<prometheus::MetricFamily>& out) {
   family_.metric.clear();
 }
 
+void AppendLabelled(std::vector<prometheus::MetricFamily>& families,
+                    const std::vector<prometheus::ClientMetric::Label>& labels,
+                    std::vector<prometheus::MetricFamily>& out) {
+  for (prometheus::MetricFamily& family : families) {
+    for (prometheus::ClientMetric& metric : family.metric) {
+      metric.label.insert(metric.label.end(), labels.begin(), labels.end());
+    }
+    auto same = std::find_if(out.begin(), out.end(), [&family](const prometheus::MetricFamily& f) {
+      return f.name == family.name;
+    });
+    if (same == out.end()) {
+      out.push_back(std::move(family));
+    } else {
+      same->metric.insert(same->metric.end(), std::make_move_iterator(family.metric.begin()),
+                          std::make_move_iterator(family.metric.end()));
+    }
+  }
+  families.clear();
+}
+
 }  // namespace portwatch

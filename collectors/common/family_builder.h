@@ -21,4 +21,10 @@ class FamilyBuilder {
   prometheus::MetricFamily family_;
 };
 
+/// Adds `labels` to every sample of `families` and moves each into the family of the same name in
+/// `out` (an exposition has one HELP and TYPE per name), or appends it when `out` has none.
+void AppendLabelled(std::vector<prometheus::MetricFamily>& families,
+                    const std::vector<prometheus::ClientMetric::Label>& labels,
+                    std::vector<prometheus::MetricFamily>& out);
+
 }  // namespace portwatch

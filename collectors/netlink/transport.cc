@@ -62,16 +62,27 @@ Result<std::unique_ptr<KernelTransport>> KernelTransport::Open() {
   if (!fd.Valid()) {
     return Failure{ErrnoText("netlink sock_diag socket", errno)};
   }
+  return Adopt(std::move(fd));
+}
+
+Result<std::unique_ptr<KernelTransport>> KernelTransport::Adopt(UniqueFd fd) {
   // Best effort: a small default buffer only costs more wake-ups, never correctness.
   ::setsockopt(fd.Get(), SOL_SOCKET, SO_RCVBUF, &kReceiveBufferBytes, sizeof(kReceiveBufferBytes));
   sockaddr_nl local{};
-  local.nl_family = AF_NETLINK;
-  if (::bind(fd.Get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
-    return Failure{ErrnoText("netlink bind", errno)};
-  }
   socklen_t length = sizeof(local);
   if (::getsockname(fd.Get(), reinterpret_cast<sockaddr*>(&local), &length) != 0) {
     return Failure{ErrnoText("netlink getsockname", errno)};
+  }
+  if (local.nl_pid == 0) {  // not bound yet: let the kernel pick the port id
+    local = sockaddr_nl{};
+    local.nl_family = AF_NETLINK;
+    if (::bind(fd.Get(), reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+      return Failure{ErrnoText("netlink bind", errno)};
+    }
+    length = sizeof(local);
+    if (::getsockname(fd.Get(), reinterpret_cast<sockaddr*>(&local), &length) != 0) {
+      return Failure{ErrnoText("netlink getsockname", errno)};
+    }
   }
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);

@@ -64,6 +64,9 @@ class KernelTransport : public Transport {
  public:
   /// Opens the socket, or says why netlink is unavailable.
   static Result<std::unique_ptr<KernelTransport>> Open();
+  /// A transport over a NETLINK_SOCK_DIAG socket made elsewhere: one created in another network
+  /// namespace answers for that namespace wherever it is used (bound here if it is not yet).
+  static Result<std::unique_ptr<KernelTransport>> Adopt(UniqueFd fd);
 
   uint32_t NextSequence() override { return ++sequence_; }
   Status Send(std::span<const std::byte> request) override;

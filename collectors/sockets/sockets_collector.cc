@@ -1,9 +1,16 @@
 #include "collectors/sockets/sockets_collector.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <map>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 #include "collectors/common/family_builder.h"
+#include "collectors/common/logfmt.h"
+#include "collectors/pods/pod_identity.h"
 #include "collectors/socket_table/socket_table.h"
 
 namespace portwatch {
@@ -22,10 +29,9 @@ struct Table {
 }  // namespace
 
 SocketsCollector::SocketsCollector(ProcFs procfs, TransportFactory open_transport)
-    : procfs_(std::move(procfs)), open_transport_(std::move(open_transport)) {}
+    : procfs_(procfs), open_transport_(std::move(open_transport)), namespaces_(std::move(procfs)) {}
 
 Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) {
-  Status status;
   std::optional<EphemeralRange> range = ReadEphemeralRange(procfs_);
   if (!range) {
     return Failure{"cannot read net.ipv4.ip_local_port_range"};
@@ -34,9 +40,90 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
   if (!opened) {
     return Failure{opened.Error()};
   }
-  netlink::Transport& transport = **opened;
+  Status status = CollectNamespace(**opened, *range, config.sockets, out);
+  if (config.sockets.pods) {
+    CollectPods(config.sockets, *range, out);
+  }
+  return status;
+}
 
-  const SocketsConfig& options = config.sockets;
+void SocketsCollector::CollectPods(const SocketsConfig& options, const EphemeralRange& host_range,
+                                   std::vector<prometheus::MetricFamily>& out) {
+  uint64_t unreadable = 0;
+  std::vector<ProcessNamespace> processes = ReadProcessNamespaces(procfs_, unreadable);
+  struct stat own {};
+  const uint64_t own_inode =
+      ::stat((procfs_.Root() + "/self/ns/net").c_str(), &own) == 0 ? own.st_ino : 0;
+  std::vector<NetworkNamespace> namespaces = GroupByNamespace(
+      std::move(processes), own_inode,
+      [this](pid_t pid) { return procfs_.ReadFile(std::to_string(pid) + "/cgroup"); });
+  const auto not_pods = static_cast<size_t>(std::count_if(
+      namespaces.begin(), namespaces.end(), [](const NetworkNamespace& n) { return !n.pod; }));
+  std::erase_if(namespaces, [](const NetworkNamespace& n) { return !n.pod; });
+  const std::map<uint64_t, std::string> failures = namespaces_.Refresh(namespaces);
+  const PodDirectory directory = PodDirectory::Read(options.pod_logs_dir);
+
+  size_t collected = 0;
+  size_t failed = failures.size();
+  for (const auto& [inode, why] : failures) {
+    spdlog::debug("{}", LogLine("sockets: cannot enter a pod's network namespace")
+                            .Add("netns", inode)
+                            .Add("err", why)
+                            .Text());
+  }
+  for (const NetworkNamespace& pod : namespaces) {
+    if (failures.count(pod.inode) != 0) {
+      continue;
+    }
+    Result<std::unique_ptr<netlink::Transport>> transport = namespaces_.Open(pod.inode);
+    std::vector<prometheus::MetricFamily> families;
+    const Status status =
+        transport ? CollectNamespace(**transport,
+                                     namespaces_.EphemeralRangeOf(pod.inode).value_or(host_range),
+                                     options, families)
+                  : Status(Failure{transport.Error()});
+    if (!status) {
+      ++failed;
+      spdlog::debug("{}", LogLine("sockets: cannot read a pod's sockets")
+                              .Add("pod_uid", pod.pod->pod_uid)
+                              .Add("err", status.Error())
+                              .Text());
+      continue;
+    }
+    ++collected;
+    const std::optional<PodName> name = directory.Find(pod.pod->pod_uid);
+    AppendLabelled(families,
+                   {{"namespace", name ? name->namespace_name : ""},
+                    {"pod", name ? name->pod : pod.pod->pod_uid}},
+                   out);
+  }
+  FamilyBuilder("portwatch_pod_network_namespaces",
+                "Network namespaces other than the exporter's seen this scrape: a pod's, counted "
+                "(collected), a pod's that could not be entered or read (failed: the log says why "
+                "at debug level), or one outside Kubernetes (not_a_pod, not counted).",
+                prometheus::MetricType::Gauge)
+      .Add({{"state", "collected"}}, static_cast<double>(collected))
+      .Add({{"state", "failed"}}, static_cast<double>(failed))
+      .Add({{"state", "not_a_pod"}}, static_cast<double>(not_pods))
+      .MoveTo(out);
+  FamilyBuilder("portwatch_pod_discovery_processes_skipped",
+                "Processes whose network namespace could not be read while looking for pods "
+                "this scrape (gone meanwhile, or no ptrace access to them).",
+                prometheus::MetricType::Gauge)
+      .Add(static_cast<double>(unreadable))
+      .MoveTo(out);
+  FamilyBuilder("portwatch_pod_logs_dir_entries",
+                "Pods named by the kubelet's pod log directory (collectors.sockets.pod_logs_dir); "
+                "a pod not found there is labelled with its UID as pod and an empty namespace.",
+                prometheus::MetricType::Gauge)
+      .Add(static_cast<double>(directory.Size()))
+      .MoveTo(out);
+}
+
+Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
+                                          const EphemeralRange& range, const SocketsConfig& options,
+                                          std::vector<prometheus::MetricFamily>& out) {
+  Status status;
   std::vector<Table> tables;
   for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
     if ((protocol == Protocol::kTcp ? options.tcp : options.udp)) {
@@ -63,7 +150,7 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
       count_arrays_ = table->ReleaseCountArrays();
     }
     table = std::make_unique<SocketTable>(
-        *range,
+        range,
         SocketTable::Limits{options.max_port_series, options.max_peer_port_series,
                             options.top_destinations},
         std::move(seed), std::move(count_arrays_));

@@ -14,7 +14,7 @@ SocketsConfig ParseSocketsConfig(const YAML::Node& node, const std::string& path
   RequireMap(node, path);
   RejectUnknownKeys(node, path,
                     {"protocols", "families", "max_port_series", "max_peer_port_series",
-                     "top_destinations", "bound_inactive"});
+                     "top_destinations", "bound_inactive", "pods", "pod_logs_dir"});
   if (const YAML::Node protocols = node["protocols"]) {
     std::set<std::string> chosen = ParseChoiceList(protocols, path + ".protocols", {"tcp", "udp"});
     sockets.tcp = chosen.count("tcp") != 0;
@@ -36,6 +36,12 @@ SocketsConfig ParseSocketsConfig(const YAML::Node& node, const std::string& path
   }
   if (const YAML::Node flag = node["bound_inactive"]) {
     sockets.bound_inactive = ParseBool(flag, path + ".bound_inactive");
+  }
+  if (const YAML::Node flag = node["pods"]) {
+    sockets.pods = ParseBool(flag, path + ".pods");
+  }
+  if (const YAML::Node dir = node["pod_logs_dir"]) {
+    sockets.pod_logs_dir = ParseString(dir, path + ".pod_logs_dir");
   }
   return sockets;
 }

@@ -24,6 +24,11 @@ struct SocketsConfig {
   /// Also count TCP sockets that are bound but neither listening nor connected (Linux 6.10+).
   /// Costs a walk of the kernel's bind hash: about 30% more kernel time per scrape.
   bool bound_inactive = false;
+  /// Also count the sockets of every pod's network namespace (found through /proc with hostPID),
+  /// labelled with the pod's namespace and name. Needs CAP_SYS_ADMIN (setns) and CAP_SYS_PTRACE.
+  bool pods = false;
+  /// The kubelet's pod log directory: its entries <namespace>_<pod>_<uid> name the pods.
+  std::string pod_logs_dir = "/var/log/pods";
 
   bool operator==(const SocketsConfig&) const = default;
 };

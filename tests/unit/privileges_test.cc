@@ -47,7 +47,7 @@ std::string Exposed(const PrivilegePlan& plan, CapabilityMask effective) {
 
 TEST(PrivilegesTest, RootKeepsOnlyWhatTheDefaultCollectorsNeed) {
   const PrivilegePlan plan =
-      PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors()), Held(kRoot, kRoot));
+      PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors(), Config{}), Held(kRoot, kRoot));
   EXPECT_EQ(plan.keep, kServices | kBindEvents);
   EXPECT_EQ(plan.drop, kRoot & ~(kServices | kBindEvents));
   EXPECT_EQ(CapabilityNames(plan.keep), "CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE,CAP_PERFMON,CAP_BPF");
@@ -75,19 +75,27 @@ TEST(PrivilegesTest, RootKeepsOnlyWhatTheDefaultCollectorsNeed) {
 
 TEST(PrivilegesTest, DisabledCollectorsGiveUpTheirCapabilities) {
   const PrivilegePlan plan = PlanPrivileges(
-      CollectorCapabilityNeeds({"sockets", "services", "netstat"}), Held(kRoot, kRoot));
+      CollectorCapabilityNeeds({"sockets", "services", "netstat"}, Config{}), Held(kRoot, kRoot));
   EXPECT_EQ(plan.keep, kServices);
-  const PrivilegePlan none =
-      PlanPrivileges(CollectorCapabilityNeeds({"sockets", "kernel_limits"}), Held(kRoot, kRoot));
+  const PrivilegePlan none = PlanPrivileges(
+      CollectorCapabilityNeeds({"sockets", "kernel_limits"}, Config{}), Held(kRoot, kRoot));
   EXPECT_EQ(none.keep, 0U);
   EXPECT_EQ(none.drop, kRoot);
   EXPECT_TRUE(none.requirements.empty());
 }
 
+TEST(PrivilegesTest, PodNamespacesAddWhatEnteringThemNeeds) {
+  Config config;
+  config.sockets.pods = true;
+  const PrivilegePlan plan =
+      PlanPrivileges(CollectorCapabilityNeeds({"sockets"}, config), Held(kRoot, kRoot));
+  EXPECT_EQ(plan.keep, CapabilityBit(CAP_SYS_ADMIN) | CapabilityBit(CAP_SYS_PTRACE));
+}
+
 TEST(PrivilegesTest, MissingCapabilitiesAreReportedPerCollector) {
   // A systemd unit that granted only the services' capabilities: nothing to drop.
-  const PrivilegePlan plan =
-      PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors()), Held(kServices, kServices));
+  const PrivilegePlan plan = PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors(), Config{}),
+                                            Held(kServices, kServices));
   EXPECT_EQ(plan.keep, kServices);
   EXPECT_EQ(plan.drop, 0U);
   ASSERT_EQ(plan.requirements.size(), 4U);
@@ -103,7 +111,7 @@ TEST(PrivilegesTest, MissingCapabilitiesAreReportedPerCollector) {
 TEST(PrivilegesTest, OnlyTheBoundingSetLeftIsDroppedToo) {
   // An unprivileged user: nothing permitted, a full bounding set (what the kernel gives).
   const PrivilegePlan plan =
-      PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors()), Held(0, kRoot));
+      PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors(), Config{}), Held(0, kRoot));
   EXPECT_EQ(plan.keep, 0U);
   EXPECT_EQ(plan.drop, kRoot);
 }
@@ -112,8 +120,8 @@ TEST(PrivilegesTest, KernelsBeforeCapBpfNeedCapSysAdminForEbpf) {
   // Linux 5.4 knows capabilities up to CAP_AUDIT_READ (37): bpf() checks CAP_SYS_ADMIN.
   const int linux_5_4 = CAP_AUDIT_READ;
   const CapabilityMask root = (CapabilityMask{1} << (linux_5_4 + 1)) - 1;
-  const PrivilegePlan plan =
-      PlanPrivileges(CollectorCapabilityNeeds({"bind_events"}), Held(root, root, linux_5_4));
+  const PrivilegePlan plan = PlanPrivileges(CollectorCapabilityNeeds({"bind_events"}, Config{}),
+                                            Held(root, root, linux_5_4));
   EXPECT_EQ(plan.keep, CapabilityBit(CAP_SYS_ADMIN));
   ASSERT_EQ(plan.requirements.size(), 2U);
   EXPECT_EQ(plan.requirements[0].capability, CAP_SYS_ADMIN);
@@ -129,7 +137,7 @@ TEST(PrivilegesTest, CapabilityNamesFollowTheKernelHeaders) {
 
 CapabilityMask DefaultCollectorsNeed() {
   CapabilityMask mask = 0;
-  for (const CollectorNeeds& collector : CollectorCapabilityNeeds(DefaultCollectors())) {
+  for (const CollectorNeeds& collector : CollectorCapabilityNeeds(DefaultCollectors(), Config{})) {
     for (const CapabilityNeed& need : collector.needs) {
       mask |= CapabilityBit(need.capability);
     }

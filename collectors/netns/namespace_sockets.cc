@@ -1,0 +1,107 @@
+#include "collectors/netns/namespace_sockets.h"
+
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <set>
+#include <thread>
+
+namespace portwatch {
+
+std::map<uint64_t, std::string> NamespaceSockets::Refresh(
+    const std::vector<NetworkNamespace>& present) {
+  std::set<uint64_t> seen;
+  std::map<uint64_t, std::string> failures;
+  for (const NetworkNamespace& target : present) {
+    seen.insert(target.inode);
+    if (entered_.count(target.inode) != 0) {
+      continue;
+    }
+    Result<Entered> entered = Enter(target);
+    if (!entered) {
+      failures[target.inode] = entered.Error();
+      continue;
+    }
+    entered_.emplace(target.inode, std::move(entered).Value());
+  }
+  std::erase_if(entered_, [&seen](const auto& entry) { return seen.count(entry.first) == 0; });
+  return failures;
+}
+
+Result<NamespaceSockets::Entered> NamespaceSockets::Enter(const NetworkNamespace& target) const {
+  const std::string path = procfs_.Root() + "/" + std::to_string(target.pid) + "/ns/net";
+  const netlink::UniqueFd namespace_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!namespace_fd.Valid()) {
+    return Failure{ErrnoText("open " + path, errno)};
+  }
+  struct stat opened {};
+  if (::fstat(namespace_fd.Get(), &opened) != 0 || opened.st_ino != target.inode) {
+    return Failure{path + ": the process left the namespace (pid reused?)"};
+  }
+  Entered entered;
+  int error = 0;
+  const char* step = "";
+  std::thread inside([&] {
+    if (::setns(namespace_fd.Get(), CLONE_NEWNET) != 0) {
+      error = errno;
+      step = "setns";
+      return;
+    }
+    entered.sock_diag =
+        netlink::UniqueFd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+    if (!entered.sock_diag.Valid()) {
+      error = errno;
+      step = "netlink sock_diag socket";
+      return;
+    }
+    // /proc/sys/net resolves to the namespace of the thread that opens it, for the file's life.
+    entered.port_range =
+        netlink::UniqueFd(::open("/proc/sys/net/ipv4/ip_local_port_range", O_RDONLY | O_CLOEXEC));
+  });
+  inside.join();
+  if (error != 0) {
+    return Failure{ErrnoText(std::string(step) + " into network namespace " +
+                                 std::to_string(target.inode) + " (pid " +
+                                 std::to_string(target.pid) + ")",
+                             error)};
+  }
+  return entered;
+}
+
+Result<std::unique_ptr<netlink::Transport>> NamespaceSockets::Open(uint64_t inode) const {
+  const auto found = entered_.find(inode);
+  if (found == entered_.end()) {
+    return Failure{"network namespace " + std::to_string(inode) + " not entered"};
+  }
+  netlink::UniqueFd copy(::fcntl(found->second.sock_diag.Get(), F_DUPFD_CLOEXEC, 0));
+  if (!copy.Valid()) {
+    return Failure{ErrnoText("dup of a namespace's netlink socket", errno)};
+  }
+  Result<std::unique_ptr<netlink::KernelTransport>> transport =
+      netlink::KernelTransport::Adopt(std::move(copy));
+  if (!transport) {
+    return Failure{transport.Error()};
+  }
+  return std::unique_ptr<netlink::Transport>(std::move(transport).Value());
+}
+
+std::optional<EphemeralRange> NamespaceSockets::EphemeralRangeOf(uint64_t inode) const {
+  const auto found = entered_.find(inode);
+  if (found == entered_.end() || !found->second.port_range.Valid()) {
+    return std::nullopt;
+  }
+  std::array<char, 64> text{};
+  const ssize_t read = ::pread(found->second.port_range.Get(), text.data(), text.size() - 1, 0);
+  if (read <= 0) {
+    return std::nullopt;
+  }
+  return ParseEphemeralRange(std::string(text.data(), static_cast<size_t>(read)));
+}
+
+}  // namespace portwatch

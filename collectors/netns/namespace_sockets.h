@@ -1,0 +1,53 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "collectors/common/result.h"
+#include "collectors/netlink/transport.h"
+#include "collectors/netns/netns_discovery.h"
+#include "collectors/procfs/procfs.h"
+
+namespace portwatch {
+
+/// A sock_diag socket in each of several network namespaces, made once and kept.
+///
+/// A netlink socket answers for the namespace it was created in, wherever it is used later, so
+/// each namespace is entered once (setns on a short-lived thread of its own: setns changes only
+/// the calling thread, and the exporter's threads must stay in the exporter's namespace), and its
+/// socket serves every later scrape. A namespace whose processes are all gone is closed at the
+/// next Refresh(): the socket would otherwise keep it alive.
+class NamespaceSockets {
+ public:
+  explicit NamespaceSockets(ProcFs procfs) : procfs_(std::move(procfs)) {}
+
+  /// Enters the namespaces not yet entered, closes those no longer `present`. Returns why each
+  /// namespace that could not be entered failed, by inode (setns needs CAP_SYS_ADMIN; opening
+  /// another user's /proc/<pid>/ns/net needs CAP_SYS_PTRACE).
+  std::map<uint64_t, std::string> Refresh(const std::vector<NetworkNamespace>& present);
+
+  /// A transport for one scrape of namespace `inode` (over a duplicate of its kept socket).
+  Result<std::unique_ptr<netlink::Transport>> Open(uint64_t inode) const;
+  /// The namespace's own net.ipv4.ip_local_port_range (a sysctl of each network namespace).
+  std::optional<EphemeralRange> EphemeralRangeOf(uint64_t inode) const;
+
+  size_t Size() const { return entered_.size(); }
+
+ private:
+  struct Entered {
+    netlink::UniqueFd sock_diag;
+    netlink::UniqueFd port_range;  ///< /proc/sys/net/ipv4/ip_local_port_range opened inside
+  };
+  /// Opens `<proc>/<pid>/ns/net`, checks it is still namespace `inode` (the pid may have been
+  /// reused), and makes the namespace's sockets from inside it.
+  Result<Entered> Enter(const NetworkNamespace& target) const;
+
+  ProcFs procfs_;
+  std::map<uint64_t, Entered> entered_;
+};
+
+}  // namespace portwatch

@@ -1,0 +1,241 @@
+// End to end: every pod's sockets. Private network namespaces stand in for pods: each holds a
+// process placed in a real cgroup named as the kubelet names it (the systemd driver on the cgroup
+// v2 hierarchy, cgroupfs on a v1 one), and a kubelet-like /var/log/pods tree names them. The
+// exporter runs in a namespace of its own (the "host") with collectors.sockets.pods on.
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/child.h"
+#include "tests/support/exporter_process.h"
+#include "tests/support/http.h"
+#include "tests/support/netns.h"
+#include "tests/support/sockets.h"
+
+namespace portwatch::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uint16_t kPort = 9792;
+const std::string kListen = "--web.listen-address=127.0.0.1:" + std::to_string(kPort);
+constexpr long kCgroup2Magic = 0x63677270;
+
+/// Where cgroup v2 is mounted: /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a
+/// hybrid one.
+fs::path Cgroup2Root() {
+  struct statfs info {};
+  if (::statfs("/sys/fs/cgroup", &info) == 0 && info.f_type == kCgroup2Magic) {
+    return "/sys/fs/cgroup";
+  }
+  return "/sys/fs/cgroup/unified";
+}
+
+/// A v1 hierarchy to place a process in with the cgroupfs driver's names, or v2 when the host
+/// has none.
+fs::path CgroupfsRoot() {
+  return fs::exists("/sys/fs/cgroup/pids/cgroup.procs") ? fs::path("/sys/fs/cgroup/pids")
+                                                        : Cgroup2Root();
+}
+
+std::string RandomHex(std::mt19937_64& random, size_t digits) {
+  std::string hex;
+  while (hex.size() < digits) {
+    char buffer[17];
+    std::snprintf(buffer, sizeof(buffer), "%016llx",
+                  static_cast<unsigned long long>(random()));  // NOLINT(runtime/int)
+    hex += buffer;
+  }
+  return hex.substr(0, digits);
+}
+
+/// A pod: its uid, the cgroup directories made for it (deepest last) and its process.
+struct FakePod {
+  std::string uid;
+  std::vector<fs::path> made;
+  std::unique_ptr<ChildProcess> process;
+};
+
+class PodsE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(EnterPrivateNetworkNamespace(), "");
+    std::string pattern = ::testing::TempDir() + "/portwatch-pods-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    fs::create_directories(dir_ / "pods");
+    std::ofstream(dir_ / "portwatch.yaml")
+        << "collectors:\n  sockets:\n    pods: true\n    pod_logs_dir: " << (dir_ / "pods").string()
+        << "\n";
+  }
+  void TearDown() override {
+    exporter_.reset();
+    for (FakePod& pod : pods_) {
+      pod.process.reset();  // killed and reaped: its cgroup is empty
+      for (auto made = pod.made.rbegin(); made != pod.made.rend(); ++made) {
+        for (int attempt = 0; attempt < 50 && fs::exists(*made) && ::rmdir(made->c_str()) != 0;
+             ++attempt) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the kernel lets go late
+        }
+      }
+    }
+    fs::remove_all(dir_);
+  }
+
+  /// Makes `leaf` under `root` (recording what did not exist), and a process in a new network
+  /// namespace in it, which sets its port range and runs `setup`.
+  FakePod& StartPod(const std::string& uid, const fs::path& root, const fs::path& leaf,
+                    const std::string& port_range, const ChildProcess::Setup& setup) {
+    FakePod& pod = pods_.emplace_back();
+    pod.uid = uid;
+    fs::path path = root;
+    for (const fs::path& part : leaf) {
+      path /= part;
+      if (!fs::exists(path)) {
+        fs::create_directory(path);
+        pod.made.push_back(path);
+      }
+    }
+    const std::string procs = (path / "cgroup.procs").string();
+    pod.process = std::make_unique<ChildProcess>("pod-" + uid.substr(0, 8), [=](auto& keep) {
+      if (!EnterPrivateNetworkNamespace().empty() ||
+          !WriteSysctl("net/ipv4/ip_local_port_range", port_range).empty()) {
+        ::_exit(3);
+      }
+      std::ofstream(procs) << ::getpid() << "\n";
+      setup(keep);
+    });
+    return pod;
+  }
+
+  void NamePod(const std::string& ns, const std::string& name, const std::string& uid) {
+    fs::create_directories(dir_ / "pods" / (ns + "_" + name + "_" + uid));
+  }
+
+  Exposition Scrape() { return Exposition(HttpRequest(kPort, "GET", "/metrics").body); }
+
+  fs::path dir_;
+  std::vector<FakePod> pods_;
+  std::unique_ptr<ExporterProcess> exporter_;
+};
+
+std::map<std::string, std::string> Labels(const std::string& ns, const std::string& pod,
+                                          const std::string& protocol, const std::string& port,
+                                          const std::string& state) {
+  return {{"family", "ipv4"}, {"namespace", ns},      {"pod", pod},
+          {"port", port},     {"protocol", protocol}, {"state", state}};
+}
+
+TEST_F(PodsE2eTest, EachPodsSocketsAreCountedWithItsLabelsAndVanishWithIt) {
+  std::mt19937_64 random(std::random_device{}());
+  const std::string hex = RandomHex(random, 32);
+  const std::string web0 = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) +
+                           "-" + hex.substr(16, 4) + "-" + hex.substr(20, 12);
+  std::string web0_underscored = web0;
+  std::replace(web0_underscored.begin(), web0_underscored.end(), '-', '_');
+  const std::string hex1 = RandomHex(random, 32);
+  const std::string web1 = hex1.substr(0, 8) + "-" + hex1.substr(8, 4) + "-" + hex1.substr(12, 4) +
+                           "-" + hex1.substr(16, 4) + "-" + hex1.substr(20, 12);
+
+  // web-0: systemd driver, containerd, besteffort. A listener on 8080 with two connections
+  // from clients in the pod (their ports in the pod's own range, 20000-20999: outside the
+  // host's) and one connection the server closed first: TIME_WAIT on 8080.
+  StartPod(web0, Cgroup2Root(),
+           fs::path("kubepods.slice") / "kubepods-besteffort.slice" /
+               ("kubepods-besteffort-pod" + web0_underscored + ".slice") /
+               ("cri-containerd-" + RandomHex(random, 64) + ".scope"),
+           "20000 20999", [](std::vector<UniqueFd>& keep) {
+             UniqueFd listener = Listen("127.0.0.1", 8080);
+             for (int i = 0; i < 2; ++i) {
+               keep.push_back(Connect(SOCK_STREAM, "127.0.0.1", 8080));
+               keep.push_back(Accept(listener));
+             }
+             UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", 8080);
+             Accept(listener);  // closed at once: the server side ends in TIME_WAIT
+             std::this_thread::sleep_for(std::chrono::milliseconds(50));
+             client = UniqueFd();
+             keep.push_back(std::move(listener));
+           });
+  // web-1: cgroupfs driver (a v1 hierarchy where the host has one), burstable, CRI-O id. A UDP
+  // socket bound to 5353.
+  StartPod(
+      web1, CgroupfsRoot(),
+      fs::path("kubepods") / "burstable" / ("pod" + web1) / RandomHex(random, 64), "30000 30999",
+      [](std::vector<UniqueFd>& keep) { keep.push_back(Bind(SOCK_DGRAM, "127.0.0.1", 5353)); });
+  for (const FakePod& pod : pods_) {
+    ASSERT_TRUE(pod.process->Ready());
+  }
+  NamePod("shop", "web-0", web0);
+  NamePod("shop", "web-1", web1);
+
+  exporter_ = std::make_unique<ExporterProcess>(
+      PORTWATCH_EXPORTER_BINARY,
+      std::vector<std::string>{kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
+  ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
+  Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("shop", "web-0", "tcp", "8080", "listen")), 1)
+      << metrics.Text();
+  EXPECT_EQ(
+      metrics.Value("portwatch_sockets", Labels("shop", "web-0", "tcp", "8080", "established")), 2);
+  EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("shop", "web-0", "tcp", "8080", "time_wait")),
+            1);
+  EXPECT_EQ(metrics.Value("portwatch_sockets",
+                          Labels("shop", "web-0", "tcp", "ephemeral", "established")),
+            2);
+  EXPECT_EQ(metrics.Sum("portwatch_sockets", {{"pod", "web-0"}}), 6);
+  EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("shop", "web-1", "udp", "5353", "unconn")),
+            1);
+  EXPECT_EQ(metrics.Sum("portwatch_sockets", {{"pod", "web-1"}}), 1);
+  // The host's sockets carry no pod labels and are kept apart: the exporter's own listener.
+  EXPECT_EQ(metrics.Value("portwatch_sockets", {{"family", "ipv4"},
+                                                {"port", std::to_string(kPort)},
+                                                {"protocol", "tcp"},
+                                                {"state", "listen"}}),
+            1);
+  EXPECT_EQ(metrics.Value(
+                "portwatch_sockets",
+                {{"family", "ipv4"}, {"port", "8080"}, {"protocol", "tcp"}, {"state", "listen"}}),
+            std::nullopt);
+  EXPECT_EQ(metrics.Value("portwatch_pod_network_namespaces", {{"state", "collected"}}), 2);
+  EXPECT_EQ(metrics.Value("portwatch_pod_network_namespaces", {{"state", "failed"}}), 0);
+
+  // web-1 goes away: its series vanish at the next scrape.
+  pods_[1].process->Kill();
+  metrics = Scrape();
+  EXPECT_EQ(metrics.Sum("portwatch_sockets", {{"pod", "web-1"}}), 0) << metrics.Text();
+  EXPECT_EQ(metrics.Sum("portwatch_sockets", {{"pod", "web-0"}}), 6);
+  EXPECT_EQ(metrics.Value("portwatch_pod_network_namespaces", {{"state", "collected"}}), 1);
+}
+
+TEST_F(PodsE2eTest, APodTheKubeletDirectoryDoesNotNameIsLabelledWithItsUid) {
+  std::mt19937_64 random(std::random_device{}());
+  const std::string hex = RandomHex(random, 32);
+  const std::string uid = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) +
+                          "-" + hex.substr(16, 4) + "-" + hex.substr(20, 12);
+  StartPod(uid, CgroupfsRoot(), fs::path("kubepods") / ("pod" + uid) / RandomHex(random, 64),
+           "30000 30999",
+           [](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7070)); });
+  ASSERT_TRUE(pods_[0].process->Ready());
+  exporter_ = std::make_unique<ExporterProcess>(
+      PORTWATCH_EXPORTER_BINARY,
+      std::vector<std::string>{kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
+  ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
+  const Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("", uid, "tcp", "7070", "listen")), 1)
+      << metrics.Text();
+}
+
+}  // namespace
+}  // namespace portwatch::testing
