@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <set>
 #include <thread>
 
@@ -63,6 +64,8 @@ Result<NamespaceSockets::Entered> NamespaceSockets::Enter(const NetworkNamespace
     // /proc/sys/net resolves to the namespace of the thread that opens it, for the file's life.
     entered.port_range =
         netlink::UniqueFd(::open("/proc/sys/net/ipv4/ip_local_port_range", O_RDONLY | O_CLOEXEC));
+    entered.ehash_entries =
+        netlink::UniqueFd(::open("/proc/sys/net/ipv4/tcp_ehash_entries", O_RDONLY | O_CLOEXEC));
   });
   inside.join();
   if (error != 0) {
@@ -91,17 +94,40 @@ Result<std::unique_ptr<netlink::Transport>> NamespaceSockets::Open(uint64_t inod
   return std::unique_ptr<netlink::Transport>(std::move(transport).Value());
 }
 
-std::optional<EphemeralRange> NamespaceSockets::EphemeralRangeOf(uint64_t inode) const {
-  const auto found = entered_.find(inode);
-  if (found == entered_.end() || !found->second.port_range.Valid()) {
+namespace {
+
+/// The text of a sysctl file kept open (pread: each read is the current value).
+std::optional<std::string> ReadKept(const netlink::UniqueFd& file) {
+  if (!file.Valid()) {
     return std::nullopt;
   }
   std::array<char, 64> text{};
-  const ssize_t read = ::pread(found->second.port_range.Get(), text.data(), text.size() - 1, 0);
+  const ssize_t read = ::pread(file.Get(), text.data(), text.size() - 1, 0);
   if (read <= 0) {
     return std::nullopt;
   }
-  return ParseEphemeralRange(std::string(text.data(), static_cast<size_t>(read)));
+  return std::string(text.data(), static_cast<size_t>(read));
+}
+
+}  // namespace
+
+std::optional<EphemeralRange> NamespaceSockets::EphemeralRangeOf(uint64_t inode) const {
+  const auto found = entered_.find(inode);
+  if (found == entered_.end()) {
+    return std::nullopt;
+  }
+  const std::optional<std::string> text = ReadKept(found->second.port_range);
+  return text ? ParseEphemeralRange(*text) : std::nullopt;
+}
+
+bool NamespaceSockets::HasPrivateHash(uint64_t inode) const {
+  const auto found = entered_.find(inode);
+  if (found == entered_.end()) {
+    return false;
+  }
+  // Negative: the namespace uses the initial namespace's hash. Missing (before 6.1): shared.
+  const std::optional<std::string> text = ReadKept(found->second.ehash_entries);
+  return text && std::atol(text->c_str()) > 0;
 }
 
 }  // namespace portwatch

@@ -34,13 +34,18 @@ class NamespaceSockets {
   Result<std::unique_ptr<netlink::Transport>> Open(uint64_t inode) const;
   /// The namespace's own net.ipv4.ip_local_port_range (a sysctl of each network namespace).
   std::optional<EphemeralRange> EphemeralRangeOf(uint64_t inode) const;
+  /// Whether the namespace has a TCP established hash of its own (net.ipv4.tcp_ehash_entries is
+  /// positive: its creator had set net.ipv4.tcp_child_ehash_entries, Linux 6.1+). Otherwise a
+  /// dump inside it walks every TCP socket of the node.
+  bool HasPrivateHash(uint64_t inode) const;
 
   size_t Size() const { return entered_.size(); }
 
  private:
   struct Entered {
     netlink::UniqueFd sock_diag;
-    netlink::UniqueFd port_range;  ///< /proc/sys/net/ipv4/ip_local_port_range opened inside
+    netlink::UniqueFd port_range;     ///< /proc/sys/net/ipv4/ip_local_port_range opened inside
+    netlink::UniqueFd ehash_entries;  ///< /proc/sys/net/ipv4/tcp_ehash_entries opened inside
   };
   /// Opens `<proc>/<pid>/ns/net`, checks it is still namespace `inode` (the pid may have been
   /// reused), and makes the namespace's sockets from inside it.

@@ -12,6 +12,7 @@
 #include "collectors/common/logfmt.h"
 #include "collectors/pods/pod_identity.h"
 #include "collectors/socket_table/socket_table.h"
+#include "collectors/sockets/pod_read_order.h"
 
 namespace portwatch {
 
@@ -40,83 +41,150 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
   if (!opened) {
     return Failure{opened.Error()};
   }
+  const auto start = std::chrono::steady_clock::now();
   Status status = CollectNamespace(**opened, *range, config.sockets, out);
   if (config.sockets.pods) {
-    CollectPods(config.sockets, *range, out);
+    CollectPods(config.sockets, *range, std::chrono::steady_clock::now() - start, out);
+  } else {
+    pod_readings_.clear();
   }
   return status;
 }
 
-void SocketsCollector::CollectPods(const SocketsConfig& options, const EphemeralRange& host_range,
-                                   std::vector<prometheus::MetricFamily>& out) {
-  uint64_t unreadable = 0;
-  std::vector<ProcessNamespace> processes = ReadProcessNamespaces(procfs_, unreadable);
+std::vector<NetworkNamespace> SocketsCollector::DiscoverPods(PodCounts& counts) const {
+  std::vector<ProcessNamespace> processes = ReadProcessNamespaces(procfs_, counts.unreadable);
   struct stat own {};
   const uint64_t own_inode =
       ::stat((procfs_.Root() + "/self/ns/net").c_str(), &own) == 0 ? own.st_ino : 0;
   std::vector<NetworkNamespace> namespaces = GroupByNamespace(
       std::move(processes), own_inode,
       [this](pid_t pid) { return procfs_.ReadFile(std::to_string(pid) + "/cgroup"); });
-  const auto not_pods = static_cast<size_t>(std::count_if(
+  counts.not_pods = static_cast<size_t>(std::count_if(
       namespaces.begin(), namespaces.end(), [](const NetworkNamespace& n) { return !n.pod; }));
   std::erase_if(namespaces, [](const NetworkNamespace& n) { return !n.pod; });
-  const std::map<uint64_t, std::string> failures = namespaces_.Refresh(namespaces);
-  const PodDirectory directory = PodDirectory::Read(options.pod_logs_dir);
+  return namespaces;
+}
 
-  size_t collected = 0;
-  size_t failed = failures.size();
+Status SocketsCollector::ReadPod(const NetworkNamespace& pod, const EphemeralRange& host_range,
+                                 const SocketsConfig& options, const PodDirectory& directory) {
+  Result<std::unique_ptr<netlink::Transport>> transport = namespaces_.Open(pod.inode);
+  if (!transport) {
+    return Failure{transport.Error()};
+  }
+  std::vector<prometheus::MetricFamily> families;
+  Status status = CollectNamespace(
+      **transport, namespaces_.EphemeralRangeOf(pod.inode).value_or(host_range), options, families);
+  if (!status) {
+    return status;
+  }
+  const std::optional<PodName> name = directory.Find(pod.pod->pod_uid);
+  PodReading& reading = pod_readings_[pod.inode];
+  reading.labels = {{"namespace", name ? name->namespace_name : ""},
+                    {"pod", name ? name->pod : pod.pod->pod_uid}};
+  reading.families = std::move(families);
+  reading.read_at = std::chrono::steady_clock::now();
+  return {};
+}
+
+void SocketsCollector::CollectPods(const SocketsConfig& options, const EphemeralRange& host_range,
+                                   std::chrono::steady_clock::duration host_read_time,
+                                   std::vector<prometheus::MetricFamily>& out) {
+  const auto scrape_start = std::chrono::steady_clock::now();
+  PodCounts counts;
+  const std::vector<NetworkNamespace> namespaces = DiscoverPods(counts);
+  const std::map<uint64_t, std::string> failures = namespaces_.Refresh(namespaces);
+  std::erase_if(pod_readings_, [&](const auto& entry) {
+    return std::none_of(namespaces.begin(), namespaces.end(),
+                        [&entry](const NetworkNamespace& n) { return n.inode == entry.first; });
+  });
+  const PodDirectory directory = PodDirectory::Read(options.pod_logs_dir);
+  counts.enter_failed = failures.size();
   for (const auto& [inode, why] : failures) {
     spdlog::debug("{}", LogLine("sockets: cannot enter a pod's network namespace")
                             .Add("netns", inode)
                             .Add("err", why)
                             .Text());
   }
+
+  std::map<uint64_t, const NetworkNamespace*> readable;
+  std::vector<PodReadState> states;
   for (const NetworkNamespace& pod : namespaces) {
-    if (failures.count(pod.inode) != 0) {
+    if (failures.count(pod.inode) == 0) {
+      readable[pod.inode] = &pod;
+      const auto reading = pod_readings_.find(pod.inode);
+      states.push_back(
+          {pod.inode, namespaces_.HasPrivateHash(pod.inode),
+           reading != pod_readings_.end() ? std::optional(reading->second.read_at) : std::nullopt});
+    }
+  }
+  // Pods sharing the node's hash: each dump walks every TCP socket of the node. Read them while
+  // the time spent stays under what the host's own dump took, so a scrape costs at most about
+  // twice a host-wide dump; the rest keep their last reading, whose age is exposed.
+  std::chrono::steady_clock::duration shared_spent{};
+  size_t shared_read = 0;
+  for (const uint64_t inode : PodReadOrder(states)) {
+    const bool private_hash = namespaces_.HasPrivateHash(inode);
+    if (!private_hash && shared_read > 0 && shared_spent >= host_read_time) {
       continue;
     }
-    Result<std::unique_ptr<netlink::Transport>> transport = namespaces_.Open(pod.inode);
-    std::vector<prometheus::MetricFamily> families;
-    const Status status =
-        transport ? CollectNamespace(**transport,
-                                     namespaces_.EphemeralRangeOf(pod.inode).value_or(host_range),
-                                     options, families)
-                  : Status(Failure{transport.Error()});
-    if (!status) {
-      ++failed;
+    const auto start = std::chrono::steady_clock::now();
+    const NetworkNamespace& pod = *readable[inode];
+    if (const Status status = ReadPod(pod, host_range, options, directory); !status) {
+      ++counts.read_failed;
+      pod_readings_.erase(inode);
       spdlog::debug("{}", LogLine("sockets: cannot read a pod's sockets")
                               .Add("pod_uid", pod.pod->pod_uid)
                               .Add("err", status.Error())
                               .Text());
-      continue;
     }
-    ++collected;
-    const std::optional<PodName> name = directory.Find(pod.pod->pod_uid);
-    AppendLabelled(families,
-                   {{"namespace", name ? name->namespace_name : ""},
-                    {"pod", name ? name->pod : pod.pod->pod_uid}},
-                   out);
+    if (!private_hash) {
+      shared_spent += std::chrono::steady_clock::now() - start;
+      ++shared_read;
+    }
   }
-  FamilyBuilder("portwatch_pod_network_namespaces",
-                "Network namespaces other than the exporter's seen this scrape: a pod's, counted "
-                "(collected), a pod's that could not be entered or read (failed: the log says why "
-                "at debug level), or one outside Kubernetes (not_a_pod, not counted).",
-                prometheus::MetricType::Gauge)
-      .Add({{"state", "collected"}}, static_cast<double>(collected))
-      .Add({{"state", "failed"}}, static_cast<double>(failed))
-      .Add({{"state", "not_a_pod"}}, static_cast<double>(not_pods))
-      .MoveTo(out);
-  FamilyBuilder("portwatch_pod_discovery_processes_skipped",
-                "Processes whose network namespace could not be read while looking for pods "
-                "this scrape (gone meanwhile, or no ptrace access to them).",
-                prometheus::MetricType::Gauge)
-      .Add(static_cast<double>(unreadable))
-      .MoveTo(out);
+  counts.readable = readable.size();
+  AppendPodReadings(counts, scrape_start, out);
   FamilyBuilder("portwatch_pod_logs_dir_entries",
                 "Pods named by the kubelet's pod log directory (collectors.sockets.pod_logs_dir); "
                 "a pod not found there is labelled with its UID as pod and an empty namespace.",
                 prometheus::MetricType::Gauge)
       .Add(static_cast<double>(directory.Size()))
+      .MoveTo(out);
+}
+
+void SocketsCollector::AppendPodReadings(const PodCounts& counts,
+                                         std::chrono::steady_clock::time_point scrape_start,
+                                         std::vector<prometheus::MetricFamily>& out) const {
+  FamilyBuilder age("portwatch_pod_sockets_age_seconds",
+                    "How old the pod's socket counts were when this scrape began: 0 for a pod read "
+                    "this scrape (every "
+                    "scrape with a private TCP hash); pods sharing the node's hash are re-read in "
+                    "turn, a few per scrape.",
+                    prometheus::MetricType::Gauge);
+  for (const auto& [inode, reading] : pod_readings_) {
+    std::vector<prometheus::MetricFamily> families = reading.families;
+    AppendLabelled(families, reading.labels, out);
+    const auto behind = std::max(scrape_start - reading.read_at, std::chrono::nanoseconds(0));
+    age.Add(reading.labels, std::chrono::duration<double>(behind).count());
+  }
+  age.MoveTo(out);
+  FamilyBuilder("portwatch_pod_network_namespaces",
+                "Network namespaces other than the exporter's seen this scrape: a pod's, counted "
+                "(collected), not read yet (pending: its turn comes), that could not be entered or "
+                "read (failed: the log says why at debug level), or one outside Kubernetes "
+                "(not_a_pod, not counted).",
+                prometheus::MetricType::Gauge)
+      .Add({{"state", "collected"}}, static_cast<double>(pod_readings_.size()))
+      .Add({{"state", "pending"}},
+           static_cast<double>(counts.readable - counts.read_failed - pod_readings_.size()))
+      .Add({{"state", "failed"}}, static_cast<double>(counts.enter_failed + counts.read_failed))
+      .Add({{"state", "not_a_pod"}}, static_cast<double>(counts.not_pods))
+      .MoveTo(out);
+  FamilyBuilder("portwatch_pod_discovery_processes_skipped",
+                "Processes whose network namespace could not be read while looking for pods "
+                "this scrape (gone meanwhile, or no ptrace access to them).",
+                prometheus::MetricType::Gauge)
+      .Add(static_cast<double>(counts.unreadable))
       .MoveTo(out);
 }
 

@@ -1,12 +1,15 @@
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "collectors/collector.h"
 #include "collectors/netlink/transport.h"
 #include "collectors/netns/namespace_sockets.h"
+#include "collectors/pods/pod_identity.h"
 #include "collectors/procfs/procfs.h"
 #include "collectors/socket_table/socket_table.h"
 
@@ -29,14 +32,38 @@ class SocketsCollector : public Collector {
   /// The tables of one network namespace, through `transport`, into `out`.
   Status CollectNamespace(netlink::Transport& transport, const EphemeralRange& range,
                           const SocketsConfig& options, std::vector<prometheus::MetricFamily>& out);
+  struct PodCounts {
+    uint64_t unreadable = 0;  ///< processes whose namespace could not be read
+    size_t not_pods = 0;      ///< namespaces outside Kubernetes
+    size_t enter_failed = 0;  ///< pods' namespaces that could not be entered
+    size_t read_failed = 0;   ///< pods whose dump failed this scrape
+    size_t readable = 0;      ///< pods' namespaces entered
+  };
+  /// The pods' network namespaces (the others only counted in `counts`).
+  std::vector<NetworkNamespace> DiscoverPods(PodCounts& counts) const;
+  /// Reads one pod's tables in full into pod_readings_.
+  Status ReadPod(const NetworkNamespace& pod, const EphemeralRange& host_range,
+                 const SocketsConfig& options, const PodDirectory& directory);
   /// Every pod's network namespace, each labelled; a pod that cannot be read is skipped and
-  /// counted, never a failed scrape.
+  /// counted, never a failed scrape. Pods sharing the node's TCP hash are read in turn within a
+  /// budget of `host_read_time` (see PodReadOrder).
   void CollectPods(const SocketsConfig& options, const EphemeralRange& host_range,
+                   std::chrono::steady_clock::duration host_read_time,
                    std::vector<prometheus::MetricFamily>& out);
+  void AppendPodReadings(const PodCounts& counts,
+                         std::chrono::steady_clock::time_point scrape_start,
+                         std::vector<prometheus::MetricFamily>& out) const;
 
   ProcFs procfs_;
   TransportFactory open_transport_;
   NamespaceSockets namespaces_;
+  /// The last full reading of each pod, labelled: served until its turn to be read again.
+  struct PodReading {
+    std::vector<prometheus::ClientMetric::Label> labels;
+    std::vector<prometheus::MetricFamily> families;
+    std::chrono::steady_clock::time_point read_at;
+  };
+  std::map<uint64_t, PodReading> pod_readings_;
   /// Reused by every scrape rather than allocated by each (the runner never runs one collector
   /// twice at once). The count arrays pass from one table to the next, a second read's included.
   SocketTable::CountArrays count_arrays_;

@@ -97,7 +97,8 @@ class PodsE2eTest : public ::testing::Test {
   /// Makes `leaf` under `root` (recording what did not exist), and a process in a new network
   /// namespace in it, which sets its port range and runs `setup`.
   FakePod& StartPod(const std::string& uid, const fs::path& root, const fs::path& leaf,
-                    const std::string& port_range, const ChildProcess::Setup& setup) {
+                    const std::string& port_range, const ChildProcess::Setup& setup,
+                    const ChildProcess::Setup& serve = nullptr) {
     FakePod& pod = pods_.emplace_back();
     pod.uid = uid;
     fs::path path = root;
@@ -109,14 +110,17 @@ class PodsE2eTest : public ::testing::Test {
       }
     }
     const std::string procs = (path / "cgroup.procs").string();
-    pod.process = std::make_unique<ChildProcess>("pod-" + uid.substr(0, 8), [=](auto& keep) {
-      if (!EnterPrivateNetworkNamespace().empty() ||
-          !WriteSysctl("net/ipv4/ip_local_port_range", port_range).empty()) {
-        ::_exit(3);
-      }
-      std::ofstream(procs) << ::getpid() << "\n";
-      setup(keep);
-    });
+    pod.process = std::make_unique<ChildProcess>(
+        "pod-" + uid.substr(0, 8),
+        [=](auto& keep) {
+          if (!EnterPrivateNetworkNamespace().empty() ||
+              !WriteSysctl("net/ipv4/ip_local_port_range", port_range).empty()) {
+            ::_exit(3);
+          }
+          std::ofstream(procs) << ::getpid() << "\n";
+          setup(keep);
+        },
+        serve);
     return pod;
   }
 
@@ -125,6 +129,24 @@ class PodsE2eTest : public ::testing::Test {
   }
 
   Exposition Scrape() { return Exposition(HttpRequest(kPort, "GET", "/metrics").body); }
+
+  /// Scrapes until no pod waits for its first reading (pods sharing the node's TCP hash are read
+  /// a few per scrape), at most 20 times.
+  Exposition ScrapeUntilEveryPodWasRead() {
+    Exposition metrics = Scrape();
+    for (int attempt = 0; attempt < 20 && metrics.Value("portwatch_pod_network_namespaces",
+                                                        {{"state", "pending"}}) != 0;
+         ++attempt) {
+      metrics = Scrape();
+    }
+    return metrics;
+  }
+
+  static std::string NewUid(std::mt19937_64& random) {
+    const std::string hex = RandomHex(random, 32);
+    return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+           hex.substr(16, 4) + "-" + hex.substr(20, 12);
+  }
 
   fs::path dir_;
   std::vector<FakePod> pods_;
@@ -140,14 +162,10 @@ std::map<std::string, std::string> Labels(const std::string& ns, const std::stri
 
 TEST_F(PodsE2eTest, EachPodsSocketsAreCountedWithItsLabelsAndVanishWithIt) {
   std::mt19937_64 random(std::random_device{}());
-  const std::string hex = RandomHex(random, 32);
-  const std::string web0 = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) +
-                           "-" + hex.substr(16, 4) + "-" + hex.substr(20, 12);
+  const std::string web0 = NewUid(random);
   std::string web0_underscored = web0;
   std::replace(web0_underscored.begin(), web0_underscored.end(), '-', '_');
-  const std::string hex1 = RandomHex(random, 32);
-  const std::string web1 = hex1.substr(0, 8) + "-" + hex1.substr(8, 4) + "-" + hex1.substr(12, 4) +
-                           "-" + hex1.substr(16, 4) + "-" + hex1.substr(20, 12);
+  const std::string web1 = NewUid(random);
 
   // web-0: systemd driver, containerd, besteffort. A listener on 8080 with two connections
   // from clients in the pod (their ports in the pod's own range, 20000-20999: outside the
@@ -184,7 +202,7 @@ TEST_F(PodsE2eTest, EachPodsSocketsAreCountedWithItsLabelsAndVanishWithIt) {
       PORTWATCH_EXPORTER_BINARY,
       std::vector<std::string>{kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
   ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
-  Exposition metrics = Scrape();
+  Exposition metrics = ScrapeUntilEveryPodWasRead();
   EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("shop", "web-0", "tcp", "8080", "listen")), 1)
       << metrics.Text();
   EXPECT_EQ(
@@ -221,9 +239,7 @@ TEST_F(PodsE2eTest, EachPodsSocketsAreCountedWithItsLabelsAndVanishWithIt) {
 
 TEST_F(PodsE2eTest, APodTheKubeletDirectoryDoesNotNameIsLabelledWithItsUid) {
   std::mt19937_64 random(std::random_device{}());
-  const std::string hex = RandomHex(random, 32);
-  const std::string uid = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) +
-                          "-" + hex.substr(16, 4) + "-" + hex.substr(20, 12);
+  const std::string uid = NewUid(random);
   StartPod(uid, CgroupfsRoot(), fs::path("kubepods") / ("pod" + uid) / RandomHex(random, 64),
            "30000 30999",
            [](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7070)); });
@@ -232,9 +248,60 @@ TEST_F(PodsE2eTest, APodTheKubeletDirectoryDoesNotNameIsLabelledWithItsUid) {
       PORTWATCH_EXPORTER_BINARY,
       std::vector<std::string>{kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
   ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
-  const Exposition metrics = Scrape();
+  const Exposition metrics = ScrapeUntilEveryPodWasRead();
   EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("", uid, "tcp", "7070", "listen")), 1)
       << metrics.Text();
+}
+
+TEST_F(PodsE2eTest, PodsWithAPrivateHashAreReadAtEveryScrape) {
+  // Namespaces created from here on get a TCP hash of their own (Linux 6.1+): a pod's dump then
+  // walks only its own sockets, and the exporter reads every such pod at every scrape.
+  ASSERT_EQ(WriteSysctl("net/ipv4/tcp_child_ehash_entries", "128"), "");
+  std::mt19937_64 random(std::random_device{}());
+  std::vector<std::string> uids;
+  for (int i = 0; i < 3; ++i) {
+    uids.push_back(NewUid(random));
+    // Each pod listens on 7000+i at once and on 9000+i a second later.
+    StartPod(
+        uids.back(), CgroupfsRoot(),
+        fs::path("kubepods") / ("pod" + uids.back()) / RandomHex(random, 64), "30000 30999",
+        [i](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7000 + i)); },
+        [i](std::vector<UniqueFd>& keep) {
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+          keep.push_back(Listen("127.0.0.1", 9000 + i));
+        });
+    NamePod("batch", "job-" + std::to_string(i), uids.back());
+  }
+  for (const FakePod& pod : pods_) {
+    ASSERT_TRUE(pod.process->Ready());
+  }
+  exporter_ = std::make_unique<ExporterProcess>(
+      PORTWATCH_EXPORTER_BINARY,
+      std::vector<std::string>{kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
+  ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
+  Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_pod_network_namespaces", {{"state", "pending"}}), 0)
+      << metrics.Text();
+  for (int i = 0; i < 3; ++i) {
+    const std::string pod = "job-" + std::to_string(i);
+    EXPECT_EQ(metrics.Value("portwatch_sockets",
+                            Labels("batch", pod, "tcp", std::to_string(7000 + i), "listen")),
+              1)
+        << pod;
+    EXPECT_EQ(
+        metrics.Value("portwatch_pod_sockets_age_seconds", {{"namespace", "batch"}, {"pod", pod}}),
+        0)
+        << pod;
+  }
+  // The listeners opened later show at the next scrape after they exist, in every pod.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  metrics = Scrape();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("batch", "job-" + std::to_string(i), "tcp",
+                                                        std::to_string(9000 + i), "listen")),
+              1)
+        << i << metrics.Text();
+  }
 }
 
 }  // namespace
