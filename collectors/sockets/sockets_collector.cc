@@ -105,6 +105,16 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
                             .Add("err", why)
                             .Text());
   }
+  // Without the privileges no pod can be entered, at every scrape: say so once, not per pod.
+  if (!failures.empty() && failures.size() == namespaces.size() && !warned_no_pods_) {
+    warned_no_pods_ = true;
+    spdlog::warn("{}", LogLine("sockets: cannot enter any pod's network namespace, counting the "
+                               "node's sockets only (needs hostPID, CAP_SYS_ADMIN and "
+                               "CAP_SYS_PTRACE)")
+                           .Add("pods", failures.size())
+                           .Add("err", failures.begin()->second)
+                           .Text());
+  }
 
   std::map<uint64_t, const NetworkNamespace*> readable;
   std::vector<PodReadState> states;

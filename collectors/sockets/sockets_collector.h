@@ -64,6 +64,7 @@ class SocketsCollector : public Collector {
     std::chrono::steady_clock::time_point read_at;
   };
   std::map<uint64_t, PodReading> pod_readings_;
+  bool warned_no_pods_ = false;  ///< the one log line when no pod could be entered
   /// Reused by every scrape rather than allocated by each (the runner never runs one collector
   /// twice at once). The count arrays pass from one table to the next, a second read's included.
   SocketTable::CountArrays count_arrays_;

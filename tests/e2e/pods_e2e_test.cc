@@ -304,5 +304,39 @@ TEST_F(PodsE2eTest, PodsWithAPrivateHashAreReadAtEveryScrape) {
   }
 }
 
+TEST_F(PodsE2eTest, WithoutCapSysAdminTheNodeIsCountedAndTheLogSaysWhyOnce) {
+  std::mt19937_64 random(std::random_device{}());
+  const std::string uid = NewUid(random);
+  StartPod(uid, CgroupfsRoot(), fs::path("kubepods") / ("pod" + uid) / RandomHex(random, 64),
+           "30000 30999",
+           [](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7070)); });
+  ASSERT_TRUE(pods_[0].process->Ready());
+  // setpriv (util-linux) takes CAP_SYS_ADMIN out of the bounding set: setns is refused.
+  exporter_ = std::make_unique<ExporterProcess>(
+      "/usr/bin/setpriv",
+      std::vector<std::string>{"--bounding-set=-sys_admin", "--", PORTWATCH_EXPORTER_BINARY,
+                               kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
+  ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
+  Scrape();
+  const Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_pod_network_namespaces", {{"state", "failed"}}), 1)
+      << metrics.Text();
+  EXPECT_EQ(metrics.Sum("portwatch_sockets", {{"pod", uid}}), 0);
+  EXPECT_EQ(metrics.Value("portwatch_collector_capability_held",
+                          {{"capability", "CAP_SYS_ADMIN"}, {"collector", "sockets"}}),
+            0);
+  EXPECT_EQ(metrics.Value("portwatch_sockets", {{"family", "ipv4"},
+                                                {"port", std::to_string(kPort)},
+                                                {"protocol", "tcp"},
+                                                {"state", "listen"}}),
+            1);
+  const std::string log = exporter_->Log();
+  const std::string warning = "cannot enter any pod's network namespace";
+  const size_t first = log.find(warning);
+  EXPECT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find(warning, first + 1), std::string::npos) << log;
+  EXPECT_NE(log.find("Operation not permitted"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace portwatch::testing
