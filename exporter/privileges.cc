@@ -72,12 +72,6 @@ void LogPrivilegePlan(const PrivilegePlan& plan) {
                            .Add("cost", what.second)
                            .Text());
   }
-  if (plan.drop != 0) {
-    spdlog::info("{}", LogLine("dropped capabilities no enabled collector needs")
-                           .Add("kept", CapabilityNames(plan.keep))
-                           .Add("dropped", std::popcount(plan.drop))
-                           .Text());
-  }
 }
 
 std::vector<prometheus::MetricFamily> EnforceLeastPrivilege(
@@ -99,8 +93,18 @@ std::vector<prometheus::MetricFamily> EnforceLeastPrivilege(
                              .Add("err", restricted.Error())
                              .Text());
     }
-    const Result<ProcessCapabilities> after = ReadProcessCapabilities();
-    effective = after ? after->effective : before->effective;
+    if (const Result<ProcessCapabilities> after = ReadProcessCapabilities()) {
+      effective = after->effective;
+      // What really went: an unprivileged process cannot shrink its bounding set.
+      const CapabilityMask dropped =
+          (before->permitted | before->bounding) & ~(after->permitted | after->bounding);
+      if (dropped != 0) {
+        spdlog::info("{}", LogLine("dropped capabilities no enabled collector needs")
+                               .Add("kept", CapabilityNames(after->permitted))
+                               .Add("dropped", std::popcount(dropped))
+                               .Text());
+      }
+    }
   }
   AppendPrivilegeMetrics(plan, effective, metrics);
   return metrics;

@@ -52,7 +52,7 @@ void AppendPrivilegeMetrics(const PrivilegePlan& plan, CapabilityMask effective_
 std::vector<prometheus::MetricFamily> EnforceLeastPrivilege(
     const std::vector<CollectorNeeds>& enabled);
 
-/// Logs once per collector what it lacks and what that costs (warn), and what was dropped (info).
+/// Logs once per collector what it lacks and what that costs (warn).
 void LogPrivilegePlan(const PrivilegePlan& plan);
 
 }  // namespace portwatch
