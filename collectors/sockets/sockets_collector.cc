@@ -128,13 +128,15 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
     }
   }
   // Pods sharing the node's hash: each dump walks every TCP socket of the node. Read them while
-  // the time spent stays under what the host's own dump took, so a scrape costs at most about
-  // twice a host-wide dump; the rest keep their last reading, whose age is exposed.
-  std::chrono::steady_clock::duration shared_spent{};
+  // the time spent on pods (discovery included) and the next dump, estimated by the last one,
+  // stay under what the host's own dump took, so a scrape costs at most about twice a host-wide
+  // dump; the rest keep their last reading, whose age is exposed. At least one per scrape.
+  std::chrono::steady_clock::duration shared_spent =
+      std::chrono::steady_clock::now() - scrape_start;
   size_t shared_read = 0;
   for (const uint64_t inode : PodReadOrder(states)) {
     const bool private_hash = namespaces_.HasPrivateHash(inode);
-    if (!private_hash && shared_read > 0 && shared_spent >= host_read_time) {
+    if (!private_hash && shared_read > 0 && shared_spent + last_shared_read_ > host_read_time) {
       continue;
     }
     const auto start = std::chrono::steady_clock::now();
@@ -148,7 +150,8 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
                               .Text());
     }
     if (!private_hash) {
-      shared_spent += std::chrono::steady_clock::now() - start;
+      last_shared_read_ = std::chrono::steady_clock::now() - start;
+      shared_spent += last_shared_read_;
       ++shared_read;
     }
   }

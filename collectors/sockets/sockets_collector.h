@@ -65,6 +65,8 @@ class SocketsCollector : public Collector {
   };
   std::map<uint64_t, PodReading> pod_readings_;
   bool warned_no_pods_ = false;  ///< the one log line when no pod could be entered
+  /// How long the last dump of a pod sharing the node's hash took: the next one's estimate.
+  std::chrono::steady_clock::duration last_shared_read_{};
   /// Reused by every scrape rather than allocated by each (the runner never runs one collector
   /// twice at once). The count arrays pass from one table to the next, a second read's included.
   SocketTable::CountArrays count_arrays_;
