@@ -129,14 +129,17 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
   }
   // Pods sharing the node's hash: each dump walks every TCP socket of the node. Read them while
   // the time spent on pods (discovery included) and the next dump, estimated by the last one,
-  // stay under what the host's own dump took, so a scrape costs at most about twice a host-wide
-  // dump; the rest keep their last reading, whose age is exposed. At least one per scrape.
+  // stay under three quarters of what the host's own dump took: with the other collectors a
+  // scrape stays under twice a host-wide dump (measured: 2.05x with the whole host time as the
+  // budget, 100 pods at 100k sockets). The rest keep their last reading, whose age is exposed.
+  // At least one per scrape.
+  const auto budget = host_read_time * 3 / 4;
   std::chrono::steady_clock::duration shared_spent =
       std::chrono::steady_clock::now() - scrape_start;
   size_t shared_read = 0;
   for (const uint64_t inode : PodReadOrder(states)) {
     const bool private_hash = namespaces_.HasPrivateHash(inode);
-    if (!private_hash && shared_read > 0 && shared_spent + last_shared_read_ > host_read_time) {
+    if (!private_hash && shared_read > 0 && shared_spent + last_shared_read_ > budget) {
       continue;
     }
     const auto start = std::chrono::steady_clock::now();
