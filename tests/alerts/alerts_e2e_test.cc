@@ -3,15 +3,19 @@
 // TIME_WAIT, duplicate instances, a service port in the ephemeral range, TIME_WAIT growth on a
 // port and toward a peer port up to bucket overflows, ephemeral range pressure, listen queue
 // overflows, bind() failing with EADDRINUSE (counted by the eBPF bind_events collector, which must
-// be available: the test runs as root), a failed config reload, a dead exporter target), runs the
-// real exporter and a real Prometheus (loopback, 2 s scrapes, 1 s evaluation) loaded with a test
-// copy of the rules whose `for:` is shortened (derived from the real file), then checks through the
-// HTTP API that (1) every dashboard query returns data, (2) the matching alerts are pending or
-// firing and the others are not, (3) every metric name used by the rules and dashboards is in the
-// exporter's output.
+// be available: the test runs as root), a failed config reload, a dead exporter target, and a pod
+// of its own: a private network namespace in a cgroup named as the kubelet names it, with TIME_WAIT
+// growing on a local port and toward a peer port), runs the real exporter with
+// collectors.sockets.pods on and a real Prometheus (loopback, 2 s scrapes, 1 s evaluation) loaded
+// with a test copy of the rules whose `for:` is shortened (derived from the real file), then checks
+// through the HTTP API that (1) every dashboard query returns data, (2) the matching alerts are
+// pending or firing (the pod's naming the pod, and none for the node from the pod's sockets) and
+// the others are not, (3) every metric name used by the rules and dashboards is in the exporter's
+// output (the pod metrics too: pods are on).
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <re2/re2.h>
 #include <set>
 #include <sstream>
@@ -59,6 +64,11 @@ constexpr uint16_t kFloodPort = 9100;         // pushes TIME_WAIT past tcp_max_t
 constexpr uint16_t kSlowPort = 7000;          // never accepts: listen queue overflows
 constexpr int kMaxTwBuckets = 64;
 constexpr int kBindFailures = 4;  // "web-server" fails to bind 8080 (held by "squatter")
+// The pod (collectors.sockets.pods): server-side TIME_WAIT growth on its own port 9300 and
+// client-side toward its own 6300, in its network namespace. Neither port is used by the node.
+constexpr uint16_t kPodTimeWaitPort = 9300;
+constexpr uint16_t kPodPeerTimeWaitPort = 6300;
+const std::string kPodNamespace = "alerts-e2e";
 
 const fs::path kSource = PORTWATCH_SOURCE_DIR;
 
@@ -177,6 +187,47 @@ void ClientClosesFirst(const UniqueFd& listener, uint16_t port, int count) {
   }
 }
 
+/// `count` connections from this process to itself on `port` (listener in `listener`); the server
+/// side closes first when `server_first` (TIME_WAIT on the local port), else the client (TIME_WAIT
+/// toward the peer port). For a forked child: no gtest assertions.
+void ChurnConnections(const UniqueFd& listener, uint16_t port, int count, bool server_first) {
+  for (int i = 0; i < count; ++i) {
+    UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", port);
+    UniqueFd server = Accept(listener);
+    if (!client.Valid() || !server.Valid()) {
+      return;
+    }
+    UniqueFd& first = server_first ? server : client;
+    UniqueFd& second = server_first ? client : server;
+    first = UniqueFd();
+    WaitForEof(second);
+  }
+}
+
+/// Where a cgroup the kubelet's cgroupfs driver would name can be made: a v1 hierarchy where the
+/// host has one, else cgroup v2 (as tests/e2e/pods_e2e_test.cc).
+fs::path CgroupfsRoot() {
+  if (fs::exists("/sys/fs/cgroup/pids/cgroup.procs")) {
+    return "/sys/fs/cgroup/pids";
+  }
+  constexpr long kCgroup2Magic = 0x63677270;
+  struct statfs info {};
+  return ::statfs("/sys/fs/cgroup", &info) == 0 && info.f_type == kCgroup2Magic
+             ? "/sys/fs/cgroup"
+             : "/sys/fs/cgroup/unified";
+}
+
+std::string RandomHex(std::mt19937_64& random, size_t digits) {
+  std::string hex;
+  while (hex.size() < digits) {
+    char buffer[17];
+    std::snprintf(buffer, sizeof(buffer), "%016llx",
+                  static_cast<unsigned long long>(random()));  // NOLINT(runtime/int)
+    hex += buffer;
+  }
+  return hex.substr(0, digits);
+}
+
 class AlertsE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -189,9 +240,69 @@ class AlertsE2eTest : public ::testing::Test {
   void TearDown() override {
     prometheus_.reset();  // stopped by PID (SIGTERM, then SIGKILL)
     exporter_.reset();
+    pod_.reset();  // killed and reaped: its cgroup is empty
+    for (auto made = pod_cgroups_.rbegin(); made != pod_cgroups_.rend(); ++made) {
+      for (int attempt = 0; attempt < 50 && fs::exists(*made) && ::rmdir(made->c_str()) != 0;
+           ++attempt) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the kernel lets go late
+      }
+    }
     std::error_code ignored;
     fs::remove_all(dir_, ignored);
   }
+
+  /// A pod as the exporter finds one: a process in a network namespace of its own (ephemeral range
+  /// 20000-20999), in a cgroup named by the cgroupfs driver, named by a kubelet-like pod log
+  /// directory. It listens on the pod's two ports, then, once `dir_/go` exists, churns
+  /// connections in five rounds 2.5 s apart (a scrape in between): server-side TIME_WAIT on
+  /// kPodTimeWaitPort, client-side toward kPodPeerTimeWaitPort.
+  void StartPod() {
+    std::mt19937_64 random(std::random_device{}());
+    const std::string hex = RandomHex(random, 32);
+    const std::string uid = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) +
+                            "-" + hex.substr(16, 4) + "-" + hex.substr(20, 12);
+    pod_name_ = "churn-" + std::to_string(::getpid());  // other tests' pods may run meanwhile
+    fs::path cgroup = CgroupfsRoot();
+    for (const fs::path& part :
+         fs::path("kubepods") / "besteffort" / ("pod" + uid) / RandomHex(random, 64)) {
+      cgroup /= part;
+      if (!fs::exists(cgroup)) {
+        fs::create_directory(cgroup);
+        pod_cgroups_.push_back(cgroup);
+      }
+    }
+    fs::create_directories(dir_ / "pods" / (kPodNamespace + "_" + pod_name_ + "_" + uid));
+    const std::string procs = (cgroup / "cgroup.procs").string();
+    const fs::path go = dir_ / "go";
+    pod_ = std::make_unique<ChildProcess>(
+        "pod-churn",
+        [procs](std::vector<UniqueFd>& keep) {
+          if (!EnterPrivateNetworkNamespace().empty() ||
+              !WriteSysctl("net/ipv4/ip_local_port_range", "20000 20999").empty()) {
+            ::_exit(3);
+          }
+          std::ofstream(procs) << ::getpid() << "\n";
+          keep.push_back(Listen("127.0.0.1", kPodTimeWaitPort));
+          keep.push_back(Listen("127.0.0.1", kPodPeerTimeWaitPort));
+          if (!keep[0].Valid() || !keep[1].Valid()) {
+            ::_exit(4);
+          }
+        },
+        [go](std::vector<UniqueFd>& keep) {
+          for (int i = 0; i < 1200 && !fs::exists(go); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          }
+          for (int round = 0; round < 5; ++round) {
+            ChurnConnections(keep[0], kPodTimeWaitPort, 3, /*server_first=*/true);
+            ChurnConnections(keep[1], kPodPeerTimeWaitPort, 2, /*server_first=*/false);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+          }
+        });
+  }
+
+  std::unique_ptr<ChildProcess> pod_;
+  std::vector<fs::path> pod_cgroups_;
+  std::string pod_name_;
 
   void StartExporter() {
     config_ = dir_ / "portwatch.yaml";
@@ -203,7 +314,10 @@ class AlertsE2eTest : public ::testing::Test {
            "  - name: eph\n    port: 40045\n    owner:\n      process: eph-server\n"
            // This project's kernels refuse fexit: count through the syscall trace events.
            "collectors:\n  bind_events:\n    namespaces: own\n"
-           "    attach: [fexit, tracepoint]\n";
+           "    attach: [fexit, tracepoint]\n"
+           // Every pod's sockets too: the pod metrics and the per-pod alerts and panels.
+           "  sockets:\n    pods: true\n    pod_logs_dir: "
+        << (dir_ / "pods").string() << "\n";
     exporter_ = std::make_unique<ExporterProcess>(
         PORTWATCH_EXPORTER_BINARY,
         std::vector<std::string>{"--web.listen-address=127.0.0.1:" + std::to_string(kExporterPort),
@@ -314,8 +428,13 @@ std::vector<std::pair<std::string, std::string>> DashboardQueries(const fs::path
 
 /// Grafana's variables and macros as a dashboard showing every value would expand them.
 std::string ExpandVariables(std::string expr) {
-  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
-           {"$__rate_interval", "1m"}, {"$job", ".+"}, {"$instance", ".+"}, {"$service", ".+"}}) {
+  for (const auto& [from, to] :
+       std::vector<std::pair<std::string, std::string>>{{"$__rate_interval", "1m"},
+                                                        {"$job", ".+"},
+                                                        {"$instance", ".+"},
+                                                        {"$service", ".+"},
+                                                        {"$namespace", ".*"},
+                                                        {"$pod", ".+"}}) {
     for (size_t at = expr.find(from); at != std::string::npos;
          at = expr.find(from, at + to.size())) {
       expr.replace(at, from.size(), to);
@@ -355,6 +474,8 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
   }
   UniqueFd peer_listener = Listen("127.0.0.1", kPeerTimeWaitPort);
   ASSERT_TRUE(peer_listener.Valid());
+  StartPod();
+  ASSERT_TRUE(pod_->Ready()) << "the pod's network namespace, cgroup or listeners";
 
   StartExporter();
   StartPrometheus();
@@ -401,7 +522,9 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
   // --- The api's restart is blocked: it closed its connections first, then stopped.
   ServerClosesFirst(kApiPort, 3);
   api.Kill();
-  // --- TIME_WAIT growing over several scrapes, server-side on 9000 and client-side toward 6000.
+  // --- TIME_WAIT growing over several scrapes, server-side on 9000 and client-side toward 6000;
+  // in the pod at the same time, on 9300 and toward 6300.
+  std::ofstream(dir_ / "go") << "\n";
   for (int round = 0; round < 5; ++round) {
     ServerClosesFirst(kTimeWaitPort, 3);
     ClientClosesFirst(peer_listener, kPeerTimeWaitPort, 2);
@@ -414,15 +537,24 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
   EXPECT_EQ(HttpRequest(kExporterPort, "POST", "/-/reload").status, 500);
 
   // --- (2) The alerts, pending or firing.
-  const std::map<std::string, std::map<std::string, std::string>> expected = {
+  // A label expected as "" must be absent: the node's own alert, not a pod's.
+  const std::vector<std::pair<std::string, std::map<std::string, std::string>>> expected = {
       {"PortwatchServiceRestartBlocked", {{"service", "api"}, {"port", "8081"}}},
       {"PortwatchServicePortHeldByOtherProcess", {{"service", "web"}, {"holder", "squatter"}}},
       {"PortwatchServiceDuplicateInstances", {{"service", "dup"}}},
       {"PortwatchServiceDown", {{"service", "web"}}},
       {"PortwatchServicePortInEphemeralRange", {{"service", "eph"}, {"port", "40045"}}},
-      {"PortwatchTimeWaitNearBucketLimit", {{"instance", "127.0.0.1:9792"}}},
-      {"PortwatchTimeWaitGrowthOnPort", {{"port", "9000"}}},
-      {"PortwatchTimeWaitGrowthToPeerPort", {{"peer_port", "6000"}}},
+      {"PortwatchTimeWaitNearBucketLimit", {{"instance", "127.0.0.1:9792"}, {"pod", ""}}},
+      {"PortwatchTimeWaitGrowthOnPort", {{"port", "9000"}, {"pod", ""}}},
+      {"PortwatchTimeWaitGrowthToPeerPort", {{"peer_port", "6000"}, {"pod", ""}}},
+      {"PortwatchTimeWaitGrowthOnPort",
+       {{"port", std::to_string(kPodTimeWaitPort)},
+        {"namespace", kPodNamespace},
+        {"pod", pod_name_}}},
+      {"PortwatchTimeWaitGrowthToPeerPort",
+       {{"peer_port", std::to_string(kPodPeerTimeWaitPort)},
+        {"namespace", kPodNamespace},
+        {"pod", pod_name_}}},
       {"PortwatchTimeWaitBucketOverflow", {{"instance", "127.0.0.1:9792"}}},
       {"PortwatchEphemeralPortsExhaustionApproaching",
        {{"peer_address", "127.0.0.1"}, {"peer_port", "5432"}, {"protocol", "tcp"}}},
@@ -452,7 +584,7 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
                           (alert["state"] == "pending" || alert["state"] == "firing"));
       }
       if (!found) {
-        missing.insert(name);
+        missing.insert(name + ::testing::PrintToString(labels));
       }
     }
     if (missing.empty()) {
@@ -487,6 +619,22 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
       EXPECT_EQ(std::stod(alert["value"].get<std::string>()), kBindFailures) << alert.dump();
       EXPECT_NE(alert["annotations"]["description"].get<std::string>().find(
                     "portwatch_exporter diagnose 8080"),
+                std::string::npos)
+          << alert.dump();
+    }
+    // The pod's TIME_WAIT is the pod's: never the node's alert on the pod's ports.
+    if ((name == "PortwatchTimeWaitGrowthOnPort" &&
+         alert["labels"].value("port", "") == std::to_string(kPodTimeWaitPort)) ||
+        (name == "PortwatchTimeWaitGrowthToPeerPort" &&
+         alert["labels"].value("peer_port", "") == std::to_string(kPodPeerTimeWaitPort))) {
+      EXPECT_EQ(alert["labels"].value("pod", ""), pod_name_) << alert.dump();
+      EXPECT_EQ(alert["labels"].value("namespace", ""), kPodNamespace) << alert.dump();
+      EXPECT_NE(
+          alert["annotations"]["summary"].get<std::string>().find(kPodNamespace + "/" + pod_name_),
+          std::string::npos)
+          << alert.dump();
+      EXPECT_NE(alert["annotations"]["description"].get<std::string>().find(
+                    "in pod " + kPodNamespace + "/" + pod_name_ + " (its own network namespace)"),
                 std::string::npos)
           << alert.dump();
     }

@@ -3,14 +3,18 @@
 // types) by the TypeScript compiler in strict mode, with excess-property checks that reject unknown
 // fields; Prometheus targets against the fields Grafana's Prometheus query editor saves. Then
 // structure: unique ids, grid inside 24 columns without overlaps, the datasource/job/instance
-// (services: service) variables used by every query, units and legends, alert annotations. A
-// misspelled copy of each dashboard must fail.
+// (services: service; overview: namespace and pod) variables used by every query, units and
+// legends, alert annotations. With pods, the sockets collector's series also exist per pod: every
+// query of them selects the node's own (pod="") or the pods of $namespace and $pod. A misspelled
+// copy of each dashboard must fail.
 //   node dashboards_test.mjs    (PORTWATCH_SOURCE_DIR, PORTWATCH_ALERTS_NODE_DIR)
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import test from "node:test";
+
+import { perPodSelectors } from "./sync.mjs";
 
 const sourceDir = process.env.PORTWATCH_SOURCE_DIR;
 const nodeDir = process.env.PORTWATCH_ALERTS_NODE_DIR;
@@ -103,10 +107,21 @@ function structureProblems(dashboard, name) {
   const problems = [];
   const problem = (text) => problems.push(`${name}: ${text}`);
   const variables = dashboard.templating.list.map((v) => v.name);
-  const wanted = ["datasource", "job", "instance", ...(name.includes("services") ? ["service"] : [])];
+  const wanted = ["datasource", "job", "instance", ...(name.includes("services") ? ["service"] : []),
+    ...(name.includes("overview") ? ["namespace", "pod"] : [])];
   if (JSON.stringify(variables) !== JSON.stringify(wanted)) problem(`variables ${variables}, want ${wanted}`);
   const ds = dashboard.templating.list.find((v) => v.name === "datasource");
   if (ds?.type !== "datasource" || ds?.query !== "prometheus") problem("datasource variable is not a Prometheus data source picker");
+  // namespace: every pod's (a pod the kubelet's log directory does not name has none: All is .*);
+  // pod: All is .+, which leaves the node's own series (pod="") out.
+  for (const [variable, allValue, query] of [
+    ["namespace", ".*", /^label_values\(portwatch_sockets\{job=~"\$job", instance=~"\$instance", pod!=""\}, namespace\)$/],
+    ["pod", ".+", /^label_values\(portwatch_sockets\{job=~"\$job", instance=~"\$instance", namespace=~"\$namespace", pod!=""\}, pod\)$/]]) {
+    const v = dashboard.templating.list.find((x) => x.name === variable);
+    if (v && (v.type !== "query" || !v.multi || !v.includeAll || v.allValue !== allValue || !query.test(v.query?.query ?? ""))) {
+      problem(`variable ${variable}: a multi-value query variable with All = ${allValue} from ${query}`);
+    }
+  }
   if (!dashboard.uid || !/^[a-z0-9-]{1,40}$/.test(dashboard.uid)) problem(`uid "${dashboard.uid}"`);
   const alerts = dashboard.annotations?.list?.find((a) => /ALERTS\{/.test(a.target?.expr ?? ""));
   if (!alerts || alerts.datasource?.uid !== "${datasource}") problem("no alert annotation on ${datasource}");
@@ -136,6 +151,15 @@ function structureProblems(dashboard, name) {
       }
       if (name.includes("services") && /portwatch_service_/.test(target.expr) && !target.expr.includes('service=~"$service"')) {
         problem(`${where} ${target.refId}: ignores $service`);
+      }
+      const podSelector = (matchers) => matchers.includes('namespace=~"$namespace"') && matchers.includes('pod=~"$pod"');
+      for (const { name: family, matchers } of perPodSelectors(target.expr)) {
+        if (!/\bpod=""/.test(matchers) && !podSelector(matchers)) {
+          problem(`${where} ${target.refId}: ${family} adds pods' sockets to the node's: select pod="" or namespace=~"$namespace", pod=~"$pod"`);
+        }
+      }
+      for (const [, matchers] of target.expr.matchAll(/portwatch_pod_sockets_age_seconds(\{[^}]*\})?/g)) {
+        if (!podSelector(matchers ?? "")) problem(`${where} ${target.refId}: ignores $namespace or $pod`);
       }
       if (panel.type === "timeseries" || panel.type === "state-timeline") {
         if (!target.legendFormat || target.legendFormat === "__auto") problem(`${where} ${target.refId}: no legend`);
@@ -189,4 +213,15 @@ test("a copy with a panel ignoring $instance and an overlapping panel fails the 
   const problems = structureProblems(copy, "portwatch-overview.json").join("\n");
   assert.match(problems, /ignores \$instance/);
   assert.match(problems, /overlaps/);
+  assert.match(problems, /portwatch_sockets adds pods' sockets to the node's/);
+});
+
+test("a copy whose per-pod panel ignores $pod, or whose pod variable keeps the node, fails", () => {
+  const copy = JSON.parse(fs.readFileSync(path.join(dashboardsDir, "portwatch-overview.json"), "utf8"));
+  const perPod = copy.panels.find((p) => p.targets.some((t) => t.expr.includes('pod=~"$pod"')));
+  perPod.targets[0].expr = perPod.targets[0].expr.replace(', pod=~"$pod"', "");
+  copy.templating.list.find((v) => v.name === "pod").allValue = ".*";
+  const problems = structureProblems(copy, "portwatch-overview.json").join("\n");
+  assert.ok(problems.includes(`panel "${perPod.title}" A: portwatch_`) && problems.includes("adds pods' sockets"), problems);
+  assert.match(problems, /variable pod: /);
 });

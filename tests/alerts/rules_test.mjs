@@ -2,15 +2,17 @@
 // `for:` and a runbook_url whose section exists in docs/runbooks.md; thresholds live in the
 // portwatch:threshold:* recording rules (no other number in an alert's PromQL); every alert has a
 // firing and a not-firing case in the promtool tests; the generated PrometheusRule and
-// Grafana-managed rules are up to date, and the sync check does notice a changed threshold.
+// Grafana-managed rules are up to date, and the sync check does notice a changed threshold. With
+// pods, the sockets collector's series also exist per pod: every rule selects the node's own
+// (pod="") or keeps each pod apart and names it.
 //   node rules_test.mjs    (PORTWATCH_SOURCE_DIR, PORTWATCH_ALERTS_NODE_DIR)
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import test from "node:test";
 
-import { allRules, generated, grafanaRules, inlineRecordingRules, kGrafanaAlerts, readRules,
-  thresholds } from "./sync.mjs";
+import { allRules, generated, grafanaRules, inlineRecordingRules, kGrafanaAlerts, perPodSelectors,
+  readRules, thresholds } from "./sync.mjs";
 
 const sourceDir = process.env.PORTWATCH_SOURCE_DIR;
 const rules = readRules();
@@ -22,7 +24,8 @@ test("the rules file has the alerts of issue 6", () => {
   assert.deepEqual(alerts.map((a) => a.alert).sort(), [
     "PortwatchBindEventsUnavailable", "PortwatchBindFailures", "PortwatchCollectorFailing", "PortwatchConfigReloadFailed",
     "PortwatchEphemeralPortsExhaustionApproaching", "PortwatchExporterAbsent",
-    "PortwatchExporterDown", "PortwatchListenQueueOverflow", "PortwatchServiceDown",
+    "PortwatchExporterDown", "PortwatchListenQueueOverflow", "PortwatchPodsUnreadable",
+    "PortwatchScrapeLabelsClash", "PortwatchServiceDown",
     "PortwatchServiceDuplicateInstances", "PortwatchServicePortHeldByOtherProcess",
     "PortwatchServicePortInEphemeralRange", "PortwatchServiceRestartBlocked",
     "PortwatchTimeWaitBucketOverflow", "PortwatchTimeWaitGrowthOnPort",
@@ -54,6 +57,52 @@ for (const alert of alerts) {
       "compare against a portwatch:threshold:* recording rule (scalar(...)) instead");
   });
 }
+
+// The rules that keep each pod apart (namespace and pod), and the alerts built on them.
+const kPerPodRules = ["portwatch:port_time_wait_sockets:delta30m",
+  "portwatch:peer_port_time_wait_sockets:delta30m"];
+const kPerPodAlerts = ["PortwatchTimeWaitGrowthOnPort", "PortwatchTimeWaitGrowthToPeerPort"];
+
+test("pods: node rules select pod=\"\", per-pod rules keep namespace and pod", () => {
+  for (const rule of allRules(rules)) {
+    const name = rule.record ?? rule.alert;
+    const perPod = kPerPodRules.includes(name);
+    for (const { name: family, matchers } of perPodSelectors(rule.expr)) {
+      if (perPod) {
+        assert.doesNotMatch(matchers, /\bpod\s*=/, `${name}: ${family} must keep every pod`);
+      } else {
+        assert.match(matchers, /\bpod\s*=\s*""/,
+          `${name}: ${family}${matchers} adds pods' sockets to the node's: select pod=""`);
+      }
+    }
+    if (perPod) {
+      // `sum without (...)` keeps namespace and pod unless it lists them; `by (...)` needs both.
+      for (const [, how, labels] of rule.expr.matchAll(/\b(by|without)\s*\(([^)]*)\)/g)) {
+        const list = labels.split(",").map((l) => l.trim());
+        if (how === "without") {
+          assert.ok(!list.includes("namespace") && !list.includes("pod"), `${name}: drops the pod`);
+        } else {
+          assert.ok(list.includes("namespace") && list.includes("pod"), `${name}: by (${labels}) merges pods`);
+        }
+      }
+    }
+  }
+  const byName = Object.fromEntries(alerts.map((a) => [a.alert, a]));
+  for (const name of kPerPodAlerts) {
+    assert.ok(kPerPodRules.some((r) => byName[name].expr.includes(r)), `${name} is not per pod`);
+    for (const key of ["summary", "description"]) {
+      assert.match(byName[name].annotations[key], /\{\{ with \$labels\.pod \}\}[\s\S]*\{\{ end \}\}/,
+        `${name}: the ${key} names the pod when there is one`);
+    }
+  }
+});
+
+test("the pods check notices a node rule that adds pods' sockets", () => {
+  assert.deepEqual(perPodSelectors('sum(portwatch_sockets{state="time_wait"}) / portwatch_tcp_max_tw_buckets'),
+    [{ name: "portwatch_sockets", matchers: '{state="time_wait"}' }]);
+  assert.deepEqual(perPodSelectors("portwatch_peer_sockets + portwatch:sockets:x + portwatch_sockets_other"),
+    [{ name: "portwatch_peer_sockets", matchers: "" }]);
+});
 
 test("every threshold is used by an alert", () => {
   for (const name of Object.keys(thresholds(rules))) {

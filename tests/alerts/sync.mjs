@@ -34,6 +34,22 @@ export const kGrafanaAlerts = {
   "portwatch-bind-failures": ["PortwatchBindFailures"],
 };
 
+// The families the sockets collector writes for the node's network namespace and, with
+// collectors.sockets.pods, once more per pod with the labels `namespace` and `pod`
+// (collectors/socket_table/socket_table.cc, SocketsCollector::CollectNamespace). A query about
+// the node selects pod=""; a query about pods keeps namespace and pod apart.
+export const kPerPodFamilies = ["portwatch_sockets", "portwatch_peer_sockets",
+  "portwatch_ephemeral_destination_sockets", "portwatch_ephemeral_destination_untracked_sockets",
+  "portwatch_port_series_folded", "portwatch_sock_diag_table_available",
+  "portwatch_scrape_sockets_read"];
+
+/// Every selector of a per-pod family in `expr`: {name, matchers} (matchers "" without braces).
+export function perPodSelectors(expr) {
+  const names = kPerPodFamilies.join("|");
+  return [...expr.matchAll(new RegExp(`(?<![\\w:])(${names})(?![\\w:])\\s*(\\{[^}]*\\})?`, "g"))]
+    .map((m) => ({ name: m[1], matchers: m[2] ?? "" }));
+}
+
 const kHeader = (what) => `# GENERATED from deploy/prometheus/portwatch.rules.yml by tests/alerts/sync.mjs --write\n` +
   `# (cmake --build BUILD --target alerts_regenerate). Do not edit: ${what}\n`;
 
