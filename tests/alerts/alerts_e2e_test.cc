@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -37,6 +36,7 @@
 
 #include "tests/support/child.h"
 #include "tests/support/exporter_process.h"
+#include "tests/support/fake_pods.h"
 #include "tests/support/http.h"
 #include "tests/support/netns.h"
 #include "tests/support/sockets.h"
@@ -204,30 +204,6 @@ void ChurnConnections(const UniqueFd& listener, uint16_t port, int count, bool s
   }
 }
 
-/// Where a cgroup the kubelet's cgroupfs driver would name can be made: a v1 hierarchy where the
-/// host has one, else cgroup v2 (as tests/e2e/pods_e2e_test.cc).
-fs::path CgroupfsRoot() {
-  if (fs::exists("/sys/fs/cgroup/pids/cgroup.procs")) {
-    return "/sys/fs/cgroup/pids";
-  }
-  constexpr long kCgroup2Magic = 0x63677270;
-  struct statfs info {};
-  return ::statfs("/sys/fs/cgroup", &info) == 0 && info.f_type == kCgroup2Magic
-             ? "/sys/fs/cgroup"
-             : "/sys/fs/cgroup/unified";
-}
-
-std::string RandomHex(std::mt19937_64& random, size_t digits) {
-  std::string hex;
-  while (hex.size() < digits) {
-    char buffer[17];
-    std::snprintf(buffer, sizeof(buffer), "%016llx",
-                  static_cast<unsigned long long>(random()));  // NOLINT(runtime/int)
-    hex += buffer;
-  }
-  return hex.substr(0, digits);
-}
-
 class AlertsE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -258,9 +234,7 @@ class AlertsE2eTest : public ::testing::Test {
   /// kPodTimeWaitPort, client-side toward kPodPeerTimeWaitPort.
   void StartPod() {
     std::mt19937_64 random(std::random_device{}());
-    const std::string hex = RandomHex(random, 32);
-    const std::string uid = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) +
-                            "-" + hex.substr(16, 4) + "-" + hex.substr(20, 12);
+    const std::string uid = NewPodUid(random);
     pod_name_ = "churn-" + std::to_string(::getpid());  // other tests' pods may run meanwhile
     fs::path cgroup = CgroupfsRoot();
     for (const fs::path& part :

@@ -29,7 +29,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
-#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,6 +54,7 @@
 #include "tests/bench/socket_farm.h"
 #include "tests/support/child.h"
 #include "tests/support/exporter_process.h"
+#include "tests/support/fake_pods.h"
 #include "tests/support/http.h"
 #include "tests/support/netns.h"
 #include "tests/support/sockets.h"
@@ -63,6 +63,9 @@ namespace portwatch::bench {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::CgroupfsRoot;
+using testing::NewPodUid;
+using testing::RandomHex;
 using testing::UniqueFd;
 
 constexpr uint16_t kPodsOnPort = 9792;  // both outside the host's ephemeral range
@@ -265,21 +268,6 @@ bool Ipv6Loopback() {
 
 // ---- cgroups -------------------------------------------------------------------------------
 
-constexpr long kCgroup2Magic = 0x63677270;
-
-/// A v1 hierarchy to place pods in with the cgroupfs driver's names (as the e2e test does), or
-/// cgroup v2 (/sys/fs/cgroup when unified, /sys/fs/cgroup/unified on a hybrid host).
-fs::path CgroupfsRoot() {
-  if (fs::exists("/sys/fs/cgroup/pids/cgroup.procs")) {
-    return "/sys/fs/cgroup/pids";
-  }
-  struct statfs info {};
-  if (::statfs("/sys/fs/cgroup", &info) == 0 && info.f_type == kCgroup2Magic) {
-    return "/sys/fs/cgroup";
-  }
-  return "/sys/fs/cgroup/unified";
-}
-
 /// Removes an empty cgroup directory; the kernel may hold on to it briefly after its last
 /// process was reaped (bounded retries). True when it is gone.
 bool RemoveCgroup(const fs::path& path) {
@@ -320,23 +308,6 @@ void RemoveCgroupTree(const fs::path& root) {
 
 // ---- fake pods -----------------------------------------------------------------------------
 
-std::string RandomHex(std::mt19937_64& random, size_t digits) {
-  std::string hex;
-  while (hex.size() < digits) {
-    char buffer[17];
-    std::snprintf(buffer, sizeof(buffer), "%016llx",
-                  static_cast<unsigned long long>(random()));  // NOLINT(runtime/int)
-    hex += buffer;
-  }
-  return hex.substr(0, digits);
-}
-
-std::string NewUid(std::mt19937_64& random) {
-  const std::string hex = RandomHex(random, 32);
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
-         hex.substr(16, 4) + "-" + hex.substr(20, 12);
-}
-
 /// What a pod holds and what the exporter must count for it.
 struct PodSpec {
   std::string name;
@@ -373,7 +344,7 @@ class PodSet {
     std::snprintf(name, sizeof(name), "pod-%03d", index);
     PodSpec spec{name, static_cast<uint16_t>(kFirstPodPort + index), 1 + index % 3};
     Pod& pod = pods_.emplace_back();
-    const std::string uid = NewUid(random);
+    const std::string uid = NewPodUid(random);
     fs::path path = base_;
     for (const fs::path& part :
          fs::path("kubepods") / "besteffort" / ("pod" + uid) / RandomHex(random, 64)) {

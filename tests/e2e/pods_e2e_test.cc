@@ -4,7 +4,6 @@
 // exporter runs in a namespace of its own (the "host") with collectors.sockets.pods on.
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +19,7 @@
 
 #include "tests/support/child.h"
 #include "tests/support/exporter_process.h"
+#include "tests/support/fake_pods.h"
 #include "tests/support/http.h"
 #include "tests/support/netns.h"
 #include "tests/support/sockets.h"
@@ -31,36 +31,6 @@ namespace fs = std::filesystem;
 
 constexpr uint16_t kPort = 9792;
 const std::string kListen = "--web.listen-address=127.0.0.1:" + std::to_string(kPort);
-constexpr long kCgroup2Magic = 0x63677270;
-
-/// Where cgroup v2 is mounted: /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a
-/// hybrid one.
-fs::path Cgroup2Root() {
-  struct statfs info {};
-  if (::statfs("/sys/fs/cgroup", &info) == 0 && info.f_type == kCgroup2Magic) {
-    return "/sys/fs/cgroup";
-  }
-  return "/sys/fs/cgroup/unified";
-}
-
-/// A v1 hierarchy to place a process in with the cgroupfs driver's names, or v2 when the host
-/// has none.
-fs::path CgroupfsRoot() {
-  return fs::exists("/sys/fs/cgroup/pids/cgroup.procs") ? fs::path("/sys/fs/cgroup/pids")
-                                                        : Cgroup2Root();
-}
-
-std::string RandomHex(std::mt19937_64& random, size_t digits) {
-  std::string hex;
-  while (hex.size() < digits) {
-    char buffer[17];
-    std::snprintf(buffer, sizeof(buffer), "%016llx",
-                  static_cast<unsigned long long>(random()));  // NOLINT(runtime/int)
-    hex += buffer;
-  }
-  return hex.substr(0, digits);
-}
-
 /// A pod: its uid, the cgroup directories made for it (deepest last) and its process.
 struct FakePod {
   std::string uid;
@@ -142,12 +112,6 @@ class PodsE2eTest : public ::testing::Test {
     return metrics;
   }
 
-  static std::string NewUid(std::mt19937_64& random) {
-    const std::string hex = RandomHex(random, 32);
-    return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
-           hex.substr(16, 4) + "-" + hex.substr(20, 12);
-  }
-
   fs::path dir_;
   std::vector<FakePod> pods_;
   std::unique_ptr<ExporterProcess> exporter_;
@@ -162,10 +126,10 @@ std::map<std::string, std::string> Labels(const std::string& ns, const std::stri
 
 TEST_F(PodsE2eTest, EachPodsSocketsAreCountedWithItsLabelsAndVanishWithIt) {
   std::mt19937_64 random(std::random_device{}());
-  const std::string web0 = NewUid(random);
+  const std::string web0 = NewPodUid(random);
   std::string web0_underscored = web0;
   std::replace(web0_underscored.begin(), web0_underscored.end(), '-', '_');
-  const std::string web1 = NewUid(random);
+  const std::string web1 = NewPodUid(random);
 
   // web-0: systemd driver, containerd, besteffort. A listener on 8080 with two connections
   // from clients in the pod (their ports in the pod's own range, 20000-20999: outside the
@@ -239,7 +203,7 @@ TEST_F(PodsE2eTest, EachPodsSocketsAreCountedWithItsLabelsAndVanishWithIt) {
 
 TEST_F(PodsE2eTest, APodTheKubeletDirectoryDoesNotNameIsLabelledWithItsUid) {
   std::mt19937_64 random(std::random_device{}());
-  const std::string uid = NewUid(random);
+  const std::string uid = NewPodUid(random);
   StartPod(uid, CgroupfsRoot(), fs::path("kubepods") / ("pod" + uid) / RandomHex(random, 64),
            "30000 30999",
            [](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7070)); });
@@ -260,7 +224,7 @@ TEST_F(PodsE2eTest, PodsWithAPrivateHashAreReadAtEveryScrape) {
   std::mt19937_64 random(std::random_device{}());
   std::vector<std::string> uids;
   for (int i = 0; i < 3; ++i) {
-    uids.push_back(NewUid(random));
+    uids.push_back(NewPodUid(random));
     // Each pod listens on 7000+i at once and on 9000+i a second later.
     StartPod(
         uids.back(), CgroupfsRoot(),
@@ -306,7 +270,7 @@ TEST_F(PodsE2eTest, PodsWithAPrivateHashAreReadAtEveryScrape) {
 
 TEST_F(PodsE2eTest, WithoutCapSysAdminTheNodeIsCountedAndTheLogSaysWhyOnce) {
   std::mt19937_64 random(std::random_device{}());
-  const std::string uid = NewUid(random);
+  const std::string uid = NewPodUid(random);
   StartPod(uid, CgroupfsRoot(), fs::path("kubepods") / ("pod" + uid) / RandomHex(random, 64),
            "30000 30999",
            [](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7070)); });
