@@ -45,8 +45,10 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
   Status status = CollectNamespace(**opened, *range, config.sockets, out);
   if (config.sockets.pods) {
     CollectPods(config.sockets, *range, std::chrono::steady_clock::now() - start, out);
-  } else {
+  } else if (namespaces_.Size() != 0 || !pod_readings_.empty()) {
+    // Turned off by a reload: the kept sockets would keep gone pods' namespaces alive.
     pod_readings_.clear();
+    static_cast<void>(namespaces_.Refresh({}));
   }
   return status;
 }

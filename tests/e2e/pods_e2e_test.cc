@@ -2,6 +2,7 @@
 // process placed in a real cgroup named as the kubelet names it (the systemd driver on the cgroup
 // v2 hierarchy, cgroupfs on a v1 one), and a kubelet-like /var/log/pods tree names them. The
 // exporter runs in a namespace of its own (the "host") with collectors.sockets.pods on.
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <random>
 #include <string>
@@ -300,6 +302,34 @@ TEST_F(PodsE2eTest, WithoutCapSysAdminTheNodeIsCountedAndTheLogSaysWhyOnce) {
   EXPECT_NE(first, std::string::npos) << log;
   EXPECT_EQ(log.find(warning, first + 1), std::string::npos) << log;
   EXPECT_NE(log.find("Operation not permitted"), std::string::npos) << log;
+}
+
+TEST_F(PodsE2eTest, TurningPodsOffByAReloadLetsGoOfTheirNamespaces) {
+  std::mt19937_64 random(std::random_device{}());
+  const std::string uid = NewPodUid(random);
+  StartPod(uid, CgroupfsRoot(), fs::path("kubepods") / ("pod" + uid) / RandomHex(random, 64),
+           "30000 30999",
+           [](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7070)); });
+  ASSERT_TRUE(pods_[0].process->Ready());
+  exporter_ = std::make_unique<ExporterProcess>(
+      PORTWATCH_EXPORTER_BINARY,
+      std::vector<std::string>{kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
+  ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
+  const auto open_fds = [this] {
+    const fs::path fds = "/proc/" + std::to_string(exporter_->Pid()) + "/fd";
+    return std::distance(fs::directory_iterator(fds), fs::directory_iterator{});
+  };
+  ASSERT_EQ(ScrapeUntilEveryPodWasRead().Sum("portwatch_sockets", {{"pod", uid}}), 1);
+  const auto with_pods = open_fds();
+
+  // The pod's namespace was entered: its sock_diag socket and two sysctl files are kept open.
+  // A reload that turns pods off closes them, or they would keep gone pods' namespaces alive.
+  std::ofstream(dir_ / "portwatch.yaml") << "collectors:\n  sockets:\n    pods: false\n";
+  ASSERT_TRUE(exporter_->Signal(SIGHUP));
+  ASSERT_NE(exporter_->WaitForLog("config reloaded").find("config reloaded"), std::string::npos);
+  const Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Sum("portwatch_sockets", {{"pod", uid}}), 0) << metrics.Text();
+  EXPECT_EQ(open_fds(), with_pods - 3);
 }
 
 }  // namespace
