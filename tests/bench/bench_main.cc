@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/bench/common.h"
 #include "tests/bench/probes.h"
 #include "tests/bench/socket_farm.h"
 #include "tests/support/exporter_process.h"
@@ -100,61 +101,8 @@ struct SizeResult {
   double measure_seconds = 0;
 };
 
-double Median(std::vector<double> values) {
-  if (values.empty()) {
-    return 0;
-  }
-  std::sort(values.begin(), values.end());
-  const size_t middle = values.size() / 2;
-  return values.size() % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
-}
-
 double Min(const std::vector<double>& values) {
   return values.empty() ? 0 : *std::min_element(values.begin(), values.end());
-}
-
-void Say(const std::string& line) {
-  std::printf("%s\n", line.c_str());
-  std::fflush(stdout);
-}
-
-std::string Format(const char* format, double value) {
-  char text[64];
-  std::snprintf(text, sizeof(text), format, value);
-  return text;
-}
-
-std::string Ms(double seconds) {
-  return Format(seconds < 0.01 ? "%.2f ms" : seconds < 1 ? "%.1f ms" : "%.0f ms", seconds * 1e3);
-}
-
-std::string HumanCount(uint64_t n) {
-  if (n >= 1000000 && n % 1000000 == 0) {
-    return std::to_string(n / 1000000) + "M";
-  }
-  if (n >= 1000 && n % 1000 == 0) {
-    return std::to_string(n / 1000) + "k";
-  }
-  return std::to_string(n);
-}
-
-bool ParseSize(const std::string& text, uint64_t& size) {
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  double scale = 1;
-  const std::string suffix = end != nullptr ? end : "";
-  if (suffix == "k" || suffix == "K") {
-    scale = 1e3;
-  } else if (suffix == "m" || suffix == "M") {
-    scale = 1e6;
-  } else if (!suffix.empty()) {
-    return false;
-  }
-  if (end == text.c_str() || !(value > 0) || value * scale > 5e6) {
-    return false;
-  }
-  size = static_cast<uint64_t>(std::llround(value * scale));
-  return size >= 100;
 }
 
 bool ParseOptions(int argc, char** argv, Options& options) {
@@ -183,19 +131,6 @@ bool ParseOptions(int argc, char** argv, Options& options) {
     options.sizes = {10000, 100000, 1000000};
   }
   return true;
-}
-
-bool Ipv6Loopback() {
-  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return false;
-  }
-  sockaddr_in6 address{};
-  address.sin6_family = AF_INET6;
-  address.sin6_addr = in6addr_loopback;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  ::close(fd);
-  return ok;
 }
 
 std::string TempPath(const char* stem) {
@@ -521,23 +456,6 @@ double HostBusyShare(double seconds) {
     return -1;
   }
   return static_cast<double>(busy1 - busy0) / static_cast<double>(total1 - total0);
-}
-
-/// Waits (bounded) until the previous namespace's sockets are gone from the kernel: dumps walk
-/// the whole host-wide hash table, so leftovers would slow every measurement down.
-void WaitForKernelToSettle(int64_t baseline) {
-  if (baseline < 0) {
-    return;
-  }
-  int64_t objects = KernelTcpObjects();
-  for (int step = 0; step < 600 && objects > baseline + 2000; ++step) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    objects = KernelTcpObjects();
-  }
-  if (objects > baseline + 2000) {
-    Say("note: " + std::to_string(objects - baseline) +
-        " TCP socket objects of an earlier namespace are still around");
-  }
 }
 
 std::string Ratio(double a, double b) { return b > 0 ? Format("%.2fx", a / b) : "-"; }
