@@ -100,6 +100,18 @@ class PodsE2eTest : public ::testing::Test {
     fs::create_directories(dir_ / "pods" / (ns + "_" + name + "_" + uid));
   }
 
+  /// Starts the exporter on the pods config, through `wrapper` (a command and its arguments
+  /// that execute the rest) when given, and waits until it is ready.
+  void StartExporter(std::vector<std::string> wrapper = {}) {
+    std::vector<std::string> command = std::move(wrapper);
+    command.insert(command.end(), {PORTWATCH_EXPORTER_BINARY, kListen,
+                                   "--config.file=" + (dir_ / "portwatch.yaml").string()});
+    const std::string binary = command.front();
+    exporter_ = std::make_unique<ExporterProcess>(
+        binary, std::vector<std::string>(command.begin() + 1, command.end()));
+    ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
+  }
+
   Exposition Scrape() { return Exposition(HttpRequest(kPort, "GET", "/metrics").body); }
 
   /// Scrapes until no pod waits for its first reading (pods sharing the node's TCP hash are read
@@ -164,10 +176,7 @@ TEST_F(PodsE2eTest, EachPodsSocketsAreCountedWithItsLabelsAndVanishWithIt) {
   NamePod("shop", "web-0", web0);
   NamePod("shop", "web-1", web1);
 
-  exporter_ = std::make_unique<ExporterProcess>(
-      PORTWATCH_EXPORTER_BINARY,
-      std::vector<std::string>{kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
-  ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
+  ASSERT_NO_FATAL_FAILURE(StartExporter());
   Exposition metrics = ScrapeUntilEveryPodWasRead();
   EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("shop", "web-0", "tcp", "8080", "listen")), 1)
       << metrics.Text();
@@ -210,10 +219,7 @@ TEST_F(PodsE2eTest, APodTheKubeletDirectoryDoesNotNameIsLabelledWithItsUid) {
            "30000 30999",
            [](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7070)); });
   ASSERT_TRUE(pods_[0].process->Ready());
-  exporter_ = std::make_unique<ExporterProcess>(
-      PORTWATCH_EXPORTER_BINARY,
-      std::vector<std::string>{kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
-  ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
+  ASSERT_NO_FATAL_FAILURE(StartExporter());
   const Exposition metrics = ScrapeUntilEveryPodWasRead();
   EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("", uid, "tcp", "7070", "listen")), 1)
       << metrics.Text();
@@ -241,10 +247,7 @@ TEST_F(PodsE2eTest, PodsWithAPrivateHashAreReadAtEveryScrape) {
   for (const FakePod& pod : pods_) {
     ASSERT_TRUE(pod.process->Ready());
   }
-  exporter_ = std::make_unique<ExporterProcess>(
-      PORTWATCH_EXPORTER_BINARY,
-      std::vector<std::string>{kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
-  ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
+  ASSERT_NO_FATAL_FAILURE(StartExporter());
   Exposition metrics = Scrape();
   EXPECT_EQ(metrics.Value("portwatch_pod_network_namespaces", {{"state", "pending"}}), 0)
       << metrics.Text();
@@ -278,11 +281,7 @@ TEST_F(PodsE2eTest, WithoutCapSysAdminTheNodeIsCountedAndTheLogSaysWhyOnce) {
            [](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7070)); });
   ASSERT_TRUE(pods_[0].process->Ready());
   // setpriv (util-linux) takes CAP_SYS_ADMIN out of the bounding set: setns is refused.
-  exporter_ = std::make_unique<ExporterProcess>(
-      "/usr/bin/setpriv",
-      std::vector<std::string>{"--bounding-set=-sys_admin", "--", PORTWATCH_EXPORTER_BINARY,
-                               kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
-  ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
+  ASSERT_NO_FATAL_FAILURE(StartExporter({"/usr/bin/setpriv", "--bounding-set=-sys_admin", "--"}));
   Scrape();
   const Exposition metrics = Scrape();
   EXPECT_EQ(metrics.Value("portwatch_pod_network_namespaces", {{"state", "failed"}}), 1)
@@ -311,10 +310,7 @@ TEST_F(PodsE2eTest, TurningPodsOffByAReloadLetsGoOfTheirNamespaces) {
            "30000 30999",
            [](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7070)); });
   ASSERT_TRUE(pods_[0].process->Ready());
-  exporter_ = std::make_unique<ExporterProcess>(
-      PORTWATCH_EXPORTER_BINARY,
-      std::vector<std::string>{kListen, "--config.file=" + (dir_ / "portwatch.yaml").string()});
-  ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
+  ASSERT_NO_FATAL_FAILURE(StartExporter());
   const auto open_fds = [this] {
     const fs::path fds = "/proc/" + std::to_string(exporter_->Pid()) + "/fd";
     return std::distance(fs::directory_iterator(fds), fs::directory_iterator{});
