@@ -1,8 +1,6 @@
 #include "exporter/config.h"
 
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <yaml-cpp/yaml.h>
 
@@ -53,38 +51,25 @@ Config ParseRoot(const YAML::Node& root) {
   return config;
 }
 
-std::string Locate(const std::string& source, const YAML::Mark& mark) {
-  if (mark.is_null()) {
-    return source;
-  }
-  return source + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-}
-
 }  // namespace
 
 Result<Config> ParseConfig(const std::string& text, const std::string& source) {
-  try {
-    Config config = ParseRoot(YAML::Load(text));
+  return ParseYamlDocument<Config>(text, source, [&source](const YAML::Node& root) {
+    Config config = ParseRoot(root);
     config.source = source;
     return config;
-  } catch (const ConfigProblem& problem) {
-    return Failure{Locate(source, problem.Mark()) + ": " + problem.what()};
-  } catch (const YAML::Exception& yaml_error) {
-    return Failure{Locate(source, yaml_error.mark) + ": " + yaml_error.msg};
-  }
+  });
 }
 
 Result<Config> LoadConfig(const std::string& path) {
   if (path.empty()) {
     return ParseConfig(EmbeddedDefaultConfig(), kEmbeddedSource);
   }
-  std::ifstream in(path);
-  if (!in) {
-    return Failure{path + ": cannot open config file"};
+  Result<std::string> text = ReadConfigFile(path, "config file");
+  if (!text) {
+    return Failure{text.Error()};
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return ParseConfig(text.str(), path);
+  return ParseConfig(*text, path);
 }
 
 }  // namespace portwatch

@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <string_view>
 
 #include <yaml-cpp/yaml.h>
@@ -325,32 +323,19 @@ WebConfig ParseRoot(const YAML::Node& root, const std::string& source) {
   return config;
 }
 
-std::string Locate(const std::string& source, const YAML::Mark& mark) {
-  return mark.is_null()
-             ? source
-             : source + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-}
-
 }  // namespace
 
 Result<WebConfig> ParseWebConfig(const std::string& text, const std::string& source) {
-  try {
-    return ParseRoot(YAML::Load(text), source);
-  } catch (const ConfigProblem& problem) {
-    return Failure{Locate(source, problem.Mark()) + ": " + problem.what()};
-  } catch (const YAML::Exception& error) {
-    return Failure{Locate(source, error.mark) + ": " + error.msg};
-  }
+  return ParseYamlDocument<WebConfig>(
+      text, source, [&source](const YAML::Node& root) { return ParseRoot(root, source); });
 }
 
 Result<WebConfig> LoadWebConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return Failure{path + ": cannot open web config file"};
+  Result<std::string> text = ReadConfigFile(path, "web config file");
+  if (!text) {
+    return Failure{text.Error()};
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return ParseWebConfig(text.str(), path);
+  return ParseWebConfig(*text, path);
 }
 
 }  // namespace portwatch

@@ -1,7 +1,9 @@
 #include "collectors/common/config_yaml.h"
 
 #include <cstdint>
+#include <fstream>
 #include <limits>
+#include <sstream>
 
 namespace portwatch {
 
@@ -101,6 +103,23 @@ std::string ParseString(const YAML::Node& node, const std::string& path) {
                         path + " must be a non-empty string, got " + DescribeNode(node));
   }
   return node.Scalar();
+}
+
+std::string Locate(const std::string& source, const YAML::Mark& mark) {
+  if (mark.is_null()) {
+    return source;
+  }
+  return source + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
+Result<std::string> ReadConfigFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  if (!in) {
+    return Failure{path + ": cannot open " + what};
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace portwatch

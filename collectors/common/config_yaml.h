@@ -1,11 +1,14 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <set>
 #include <stdexcept>
 #include <string>
 
 #include <yaml-cpp/yaml.h>
+
+#include "collectors/common/result.h"
 
 namespace portwatch {
 
@@ -36,5 +39,25 @@ std::set<std::string> ParseChoiceList(const YAML::Node& node, const std::string&
                                       const std::set<std::string>& allowed);
 bool ParseBool(const YAML::Node& node, const std::string& path);
 std::string ParseString(const YAML::Node& node, const std::string& path);
+
+/// "SOURCE:LINE:COLUMN" of a YAML position, or SOURCE alone when the position is unknown.
+std::string Locate(const std::string& source, const YAML::Mark& mark);
+
+/// Loads `text` and hands its root to `parse`: a ConfigProblem or a YAML syntax error becomes
+/// the failure "SOURCE:LINE:COLUMN: problem". Every config file the exporter reads goes this way.
+template <typename T>
+Result<T> ParseYamlDocument(const std::string& text, const std::string& source,
+                            const std::function<T(const YAML::Node& root)>& parse) {
+  try {
+    return parse(YAML::Load(text));
+  } catch (const ConfigProblem& problem) {
+    return Failure{Locate(source, problem.Mark()) + ": " + problem.what()};
+  } catch (const YAML::Exception& error) {
+    return Failure{Locate(source, error.mark) + ": " + error.msg};
+  }
+}
+
+/// The whole text of a config file, or "PATH: cannot open WHAT".
+Result<std::string> ReadConfigFile(const std::string& path, const std::string& what);
 
 }  // namespace portwatch
