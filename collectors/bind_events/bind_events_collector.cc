@@ -1,7 +1,5 @@
 #include "collectors/bind_events/bind_events_collector.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <utility>
@@ -23,10 +21,7 @@ using netlink::Protocol;
 
 }  // namespace
 
-uint32_t OwnNetworkNamespace() {
-  struct stat info {};
-  return ::stat("/proc/self/ns/net", &info) == 0 ? static_cast<uint32_t>(info.st_ino) : 0;
-}
+uint32_t OwnNetworkNamespace() { return static_cast<uint32_t>(ProcFs().NetworkNamespace("self")); }
 
 BindEventsCollector::BindEventsCollector(ProcFs procfs, netlink::TransportFactory open_transport,
                                          SourceFactory open_source, const BindEventsConfig& options,

@@ -1,10 +1,8 @@
 #include "collectors/netns/netns_discovery.h"
 
 #include <dirent.h>
-#include <sys/stat.h>
 
 #include <algorithm>
-#include <cctype>
 #include <memory>
 
 namespace portwatch {
@@ -15,18 +13,6 @@ struct DirClose {
   void operator()(DIR* dir) const { ::closedir(dir); }
 };
 
-bool IsPid(const char* name) {
-  if (*name == '\0') {
-    return false;
-  }
-  for (const char* c = name; *c != '\0'; ++c) {
-    if (std::isdigit(static_cast<unsigned char>(*c)) == 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 std::vector<ProcessNamespace> ReadProcessNamespaces(const ProcFs& procfs, uint64_t& unreadable) {
@@ -36,16 +22,16 @@ std::vector<ProcessNamespace> ReadProcessNamespaces(const ProcFs& procfs, uint64
     return processes;
   }
   while (const dirent* entry = ::readdir(proc.get())) {
-    if (!IsPid(entry->d_name)) {
+    pid_t pid = 0;
+    if (!ParsePid(entry->d_name, pid)) {
       continue;
     }
-    struct stat namespace_file {};
-    const std::string path = procfs.Root() + "/" + entry->d_name + "/ns/net";
-    if (::stat(path.c_str(), &namespace_file) != 0) {
-      ++unreadable;  // gone since readdir, a kernel thread's missing ns, or no ptrace access
+    const uint64_t netns = procfs.NetworkNamespace(entry->d_name);
+    if (netns == 0) {
+      ++unreadable;  // gone since readdir, or no ptrace access
       continue;
     }
-    processes.push_back({static_cast<pid_t>(std::stol(entry->d_name)), namespace_file.st_ino});
+    processes.push_back({pid, netns});
   }
   return processes;
 }

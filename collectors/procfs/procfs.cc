@@ -1,13 +1,27 @@
 #include "collectors/procfs/procfs.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
 #include <vector>
 
 namespace portwatch {
+
+uint64_t ProcFs::NetworkNamespace(const std::string& pid_dir) const {
+  struct stat status {};
+  return ::stat((root_ + "/" + pid_dir + "/ns/net").c_str(), &status) == 0 ? status.st_ino : 0;
+}
+
+bool ParsePid(const char* name, pid_t& pid) {
+  const char* end = name + std::strlen(name);
+  auto [next, error] = std::from_chars(name, end, pid);
+  return error == std::errc() && next == end && pid > 0;
+}
 
 namespace {
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -18,10 +20,16 @@ class ProcFs {
   std::optional<std::string> ReadFile(const std::string& relative_path) const;
   /// One integer sysctl, e.g. "sys/net/ipv4/tcp_max_tw_buckets".
   std::optional<int64_t> ReadInteger(const std::string& relative_path) const;
+  /// The inode of <root>/<pid_dir>/ns/net ("self" or a pid): the network namespace's identity.
+  /// 0 when it cannot be read (gone, no ptrace access, a fixture tree without it).
+  uint64_t NetworkNamespace(const std::string& pid_dir) const;
 
  private:
   std::string root_;
 };
+
+/// A /proc directory entry's name as a pid (a positive number): false for anything else.
+bool ParsePid(const char* name, pid_t& pid);
 
 /// net.ipv4.ip_local_port_range, which the kernel uses for IPv4 and IPv6 alike.
 struct EphemeralRange {

@@ -25,8 +25,6 @@ bool ParseNumber(const char* name, int& number) {
   return error == std::errc() && next == end && number >= 0;
 }
 
-bool ParsePid(const char* name, pid_t& pid) { return ParseNumber(name, pid) && pid > 0; }
-
 /// Returns the inode of "socket:[12345]", or 0 for any other link.
 uint32_t SocketInode(const char* link, size_t length) {
   constexpr std::string_view kPrefix = "socket:[";
@@ -39,13 +37,6 @@ uint32_t SocketInode(const char* link, size_t length) {
   auto [next, error] =
       std::from_chars(text.data() + kPrefix.size(), text.data() + text.size() - 1, inode);
   return error == std::errc() && next == text.data() + text.size() - 1 ? inode : 0;
-}
-
-/// The inode of <proc>/<dir>/ns/net, or 0 when it cannot be read (vanished, no ptrace access,
-/// a fixture tree without it).
-uint64_t NetnsInode(const ProcFs& procfs, const std::string& dir) {
-  struct stat status {};
-  return ::stat((procfs.Root() + "/" + dir + "/ns/net").c_str(), &status) == 0 ? status.st_ino : 0;
 }
 
 std::string Trimmed(std::string text) {
@@ -87,7 +78,7 @@ SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uin
   if (!proc) {
     return owners;
   }
-  const uint64_t monitored_netns = identify_all ? NetnsInode(procfs, "self") : 0;
+  const uint64_t monitored_netns = identify_all ? procfs.NetworkNamespace("self") : 0;
   while (const dirent* process_entry = ::readdir(proc.get())) {
     pid_t pid = 0;
     if (!ParsePid(process_entry->d_name, pid)) {
@@ -140,7 +131,7 @@ SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uin
       owners.by_inode[inode].push_back(info);
     }
     if (identify_all) {
-      const uint64_t netns = monitored_netns != 0 ? NetnsInode(procfs, pid_dir) : 0;
+      const uint64_t netns = monitored_netns != 0 ? procfs.NetworkNamespace(pid_dir) : 0;
       if (netns != 0 && netns != monitored_netns) {
         owners.processes_in_other_netns++;
       } else {

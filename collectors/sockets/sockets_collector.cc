@@ -1,7 +1,5 @@
 #include "collectors/sockets/sockets_collector.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <map>
 #include <utility>
@@ -55,11 +53,8 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
 
 std::vector<NetworkNamespace> SocketsCollector::DiscoverPods(PodCounts& counts) const {
   std::vector<ProcessNamespace> processes = ReadProcessNamespaces(procfs_, counts.unreadable);
-  struct stat own {};
-  const uint64_t own_inode =
-      ::stat((procfs_.Root() + "/self/ns/net").c_str(), &own) == 0 ? own.st_ino : 0;
   std::vector<NetworkNamespace> namespaces = GroupByNamespace(
-      std::move(processes), own_inode,
+      std::move(processes), procfs_.NetworkNamespace("self"),
       [this](pid_t pid) { return procfs_.ReadFile(std::to_string(pid) + "/cgroup"); });
   counts.not_pods = static_cast<size_t>(std::count_if(
       namespaces.begin(), namespaces.end(), [](const NetworkNamespace& n) { return !n.pod; }));
@@ -139,8 +134,12 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
   std::chrono::steady_clock::duration shared_spent =
       std::chrono::steady_clock::now() - scrape_start;
   size_t shared_read = 0;
+  std::map<uint64_t, bool> private_hash_of;
+  for (const PodReadState& state : states) {
+    private_hash_of[state.inode] = state.private_hash;
+  }
   for (const uint64_t inode : PodReadOrder(states)) {
-    const bool private_hash = namespaces_.HasPrivateHash(inode);
+    const bool private_hash = private_hash_of[inode];
     if (!private_hash && shared_read > 0 && shared_spent + last_shared_read_ > budget) {
       continue;
     }
