@@ -16,12 +16,12 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        [](const YAML::Node& section, const std::string& path, Config& config) {
          config.sockets = ParseSocketsConfig(section, path);
        },
-       [](const Config&) -> std::unique_ptr<Collector> {
-         return std::make_unique<SocketsCollector>(ProcFs(), KernelTransportFactory());
+       [](const Config&, const SharedKernelViews& shared) -> std::unique_ptr<Collector> {
+         return std::make_unique<SocketsCollector>(ProcFs(), KernelTransportFactory(), shared.pods);
        },
        [](const Config& config) {
          std::vector<CapabilityNeed> needs;
-         if (config.sockets.pods) {
+         if (CountsPodsOnThisNode(config.sockets)) {
            needs = {{CAP_SYS_ADMIN,
                      "pods' network namespaces cannot be entered (setns): their "
                      "sockets are not counted"},
@@ -38,7 +38,7 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        [](const YAML::Node& section, const std::string& path, Config& config) {
          config.services_options = ParseServicesOptions(section, path);
        },
-       [](const Config&) -> std::unique_ptr<Collector> {
+       [](const Config&, const SharedKernelViews&) -> std::unique_ptr<Collector> {
          return std::make_unique<ServicesCollector>(ProcFs(), KernelTransportFactory());
        },
        [](const Config&) {
@@ -52,12 +52,12 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        }},
       {"kernel_limits", "tcp_max_tw_buckets and the ephemeral port range (/proc/sys)", true,
        nullptr,
-       [](const Config&) -> std::unique_ptr<Collector> {
+       [](const Config&, const SharedKernelViews&) -> std::unique_ptr<Collector> {
          return std::make_unique<KernelLimitsCollector>(ProcFs());
        },
        nullptr},
       {"netstat", "TcpExt TIME_WAIT and listen queue counters (/proc/net/netstat)", true, nullptr,
-       [](const Config&) -> std::unique_ptr<Collector> {
+       [](const Config&, const SharedKernelViews&) -> std::unique_ptr<Collector> {
          return std::make_unique<NetstatCollector>(ProcFs());
        },
        nullptr},
@@ -68,7 +68,7 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        [](const YAML::Node& section, const std::string& path, Config& config) {
          config.bind_events = ParseBindEventsConfig(section, path);
        },
-       [](const Config& config) -> std::unique_ptr<Collector> {
+       [](const Config& config, const SharedKernelViews&) -> std::unique_ptr<Collector> {
          auto collector = std::make_unique<BindEventsCollector>(
              ProcFs(), KernelTransportFactory(), OpenKernelBindEventSource, config.bind_events,
              OwnNetworkNamespace());
@@ -91,9 +91,10 @@ const std::vector<CollectorSpec>& KnownCollectors() {
 std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::string>& enabled,
                                                         const Config& config) {
   std::vector<std::unique_ptr<Collector>> collectors;
+  const SharedKernelViews shared{std::make_shared<PodNamespaces>(ProcFs())};
   for (const CollectorSpec& spec : KnownCollectors()) {
     if (enabled.count(spec.name) != 0) {
-      collectors.push_back(spec.make(config));
+      collectors.push_back(spec.make(config, shared));
     }
   }
   return collectors;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/netns/pod_namespaces.h"
 #include "exporter/privileges.h"
 
 namespace YAML {
@@ -13,6 +14,12 @@ class Node;
 }  // namespace YAML
 
 namespace portwatch {
+
+/// What the collectors of one exporter share: made once by BuildCollectors.
+struct SharedKernelViews {
+  /// The node's pods' network namespaces, entered once for every collector that looks inside.
+  std::shared_ptr<PodNamespaces> pods;
+};
 
 /// One row per collector: everything the exporter needs to offer, configure and build it.
 struct CollectorSpec {
@@ -25,7 +32,8 @@ struct CollectorSpec {
                         Config& config) = nullptr;
   /// A collector reading the running kernel. `config` is the one loaded at start (bind_events
   /// attaches at once, before the first scrape).
-  std::unique_ptr<Collector> (*make)(const Config& config) = nullptr;
+  std::unique_ptr<Collector> (*make)(const Config& config,
+                                     const SharedKernelViews& shared) = nullptr;
   /// The capabilities it needs on a node with `config` (the exporter drops every other one at
   /// start), and what it cannot do without each; nullptr: none.
   std::vector<CapabilityNeed> (*capabilities)(const Config& config) = nullptr;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
@@ -14,6 +15,20 @@
 #include <thread>
 
 namespace portwatch {
+
+const char* NamespaceSettingPath(NamespaceSetting setting) {
+  switch (setting) {
+    case NamespaceSetting::kPortRange:
+      return "ipv4/ip_local_port_range";
+    case NamespaceSetting::kReservedPorts:
+      return "ipv4/ip_local_reserved_ports";
+    case NamespaceSetting::kMaxTimeWaitBuckets:
+      return "ipv4/tcp_max_tw_buckets";
+    case NamespaceSetting::kEhashEntries:
+      return "ipv4/tcp_ehash_entries";
+  }
+  return "";
+}
 
 std::map<uint64_t, std::string> NamespaceSockets::Refresh(
     const std::vector<NetworkNamespace>& present) {
@@ -62,10 +77,11 @@ Result<NamespaceSockets::Entered> NamespaceSockets::Enter(const NetworkNamespace
       return;
     }
     // /proc/sys/net resolves to the namespace of the thread that opens it, for the file's life.
-    entered.port_range =
-        netlink::UniqueFd(::open("/proc/sys/net/ipv4/ip_local_port_range", O_RDONLY | O_CLOEXEC));
-    entered.ehash_entries =
-        netlink::UniqueFd(::open("/proc/sys/net/ipv4/tcp_ehash_entries", O_RDONLY | O_CLOEXEC));
+    for (size_t setting = 0; setting < kNamespaceSettings; ++setting) {
+      const std::string file = std::string("/proc/sys/net/") +
+                               NamespaceSettingPath(static_cast<NamespaceSetting>(setting));
+      entered.settings[setting] = netlink::UniqueFd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    }
   });
   inside.join();
   if (error != 0) {
@@ -96,37 +112,55 @@ Result<std::unique_ptr<netlink::Transport>> NamespaceSockets::Open(uint64_t inod
 
 namespace {
 
-/// The text of a sysctl file kept open (pread: each read is the current value).
+/// The text of a sysctl file kept open (pread from 0: each read is the current value). The
+/// reserved ports list is the only long one; 64 KiB holds any list of distinct ranges.
 std::optional<std::string> ReadKept(const netlink::UniqueFd& file) {
   if (!file.Valid()) {
     return std::nullopt;
   }
-  std::array<char, 64> text{};
-  const ssize_t read = ::pread(file.Get(), text.data(), text.size() - 1, 0);
-  if (read <= 0) {
+  constexpr size_t kMaxSettingText = 64 * 1024;
+  std::string text(256, '\0');
+  size_t length = 0;
+  while (length < kMaxSettingText) {
+    if (length == text.size()) {
+      text.resize(std::min(text.size() * 2, kMaxSettingText));
+    }
+    const ssize_t read =
+        ::pread(file.Get(), text.data() + length, text.size() - length, static_cast<off_t>(length));
+    if (read < 0) {
+      return std::nullopt;
+    }
+    if (read == 0) {
+      break;
+    }
+    length += static_cast<size_t>(read);
+  }
+  if (length == 0) {
     return std::nullopt;
   }
-  return std::string(text.data(), static_cast<size_t>(read));
+  text.resize(length);
+  return text;
 }
 
 }  // namespace
 
-std::optional<EphemeralRange> NamespaceSockets::EphemeralRangeOf(uint64_t inode) const {
+std::optional<std::string> NamespaceSockets::Setting(uint64_t inode,
+                                                     NamespaceSetting setting) const {
   const auto found = entered_.find(inode);
   if (found == entered_.end()) {
     return std::nullopt;
   }
-  const std::optional<std::string> text = ReadKept(found->second.port_range);
+  return ReadKept(found->second.settings[static_cast<size_t>(setting)]);
+}
+
+std::optional<EphemeralRange> NamespaceSockets::EphemeralRangeOf(uint64_t inode) const {
+  const std::optional<std::string> text = Setting(inode, NamespaceSetting::kPortRange);
   return text ? ParseEphemeralRange(*text) : std::nullopt;
 }
 
 bool NamespaceSockets::HasPrivateHash(uint64_t inode) const {
-  const auto found = entered_.find(inode);
-  if (found == entered_.end()) {
-    return false;
-  }
   // Negative: the namespace uses the initial namespace's hash. Missing (before 6.1): shared.
-  const std::optional<std::string> text = ReadKept(found->second.ehash_entries);
+  const std::optional<std::string> text = Setting(inode, NamespaceSetting::kEhashEntries);
   return text && std::atol(text->c_str()) > 0;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -13,6 +14,18 @@
 #include "collectors/procfs/procfs.h"
 
 namespace portwatch {
+
+/// The per-namespace sysctls kept open in each namespace entered (/proc/sys/net resolves to the
+/// namespace of the thread that opens a file, for the file's life: they must be opened inside).
+enum class NamespaceSetting : uint8_t {
+  kPortRange,           ///< net.ipv4.ip_local_port_range
+  kReservedPorts,       ///< net.ipv4.ip_local_reserved_ports
+  kMaxTimeWaitBuckets,  ///< net.ipv4.tcp_max_tw_buckets
+  kEhashEntries,        ///< net.ipv4.tcp_ehash_entries (Linux 6.1+)
+};
+inline constexpr size_t kNamespaceSettings = 4;
+/// The file under /proc/sys/net of a setting ("ipv4/ip_local_port_range").
+const char* NamespaceSettingPath(NamespaceSetting setting);
 
 /// A sock_diag socket in each of several network namespaces, made once and kept.
 ///
@@ -32,6 +45,9 @@ class NamespaceSockets {
 
   /// A transport for one scrape of namespace `inode` (over a duplicate of its kept socket).
   Result<std::unique_ptr<netlink::Transport>> Open(uint64_t inode) const;
+  /// The current text of one of the namespace's own sysctls; nullopt when the namespace was not
+  /// entered or the kernel has no such setting.
+  std::optional<std::string> Setting(uint64_t inode, NamespaceSetting setting) const;
   /// The namespace's own net.ipv4.ip_local_port_range (a sysctl of each network namespace).
   std::optional<EphemeralRange> EphemeralRangeOf(uint64_t inode) const;
   /// Whether the namespace has a TCP established hash of its own (net.ipv4.tcp_ehash_entries is
@@ -44,8 +60,8 @@ class NamespaceSockets {
  private:
   struct Entered {
     netlink::UniqueFd sock_diag;
-    netlink::UniqueFd port_range;     ///< /proc/sys/net/ipv4/ip_local_port_range opened inside
-    netlink::UniqueFd ehash_entries;  ///< /proc/sys/net/ipv4/tcp_ehash_entries opened inside
+    /// The NamespaceSetting files, opened inside, by the enum's value.
+    std::array<netlink::UniqueFd, kNamespaceSettings> settings;
   };
   /// Opens `<proc>/<pid>/ns/net`, checks it is still namespace `inode` (the pid may have been
   /// reused), and makes the namespace's sockets from inside it.

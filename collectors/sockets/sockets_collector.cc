@@ -27,8 +27,11 @@ struct Table {
 
 }  // namespace
 
-SocketsCollector::SocketsCollector(ProcFs procfs, TransportFactory open_transport)
-    : procfs_(procfs), open_transport_(std::move(open_transport)), namespaces_(std::move(procfs)) {}
+SocketsCollector::SocketsCollector(ProcFs procfs, TransportFactory open_transport,
+                                   std::shared_ptr<PodNamespaces> pods)
+    : procfs_(procfs),
+      open_transport_(std::move(open_transport)),
+      pods_(pods ? std::move(pods) : std::make_shared<PodNamespaces>(std::move(procfs))) {}
 
 Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) {
   std::optional<EphemeralRange> range = ReadEphemeralRange(procfs_);
@@ -43,41 +46,28 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
   Status status = CollectNamespace(**opened, *range, config.sockets, out);
   if (config.sockets.pods) {
     CollectPods(config.sockets, *range, std::chrono::steady_clock::now() - start, out);
-  } else if (namespaces_.Size() != 0 || !pod_readings_.empty()) {
+  } else if (pods_->Entered() != 0 || !pod_readings_.empty()) {
     // Turned off by a reload: the kept sockets would keep gone pods' namespaces alive.
     pod_readings_.clear();
-    static_cast<void>(namespaces_.Refresh({}));
+    pods_->Close();
   }
   return status;
 }
 
-std::vector<NetworkNamespace> SocketsCollector::DiscoverPods(PodCounts& counts) const {
-  std::vector<ProcessNamespace> processes = ReadProcessNamespaces(procfs_, counts.unreadable);
-  std::vector<NetworkNamespace> namespaces = GroupByNamespace(
-      std::move(processes), procfs_.NetworkNamespace("self"),
-      [this](pid_t pid) { return procfs_.ReadFile(std::to_string(pid) + "/cgroup"); });
-  counts.not_pods = static_cast<size_t>(std::count_if(
-      namespaces.begin(), namespaces.end(), [](const NetworkNamespace& n) { return !n.pod; }));
-  std::erase_if(namespaces, [](const NetworkNamespace& n) { return !n.pod; });
-  return namespaces;
-}
-
-Status SocketsCollector::ReadPod(const NetworkNamespace& pod, const EphemeralRange& host_range,
-                                 const SocketsConfig& options, const PodDirectory& directory) {
-  Result<std::unique_ptr<netlink::Transport>> transport = namespaces_.Open(pod.inode);
+Status SocketsCollector::ReadPod(const PodNamespace& pod, const EphemeralRange& host_range,
+                                 const SocketsConfig& options) {
+  Result<std::unique_ptr<netlink::Transport>> transport = pods_->Open(pod.inode);
   if (!transport) {
     return Failure{transport.Error()};
   }
   std::vector<prometheus::MetricFamily> families;
   Status status = CollectNamespace(
-      **transport, namespaces_.EphemeralRangeOf(pod.inode).value_or(host_range), options, families);
+      **transport, pods_->EphemeralRangeOf(pod.inode).value_or(host_range), options, families);
   if (!status) {
     return status;
   }
-  const std::optional<PodName> name = directory.Find(pod.pod->pod_uid);
   PodReading& reading = pod_readings_[pod.inode];
-  reading.labels = {{"namespace", name ? name->namespace_name : ""},
-                    {"pod", name ? name->pod : pod.pod->pod_uid}};
+  reading.labels = pod.Labels();
   reading.families = std::move(families);
   reading.read_at = std::chrono::steady_clock::now();
   return {};
@@ -88,39 +78,19 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
                                    std::vector<prometheus::MetricFamily>& out) {
   const auto scrape_start = std::chrono::steady_clock::now();
   PodCounts counts;
-  const std::vector<NetworkNamespace> namespaces = DiscoverPods(counts);
-  const std::map<uint64_t, std::string> failures = namespaces_.Refresh(namespaces);
-  std::erase_if(pod_readings_, [&](const auto& entry) {
-    return std::none_of(namespaces.begin(), namespaces.end(),
-                        [&entry](const NetworkNamespace& n) { return n.inode == entry.first; });
+  const std::shared_ptr<const PodDiscovery> discovery = pods_->Discover(options.pod_logs_dir);
+  std::erase_if(pod_readings_, [&discovery](const auto& entry) {
+    return discovery->Find(entry.first) == nullptr;
   });
-  const PodDirectory directory = PodDirectory::Read(options.pod_logs_dir);
-  counts.enter_failed = failures.size();
-  for (const auto& [inode, why] : failures) {
-    spdlog::debug("{}", LogLine("sockets: cannot enter a pod's network namespace")
-                            .Add("netns", inode)
-                            .Add("err", why)
-                            .Text());
-  }
-  // Without the privileges no pod can be entered, at every scrape: say so once, not per pod.
-  if (!failures.empty() && failures.size() == namespaces.size() && !warned_no_pods_) {
-    warned_no_pods_ = true;
-    spdlog::warn("{}", LogLine("sockets: cannot enter any pod's network namespace, counting the "
-                               "node's sockets only (needs hostPID, CAP_SYS_ADMIN and "
-                               "CAP_SYS_PTRACE)")
-                           .Add("pods", failures.size())
-                           .Add("err", failures.begin()->second)
-                           .Text());
-  }
 
-  std::map<uint64_t, const NetworkNamespace*> readable;
+  std::map<uint64_t, const PodNamespace*> readable;
   std::vector<PodReadState> states;
-  for (const NetworkNamespace& pod : namespaces) {
-    if (failures.count(pod.inode) == 0) {
+  for (const PodNamespace& pod : discovery->pods) {
+    if (pod.entered) {
       readable[pod.inode] = &pod;
       const auto reading = pod_readings_.find(pod.inode);
       states.push_back(
-          {pod.inode, namespaces_.HasPrivateHash(pod.inode),
+          {pod.inode, pods_->HasPrivateHash(pod.inode),
            reading != pod_readings_.end() ? std::optional(reading->second.read_at) : std::nullopt});
     }
   }
@@ -144,12 +114,12 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
       continue;
     }
     const auto start = std::chrono::steady_clock::now();
-    const NetworkNamespace& pod = *readable[inode];
-    if (const Status status = ReadPod(pod, host_range, options, directory); !status) {
+    const PodNamespace& pod = *readable[inode];
+    if (const Status status = ReadPod(pod, host_range, options); !status) {
       ++counts.read_failed;
       pod_readings_.erase(inode);
       spdlog::debug("{}", LogLine("sockets: cannot read a pod's sockets")
-                              .Add("pod_uid", pod.pod->pod_uid)
+                              .Add("pod_uid", pod.uid)
                               .Add("err", status.Error())
                               .Text());
     }
@@ -160,16 +130,16 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
     }
   }
   counts.readable = readable.size();
-  AppendPodReadings(counts, scrape_start, out);
+  AppendPodReadings(*discovery, counts, scrape_start, out);
   FamilyBuilder("portwatch_pod_logs_dir_entries",
                 "Pods named by the kubelet's pod log directory (collectors.sockets.pod_logs_dir); "
                 "a pod not found there is labelled with its UID as pod and an empty namespace.",
                 prometheus::MetricType::Gauge)
-      .Add(static_cast<double>(directory.Size()))
+      .Add(static_cast<double>(discovery->directory_entries))
       .MoveTo(out);
 }
 
-void SocketsCollector::AppendPodReadings(const PodCounts& counts,
+void SocketsCollector::AppendPodReadings(const PodDiscovery& discovery, const PodCounts& counts,
                                          std::chrono::steady_clock::time_point scrape_start,
                                          std::vector<prometheus::MetricFamily>& out) const {
   FamilyBuilder age("portwatch_pod_sockets_age_seconds",
@@ -194,14 +164,15 @@ void SocketsCollector::AppendPodReadings(const PodCounts& counts,
       .Add({{"state", "collected"}}, static_cast<double>(pod_readings_.size()))
       .Add({{"state", "pending"}},
            static_cast<double>(counts.readable - counts.read_failed - pod_readings_.size()))
-      .Add({{"state", "failed"}}, static_cast<double>(counts.enter_failed + counts.read_failed))
-      .Add({{"state", "not_a_pod"}}, static_cast<double>(counts.not_pods))
+      .Add({{"state", "failed"}},
+           static_cast<double>(discovery.EnterFailures() + counts.read_failed))
+      .Add({{"state", "not_a_pod"}}, static_cast<double>(discovery.not_pods))
       .MoveTo(out);
   FamilyBuilder("portwatch_pod_discovery_processes_skipped",
                 "Processes whose network namespace could not be read while looking for pods "
                 "this scrape (gone meanwhile, or no ptrace access to them).",
                 prometheus::MetricType::Gauge)
-      .Add(static_cast<double>(counts.unreadable))
+      .Add(static_cast<double>(discovery.processes_unreadable))
       .MoveTo(out);
 }
 

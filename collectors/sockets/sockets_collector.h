@@ -8,8 +8,7 @@
 
 #include "collectors/collector.h"
 #include "collectors/netlink/transport.h"
-#include "collectors/netns/namespace_sockets.h"
-#include "collectors/pods/pod_identity.h"
+#include "collectors/netns/pod_namespaces.h"
 #include "collectors/procfs/procfs.h"
 #include "collectors/socket_table/socket_table.h"
 
@@ -23,7 +22,10 @@ class SocketsCollector : public Collector {
   /// Opens a transport for one scrape, or says why it cannot.
   using TransportFactory = netlink::TransportFactory;
 
-  SocketsCollector(ProcFs procfs, TransportFactory open_transport);
+  /// `pods`: the node's pods, shared with the other collectors that look inside them (one is
+  /// made when none is given).
+  SocketsCollector(ProcFs procfs, TransportFactory open_transport,
+                   std::shared_ptr<PodNamespaces> pods = nullptr);
 
   std::string_view Name() const override { return "sockets"; }
   Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
@@ -33,30 +35,25 @@ class SocketsCollector : public Collector {
   Status CollectNamespace(netlink::Transport& transport, const EphemeralRange& range,
                           const SocketsConfig& options, std::vector<prometheus::MetricFamily>& out);
   struct PodCounts {
-    uint64_t unreadable = 0;  ///< processes whose namespace could not be read
-    size_t not_pods = 0;      ///< namespaces outside Kubernetes
-    size_t enter_failed = 0;  ///< pods' namespaces that could not be entered
-    size_t read_failed = 0;   ///< pods whose dump failed this scrape
-    size_t readable = 0;      ///< pods' namespaces entered
+    size_t read_failed = 0;  ///< pods whose dump failed this scrape
+    size_t readable = 0;     ///< pods' namespaces entered
   };
-  /// The pods' network namespaces (the others only counted in `counts`).
-  std::vector<NetworkNamespace> DiscoverPods(PodCounts& counts) const;
   /// Reads one pod's tables in full into pod_readings_.
-  Status ReadPod(const NetworkNamespace& pod, const EphemeralRange& host_range,
-                 const SocketsConfig& options, const PodDirectory& directory);
+  Status ReadPod(const PodNamespace& pod, const EphemeralRange& host_range,
+                 const SocketsConfig& options);
   /// Every pod's network namespace, each labelled; a pod that cannot be read is skipped and
   /// counted, never a failed scrape. Pods sharing the node's TCP hash are read in turn within a
   /// budget of `host_read_time` (see PodReadOrder).
   void CollectPods(const SocketsConfig& options, const EphemeralRange& host_range,
                    std::chrono::steady_clock::duration host_read_time,
                    std::vector<prometheus::MetricFamily>& out);
-  void AppendPodReadings(const PodCounts& counts,
+  void AppendPodReadings(const PodDiscovery& discovery, const PodCounts& counts,
                          std::chrono::steady_clock::time_point scrape_start,
                          std::vector<prometheus::MetricFamily>& out) const;
 
   ProcFs procfs_;
   TransportFactory open_transport_;
-  NamespaceSockets namespaces_;
+  std::shared_ptr<PodNamespaces> pods_;
   /// The last full reading of each pod, labelled: served until its turn to be read again.
   struct PodReading {
     std::vector<prometheus::ClientMetric::Label> labels;
@@ -64,7 +61,6 @@ class SocketsCollector : public Collector {
     std::chrono::steady_clock::time_point read_at;
   };
   std::map<uint64_t, PodReading> pod_readings_;
-  bool warned_no_pods_ = false;  ///< the one log line when no pod could be entered
   /// How long the last dump of a pod sharing the node's hash took: the next one's estimate.
   std::chrono::steady_clock::duration last_shared_read_{};
   /// Reused by every scrape rather than allocated by each (the runner never runs one collector

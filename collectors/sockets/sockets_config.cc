@@ -1,10 +1,17 @@
 #include "collectors/sockets/sockets_config.h"
 
+#include <filesystem>
 #include <set>
+#include <system_error>
 
 #include "collectors/common/config_yaml.h"
 
 namespace portwatch {
+
+bool CountsPodsOnThisNode(const SocketsConfig& config) {
+  std::error_code error;
+  return config.pods && std::filesystem::is_directory(config.pod_logs_dir, error);
+}
 
 SocketsConfig ParseSocketsConfig(const YAML::Node& node, const std::string& path) {
   SocketsConfig sockets;

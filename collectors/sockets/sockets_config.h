@@ -26,12 +26,18 @@ struct SocketsConfig {
   bool bound_inactive = false;
   /// Also count the sockets of every pod's network namespace (found through /proc with hostPID),
   /// labelled with the pod's namespace and name. Needs CAP_SYS_ADMIN (setns) and CAP_SYS_PTRACE.
-  bool pods = false;
+  /// On a node without pods it costs one readlink per process per scrape.
+  bool pods = true;
   /// The kubelet's pod log directory: its entries <namespace>_<pod>_<uid> name the pods.
   std::string pod_logs_dir = "/var/log/pods";
 
   bool operator==(const SocketsConfig&) const = default;
 };
+
+/// Whether `config` counts pods on a node that runs them: pods on and the kubelet's pod log
+/// directory present. Only then are the capabilities for entering pods asked for (a plain host
+/// running the exporter under systemd is not told it lacks them).
+bool CountsPodsOnThisNode(const SocketsConfig& config);
 
 /// Reads the `collectors.sockets` section (`path` names it in errors); null means defaults.
 /// Throws ConfigProblem.

@@ -23,7 +23,7 @@ assert.ok(exporterBinary && projectVersion, "usage: policy_test.mjs EXPORTER_BIN
 // binary has and this table lacks fails the first test: add it here, to the DaemonSet, to the
 // systemd unit and to docs/deploy.md.
 const kCollectors = {
-  sockets: { capabilities: [], hostPID: false },        // sock_diag dumps
+  sockets: { capabilities: [], hostPID: false },        // sock_diag dumps of the node's namespace
   kernel_limits: { capabilities: [], hostPID: false },  // /proc/sys/net
   netstat: { capabilities: [], hostPID: false },        // /proc/net/netstat
   // Names the processes holding sockets: lists /proc/<pid>/fd of other users (DAC_READ_SEARCH),
@@ -34,6 +34,11 @@ const kCollectors = {
   // hostPID needed (the process name comes from the kernel).
   bind_events: { capabilities: ["BPF", "PERFMON"], hostPID: false },
 };
+// With pods (collectors.sockets.pods, on by default) on a node that runs them, the sockets
+// collector also finds every pod's network namespace in the node's /proc (hostPID), opens other
+// users' /proc/<pid>/ns/net (SYS_PTRACE) and enters each (setns: SYS_ADMIN). The systemd unit is
+// for plain hosts, which have no pods; the DaemonSet runs on Kubernetes nodes.
+const kPods = { collector: "sockets", capabilities: ["SYS_ADMIN", "SYS_PTRACE"], hostPID: true };
 
 /// The binary's collectors and whether each is on by default, from --help.
 function binaryCollectors() {
@@ -69,10 +74,19 @@ function enabledCollectors(args) {
   return Object.keys(enabled).filter((name) => enabled[name]).sort();
 }
 
-function needs(collectors) {
-  const capabilities = new Set(collectors.flatMap((name) => kCollectors[name].capabilities));
-  return { capabilities: [...capabilities].sort(),
-           hostPID: collectors.some((name) => kCollectors[name].hostPID) };
+function needs(collectors, { pods }) {
+  const all = collectors.map((name) => kCollectors[name]);
+  if (pods && collectors.includes(kPods.collector)) {
+    all.push(kPods);
+  }
+  const capabilities = new Set(all.flatMap((need) => need.capabilities));
+  return { capabilities: [...capabilities].sort(), hostPID: all.some((need) => need.hostPID) };
+}
+
+/// Who may ask for `capability`: the collectors that need it, sockets for the pods' needs.
+function usersOf(capability) {
+  const users = Object.keys(kCollectors).filter((n) => kCollectors[n].capabilities.includes(capability));
+  return kPods.capabilities.includes(capability) ? [...users, kPods.collector] : users;
 }
 
 const exporterObjects = buildKustomization(path.join(kubernetesDir, "exporter"));
@@ -111,14 +125,14 @@ test("every collector of the binary has its privileges listed here", () => {
 });
 
 test("DaemonSet asks exactly for what its enabled collectors need, each with a reason", () => {
-  const need = needs(enabledCollectors(container.args ?? []));
+  const need = needs(enabledCollectors(container.args ?? []), { pods: true });
   const security = container.securityContext;
   assert.deepEqual(security.capabilities.drop, ["ALL"]);
   assert.deepEqual([...(security.capabilities.add ?? [])].sort(), need.capabilities);
   assert.equal(pod.hostPID ?? false, need.hostPID);
   assert.equal(pod.hostNetwork, true, "every collector reads the node's network namespace");
   for (const capability of need.capabilities) {
-    const users = Object.keys(kCollectors).filter((n) => kCollectors[n].capabilities.includes(capability));
+    const users = usersOf(capability);
     const line = daemonsetText.split("\n").find((l) => new RegExp(`^\\s*- ${capability}\\s*#`).test(l));
     assert.ok(line, `daemonset.yaml: "- ${capability}" has no comment naming its collector`);
     assert.ok(users.some((name) => line.includes(name)), `${line}: name one of ${users}`);
@@ -234,7 +248,7 @@ test("systemd unit grants what its collectors need, hardened", () => {
   assert.equal(args[0], "/usr/local/bin/portwatch_exporter");
   const configFile = args.find((a) => a.startsWith("--config.file=")).split("=")[1];
   assert.match(configFile, /^\/etc\/portwatch\//);
-  const need = needs(enabledCollectors(args.slice(1)));
+  const need = needs(enabledCollectors(args.slice(1)), { pods: false });
   const capabilities = (key) => (settings[key] ?? "").split(/\s+/).filter(Boolean).sort();
   const wanted = need.capabilities.map((c) => `CAP_${c}`);
   assert.deepEqual(capabilities("AmbientCapabilities"), wanted);
@@ -295,10 +309,11 @@ test("PrometheusRule carries exactly the rules of deploy/prometheus/", () => {
   assert.deepEqual(objects[0].value.spec.groups, groups);
 });
 
-test("DaemonSet (base and tls-auth) and systemd unit name the same capabilities", () => {
+test("DaemonSet (base and tls-auth) and systemd unit name the same capabilities, pods aside", () => {
   const unit = serviceSettings(fs.readFileSync(unitFile, "utf8"));
   const list = (key) => (unit[key] ?? "").split(/\s+/).filter(Boolean).sort();
   const ambient = list("AmbientCapabilities");
+  const onKubernetes = [...new Set([...ambient, ...kPods.capabilities.map((c) => `CAP_${c}`)])].sort();
   assert.ok(ambient.length > 0);
   assert.deepEqual(list("CapabilityBoundingSet"), ambient, "CapabilityBoundingSet = AmbientCapabilities");
   for (const dir of ["exporter", "tls-auth"]) {
@@ -306,8 +321,8 @@ test("DaemonSet (base and tls-auth) and systemd unit name the same capabilities"
       .find(({ value }) => value.kind === "DaemonSet").value;
     const capabilities = ds.spec.template.spec.containers[0].securityContext.capabilities;
     assert.deepEqual(capabilities.drop, ["ALL"], dir);
-    assert.deepEqual(capabilities.add.map((c) => `CAP_${c}`).sort(), ambient,
-      `${dir}: the DaemonSet's capabilities.add and the unit's AmbientCapabilities differ`);
+    assert.deepEqual(capabilities.add.map((c) => `CAP_${c}`).sort(), onKubernetes,
+      `${dir}: the DaemonSet's capabilities.add differ from the unit's AmbientCapabilities plus pods'`);
   }
 });
 

@@ -2,136 +2,10 @@
 // process placed in a real cgroup named as the kubelet names it (the systemd driver on the cgroup
 // v2 hierarchy, cgroupfs on a v1 one), and a kubelet-like /var/log/pods tree names them. The
 // exporter runs in a namespace of its own (the "host") with collectors.sockets.pods on.
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <filesystem>
-#include <fstream>
-#include <memory>
-#include <random>
-#include <string>
-#include <thread>
-#include <vector>
-
-#include <gtest/gtest.h>
-
-#include "tests/support/child.h"
-#include "tests/support/exporter_process.h"
-#include "tests/support/fake_pods.h"
-#include "tests/support/http.h"
-#include "tests/support/netns.h"
-#include "tests/support/sockets.h"
+#include "tests/e2e/pods_fixture.h"
 
 namespace portwatch::testing {
 namespace {
-
-namespace fs = std::filesystem;
-
-constexpr uint16_t kPort = 9792;
-const std::string kListen = "--web.listen-address=127.0.0.1:" + std::to_string(kPort);
-/// A pod: its uid, the cgroup directories made for it (deepest last) and its process.
-struct FakePod {
-  std::string uid;
-  std::vector<fs::path> made;
-  std::unique_ptr<ChildProcess> process;
-};
-
-class PodsE2eTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_EQ(EnterPrivateNetworkNamespace(), "");
-    std::string pattern = ::testing::TempDir() + "/portwatch-pods-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    fs::create_directories(dir_ / "pods");
-    std::ofstream(dir_ / "portwatch.yaml")
-        << "collectors:\n  sockets:\n    pods: true\n    pod_logs_dir: " << (dir_ / "pods").string()
-        << "\n";
-  }
-  void TearDown() override {
-    exporter_.reset();
-    for (FakePod& pod : pods_) {
-      pod.process.reset();  // killed and reaped: its cgroup is empty
-    }
-    // Latest pod first: an earlier pod made the parents (kubepods/) the later ones live in.
-    for (auto pod = pods_.rbegin(); pod != pods_.rend(); ++pod) {
-      for (auto made = pod->made.rbegin(); made != pod->made.rend(); ++made) {
-        for (int attempt = 0; attempt < 50 && fs::exists(*made) && ::rmdir(made->c_str()) != 0;
-             ++attempt) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the kernel lets go late
-        }
-      }
-    }
-    fs::remove_all(dir_);
-  }
-
-  /// Makes `leaf` under `root` (recording what did not exist), and a process in a new network
-  /// namespace in it, which sets its port range and runs `setup`.
-  FakePod& StartPod(const std::string& uid, const fs::path& root, const fs::path& leaf,
-                    const std::string& port_range, const ChildProcess::Setup& setup,
-                    const ChildProcess::Setup& serve = nullptr) {
-    FakePod& pod = pods_.emplace_back();
-    pod.uid = uid;
-    fs::path path = root;
-    for (const fs::path& part : leaf) {
-      path /= part;
-      if (!fs::exists(path)) {
-        fs::create_directory(path);
-        pod.made.push_back(path);
-      }
-    }
-    const std::string procs = (path / "cgroup.procs").string();
-    pod.process = std::make_unique<ChildProcess>(
-        "pod-" + uid.substr(0, 8),
-        [=](auto& keep) {
-          if (!EnterPrivateNetworkNamespace().empty() ||
-              !WriteSysctl("net/ipv4/ip_local_port_range", port_range).empty()) {
-            ::_exit(3);
-          }
-          std::ofstream(procs) << ::getpid() << "\n";
-          setup(keep);
-        },
-        serve);
-    return pod;
-  }
-
-  void NamePod(const std::string& ns, const std::string& name, const std::string& uid) {
-    fs::create_directories(dir_ / "pods" / (ns + "_" + name + "_" + uid));
-  }
-
-  /// Starts the exporter on the pods config, through `wrapper` (a command and its arguments
-  /// that execute the rest) when given, and waits until it is ready.
-  void StartExporter(std::vector<std::string> wrapper = {}) {
-    std::vector<std::string> command = std::move(wrapper);
-    command.insert(command.end(), {PORTWATCH_EXPORTER_BINARY, kListen,
-                                   "--config.file=" + (dir_ / "portwatch.yaml").string()});
-    const std::string binary = command.front();
-    exporter_ = std::make_unique<ExporterProcess>(
-        binary, std::vector<std::string>(command.begin() + 1, command.end()));
-    ASSERT_TRUE(exporter_->WaitReady(kPort)) << exporter_->Log();
-  }
-
-  Exposition Scrape() { return Exposition(HttpRequest(kPort, "GET", "/metrics").body); }
-
-  /// Scrapes until no pod waits for its first reading (pods sharing the node's TCP hash are read
-  /// a few per scrape), at most 20 times.
-  Exposition ScrapeUntilEveryPodWasRead() {
-    Exposition metrics = Scrape();
-    for (int attempt = 0; attempt < 20 && metrics.Value("portwatch_pod_network_namespaces",
-                                                        {{"state", "pending"}}) != 0;
-         ++attempt) {
-      metrics = Scrape();
-    }
-    return metrics;
-  }
-
-  fs::path dir_;
-  std::vector<FakePod> pods_;
-  std::unique_ptr<ExporterProcess> exporter_;
-};
 
 std::map<std::string, std::string> Labels(const std::string& ns, const std::string& pod,
                                           const std::string& protocol, const std::string& port,
@@ -326,9 +200,9 @@ TEST_F(PodsE2eTest, TurningPodsOffByAReloadLetsGoOfTheirNamespaces) {
     return kept;
   };
   ASSERT_EQ(ScrapeUntilEveryPodWasRead().Sum("portwatch_sockets", {{"pod", uid}}), 1);
-  // The pod's namespace was entered: its sock_diag socket and two sysctl files (port range,
-  // TCP hash size) are kept open together.
-  EXPECT_EQ(kept_sysctl_files(), 2);
+  // The pod's namespace was entered: its sock_diag socket and its four sysctl files (port range,
+  // reserved ports, TIME_WAIT buckets, TCP hash size) are kept open together.
+  EXPECT_EQ(kept_sysctl_files(), 4);
 
   // A reload that turns pods off closes them, or they would keep gone pods' namespaces alive.
   std::ofstream(dir_ / "portwatch.yaml") << "collectors:\n  sockets:\n    pods: false\n";

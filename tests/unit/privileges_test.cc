@@ -39,6 +39,21 @@ ProcessCapabilities Held(CapabilityMask permitted, CapabilityMask bounding,
   return {permitted, permitted, bounding, last_known};
 }
 
+/// A plain host: pods on (the default) but no kubelet pod log directory, so entering pods asks
+/// for nothing.
+Config PlainHost() {
+  Config config;
+  config.sockets.pod_logs_dir = "/nonexistent/portwatch-test/pods";
+  return config;
+}
+
+/// A Kubernetes node: the default config with the pod log directory present.
+Config KubernetesNode() {
+  Config config;
+  config.sockets.pod_logs_dir = PORTWATCH_SOURCE_DIR;  // any directory that exists
+  return config;
+}
+
 std::string Exposed(const PrivilegePlan& plan, CapabilityMask effective) {
   std::vector<prometheus::MetricFamily> families;
   AppendPrivilegeMetrics(plan, effective, families);
@@ -46,8 +61,8 @@ std::string Exposed(const PrivilegePlan& plan, CapabilityMask effective) {
 }
 
 TEST(PrivilegesTest, RootKeepsOnlyWhatTheDefaultCollectorsNeed) {
-  const PrivilegePlan plan =
-      PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors(), Config{}), Held(kRoot, kRoot));
+  const PrivilegePlan plan = PlanPrivileges(
+      CollectorCapabilityNeeds(DefaultCollectors(), PlainHost()), Held(kRoot, kRoot));
   EXPECT_EQ(plan.keep, kServices | kBindEvents);
   EXPECT_EQ(plan.drop, kRoot & ~(kServices | kBindEvents));
   EXPECT_EQ(CapabilityNames(plan.keep), "CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE,CAP_PERFMON,CAP_BPF");
@@ -74,28 +89,31 @@ TEST(PrivilegesTest, RootKeepsOnlyWhatTheDefaultCollectorsNeed) {
 }
 
 TEST(PrivilegesTest, DisabledCollectorsGiveUpTheirCapabilities) {
-  const PrivilegePlan plan = PlanPrivileges(
-      CollectorCapabilityNeeds({"sockets", "services", "netstat"}, Config{}), Held(kRoot, kRoot));
+  const PrivilegePlan plan =
+      PlanPrivileges(CollectorCapabilityNeeds({"sockets", "services", "netstat"}, PlainHost()),
+                     Held(kRoot, kRoot));
   EXPECT_EQ(plan.keep, kServices);
   const PrivilegePlan none = PlanPrivileges(
-      CollectorCapabilityNeeds({"sockets", "kernel_limits"}, Config{}), Held(kRoot, kRoot));
+      CollectorCapabilityNeeds({"sockets", "kernel_limits"}, PlainHost()), Held(kRoot, kRoot));
   EXPECT_EQ(none.keep, 0U);
   EXPECT_EQ(none.drop, kRoot);
   EXPECT_TRUE(none.requirements.empty());
 }
 
-TEST(PrivilegesTest, PodNamespacesAddWhatEnteringThemNeeds) {
-  Config config;
-  config.sockets.pods = true;
+TEST(PrivilegesTest, PodNamespacesAddWhatEnteringThemNeedsOnANodeWithPods) {
   const PrivilegePlan plan =
-      PlanPrivileges(CollectorCapabilityNeeds({"sockets"}, config), Held(kRoot, kRoot));
+      PlanPrivileges(CollectorCapabilityNeeds({"sockets"}, KubernetesNode()), Held(kRoot, kRoot));
   EXPECT_EQ(plan.keep, CapabilityBit(CAP_SYS_ADMIN) | CapabilityBit(CAP_SYS_PTRACE));
+  Config off = KubernetesNode();
+  off.sockets.pods = false;
+  EXPECT_EQ(PlanPrivileges(CollectorCapabilityNeeds({"sockets"}, off), Held(kRoot, kRoot)).keep,
+            0U);
 }
 
 TEST(PrivilegesTest, MissingCapabilitiesAreReportedPerCollector) {
   // A systemd unit that granted only the services' capabilities: nothing to drop.
-  const PrivilegePlan plan = PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors(), Config{}),
-                                            Held(kServices, kServices));
+  const PrivilegePlan plan = PlanPrivileges(
+      CollectorCapabilityNeeds(DefaultCollectors(), PlainHost()), Held(kServices, kServices));
   EXPECT_EQ(plan.keep, kServices);
   EXPECT_EQ(plan.drop, 0U);
   ASSERT_EQ(plan.requirements.size(), 4U);
@@ -135,9 +153,9 @@ TEST(PrivilegesTest, CapabilityNamesFollowTheKernelHeaders) {
 
 // --- The deploy files request exactly the default collectors' set.
 
-CapabilityMask DefaultCollectorsNeed() {
+CapabilityMask DefaultCollectorsNeed(const Config& node) {
   CapabilityMask mask = 0;
-  for (const CollectorNeeds& collector : CollectorCapabilityNeeds(DefaultCollectors(), Config{})) {
+  for (const CollectorNeeds& collector : CollectorCapabilityNeeds(DefaultCollectors(), node)) {
     for (const CapabilityNeed& need : collector.needs) {
       mask |= CapabilityBit(need.capability);
     }
@@ -173,7 +191,7 @@ TEST(PrivilegesTest, DaemonSetAddsExactlyWhatTheDefaultCollectorsNeed) {
       daemonset["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"];
   EXPECT_EQ(capabilities["drop"].as<std::vector<std::string>>(), std::vector<std::string>{"ALL"});
   EXPECT_EQ(Names(capabilities["add"].as<std::vector<std::string>>(), "CAP_"),
-            SortedNames(DefaultCollectorsNeed()));
+            SortedNames(DefaultCollectorsNeed(KubernetesNode())));
 }
 
 TEST(PrivilegesTest, SystemdUnitGrantsExactlyWhatTheDefaultCollectorsNeed) {
@@ -193,7 +211,7 @@ TEST(PrivilegesTest, SystemdUnitGrantsExactlyWhatTheDefaultCollectorsNeed) {
     for (std::string word; words >> word;) {
       names.push_back(word);
     }
-    EXPECT_EQ(Names(names, ""), SortedNames(DefaultCollectorsNeed())) << key;
+    EXPECT_EQ(Names(names, ""), SortedNames(DefaultCollectorsNeed(PlainHost()))) << key;
   }
 }
 

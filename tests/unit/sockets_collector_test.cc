@@ -16,6 +16,13 @@
 namespace portwatch {
 namespace {
 
+/// The node's namespace only: these tests feed the collector recorded dumps, not a node's pods.
+Config HostOnly() {
+  Config config;
+  config.sockets.pods = false;
+  return config;
+}
+
 using netlink::DumpRequest;
 using netlink::Exchange;
 using netlink::Family;
@@ -152,7 +159,7 @@ TEST(SocketsCollectorTest, OneDumpPerTableWhenListenersComeFirst) {
 
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  Status status = collector.Collect(Config{}, out);
+  Status status = collector.Collect(HostOnly(), out);
   EXPECT_TRUE(status.Ok());
   EXPECT_EQ(status.Error(), "");
   EXPECT_EQ(kernel.Opened(), 1);
@@ -220,7 +227,7 @@ TEST(SocketsCollectorTest, LateListenerTriggersOneSecondRead) {
 
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  Status status = collector.Collect(Config{}, out);
+  Status status = collector.Collect(HostOnly(), out);
   EXPECT_TRUE(status.Ok()) << status.Error();
   EXPECT_EQ(kernel.Opened(), 1);
   EXPECT_EQ(kernel.Served(), 8U);
@@ -267,7 +274,7 @@ TEST(SocketsCollectorTest, NeverReadsMoreThanTwice) {
                              .Done()
                              .Build()};
       });
-  Config config;
+  Config config = HostOnly();
   config.sockets.udp = false;
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
@@ -292,7 +299,7 @@ TEST(SocketsCollectorTest, HonoursProtocolAndFamilyChoices) {
   kernel.Expect(Protocol::kUdp, Family::kIpv6, [](DatagramBuilder d) {
     return Datagrams{d.Socket(Socket(AF_INET6, netlink::kEstablished, 6000, 53)).Done().Build()};
   });
-  Config config;
+  Config config = HostOnly();
   config.sockets.tcp = false;
   config.sockets.ipv4 = false;
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
@@ -317,7 +324,7 @@ TEST(SocketsCollectorTest, PassesTheCardinalityCapsToTheTable) {
                          .Done()
                          .Build()};
   });
-  Config config;
+  Config config = HostOnly();
   config.sockets.udp = false;
   config.sockets.ipv6 = false;
   config.sockets.max_port_series = 1;
@@ -371,7 +378,7 @@ TEST(SocketsCollectorTest, LaterScrapesCountFromZero) {
   std::vector<KernelScript*> scrapes = {&busy, &failing, &quiet};
   size_t scrape = 0;
   SocketsCollector collector(ProcFs(kProcFixture), [&]() { return scrapes[scrape]->Factory()(); });
-  Config config;
+  Config config = HostOnly();
   config.sockets.udp = false;
   config.sockets.ipv6 = false;
   std::vector<prometheus::MetricFamily> out;
@@ -405,7 +412,7 @@ TEST(SocketsCollectorTest, FailedDumpDropsTheSocketCounts) {
               [](DatagramBuilder d) { return Datagrams{d.Error(EPERM).Build()}; });
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  Status status = collector.Collect(Config{}, out);
+  Status status = collector.Collect(HostOnly(), out);
   EXPECT_FALSE(status.Ok());
   EXPECT_EQ(status.Error(), "tcp/ipv6: kernel error: Operation not permitted");
   EXPECT_EQ(kernel.Served(), 2U);  // stops at the failure
@@ -426,7 +433,7 @@ Status CollectTcpWithLateListener(const std::function<void(KernelScript&)>& seco
               [](DatagramBuilder d) { return Tcp4WithClientOn40600(d, false); })
       .Expect(Protocol::kTcp, Family::kIpv6, Tcp6ListenerOn40600);
   second_read(kernel);
-  Config config;
+  Config config = HostOnly();
   config.sockets.udp = false;
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   return collector.Collect(config, out);
@@ -486,7 +493,7 @@ TEST(SocketsCollectorTest, InterruptedDumpFailsTheScrape) {
       });
   SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  Status status = collector.Collect(Config{}, out);
+  Status status = collector.Collect(HostOnly(), out);
   EXPECT_FALSE(status.Ok());
   EXPECT_EQ(status.Error(),
             "udp/ipv4: dump interrupted (NLM_F_DUMP_INTR): the socket table changed");
@@ -503,7 +510,7 @@ TEST(SocketsCollectorTest, MissingPortRangeFailsBeforeOpeningNetlink) {
   KernelScript kernel;
   SocketsCollector collector(ProcFs(std::string(PORTWATCH_FIXTURES) + "/procfs"), kernel.Factory());
   std::vector<prometheus::MetricFamily> out;
-  Status status = collector.Collect(Config{}, out);
+  Status status = collector.Collect(HostOnly(), out);
   EXPECT_FALSE(status.Ok());
   EXPECT_EQ(status.Error(), "cannot read net.ipv4.ip_local_port_range");
   EXPECT_EQ(kernel.Opened(), 0);
@@ -516,7 +523,7 @@ TEST(SocketsCollectorTest, TransportThatCannotOpenFailsTheScrape) {
                                return Failure{"netlink sock_diag socket: Permission denied"};
                              });
   std::vector<prometheus::MetricFamily> out;
-  Status status = collector.Collect(Config{}, out);
+  Status status = collector.Collect(HostOnly(), out);
   EXPECT_FALSE(status.Ok());
   EXPECT_EQ(status.Error(), "netlink sock_diag socket: Permission denied");
   EXPECT_TRUE(out.empty());
@@ -533,7 +540,7 @@ TEST(SocketsCollectorTest, BrokenRecordingFailsTheScrape) {
         return std::unique_ptr<netlink::Transport>(std::move(replay).Value());
       });
   std::vector<prometheus::MetricFamily> out;
-  Status status = collector.Collect(Config{}, out);
+  Status status = collector.Collect(HostOnly(), out);
   EXPECT_FALSE(status.Ok());
   EXPECT_EQ(status.Error(), path + ": not a portwatch netlink recording");
   EXPECT_TRUE(out.empty());
@@ -547,7 +554,7 @@ TEST(SocketsCollectorTest, BoundInactiveSocketsOnlyWhenConfigured) {
         return Datagrams{d.Socket(Socket(AF_INET, netlink::kClose, 6001, 0)).Done().Build()};
       },
       netlink::kAllStates | netlink::kBoundInactiveStates);
-  Config config;
+  Config config = HostOnly();
   config.sockets.udp = false;
   config.sockets.ipv6 = false;
   config.sockets.bound_inactive = true;
@@ -569,7 +576,7 @@ TEST(SocketsCollectorTest, CountsDestinationsOfClientSockets) {
     second.remote_address = "10.0.0.1";
     return Datagrams{d.Socket(first).Socket(second).Done().Build()};
   });
-  Config config;
+  Config config = HostOnly();
   config.sockets.udp = false;
   config.sockets.ipv6 = false;
   config.sockets.top_destinations = 1;
