@@ -169,20 +169,29 @@ void SocketTable::SumPerPort(Totals& totals) const {
 }
 
 SocketTable::SeriesBudget SocketTable::LocalPortBudget(Totals& totals) const {
-  // Listening ports always keep their series; client-side ports fold as "ephemeral" instead.
+  // Listening ports always keep their series, and so do the configured services' ports;
+  // client-side ports fold as "ephemeral" instead.
   std::vector<RankedPort> candidates;
-  size_t listening_ports = 0;
+  size_t kept_ports = 0;
   for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
+    const std::bitset<kPorts>* always_kept =
+        limits_.always_kept != nullptr && protocol < limits_.always_kept->size()
+            ? &(*limits_.always_kept)[protocol]
+            : nullptr;
     for (uint32_t port = 0; port < kPorts; ++port) {
       const uint64_t sockets = totals.Local(protocol, port);
       if (listening_[protocol].test(port)) {
-        listening_ports++;
+        kept_ports++;
       } else if (sockets > 0 && !FoldsAsEphemeral(protocol, port)) {
-        candidates.push_back({sockets, protocol, port});
+        if (always_kept != nullptr && always_kept->test(port)) {
+          kept_ports++;
+        } else {
+          candidates.push_back({sockets, protocol, port});
+        }
       }
     }
   }
-  return {std::move(candidates), listening_ports, limits_.max_port_series};
+  return {std::move(candidates), kept_ports, limits_.max_port_series};
 }
 
 SocketTable::SeriesBudget SocketTable::PeerPortBudget(Totals& totals) const {

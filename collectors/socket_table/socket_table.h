@@ -32,14 +32,17 @@ class SocketTable {
   using PortCounts = std::array<uint32_t, kPorts>;
 
  public:
+  /// Per protocol (tcp, udp), the ports with a listening socket.
+  using ListeningSet = std::vector<std::bitset<65536>>;
   struct Limits {
     size_t max_port_series = 1000;
     size_t max_peer_port_series = 100;
     /// Busiest remote address:port destinations to expose.
     size_t top_destinations = 10;
+    /// Per protocol, ports that keep their series like listening ones (the configured
+    /// services' ports); null: none. Must outlive the table.
+    const ListeningSet* always_kept = nullptr;
   };
-  /// Per protocol (tcp, udp), the ports with a listening socket.
-  using ListeningSet = std::vector<std::bitset<65536>>;
 
   /// The per-port count arrays a table fills, one per (protocol, family, state) and per
   /// (protocol, state) of client-side sockets in use (256 KiB each). Hand them from one table to

@@ -1,6 +1,7 @@
 #include "collectors/sockets/sockets_collector.h"
 
 #include <algorithm>
+#include <bitset>
 #include <map>
 #include <utility>
 
@@ -11,6 +12,7 @@
 #include "collectors/pods/pod_identity.h"
 #include "collectors/socket_table/socket_table.h"
 #include "collectors/sockets/pod_read_order.h"
+#include "collectors/sockets/pod_series_budget.h"
 
 namespace portwatch {
 
@@ -42,8 +44,18 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
   if (!opened) {
     return Failure{opened.Error()};
   }
+  for (std::bitset<65536>& ports : service_ports_) {
+    ports.reset();
+  }
+  for (const ServiceConfig& service : config.services) {
+    service_ports_[service.protocol == ServiceProtocol::kTcp ? 0 : 1].set(service.port);
+  }
   const auto start = std::chrono::steady_clock::now();
-  Status status = CollectNamespace(**opened, *range, config.sockets, out);
+  Status status =
+      CollectNamespace(**opened, *range, config.sockets,
+                       {config.sockets.max_port_series, config.sockets.max_peer_port_series,
+                        config.sockets.top_destinations, &service_ports_},
+                       out);
   if (config.sockets.pods) {
     CollectPods(config.sockets, *range, std::chrono::steady_clock::now() - start, out);
   } else if (pods_->Entered() != 0 || !pod_readings_.empty()) {
@@ -61,8 +73,11 @@ Status SocketsCollector::ReadPod(const PodNamespace& pod, const EphemeralRange& 
     return Failure{transport.Error()};
   }
   std::vector<prometheus::MetricFamily> families;
-  Status status = CollectNamespace(
-      **transport, pods_->EphemeralRangeOf(pod.inode).value_or(host_range), options, families);
+  Status status = CollectNamespace(**transport,
+                                   pods_->EphemeralRangeOf(pod.inode).value_or(host_range), options,
+                                   {options.pod_max_port_series, options.pod_max_peer_port_series,
+                                    options.pod_top_destinations, &service_ports_},
+                                   families);
   if (!status) {
     return status;
   }
@@ -130,7 +145,7 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
     }
   }
   counts.readable = readable.size();
-  AppendPodReadings(*discovery, counts, scrape_start, out);
+  AppendPodReadings(options, *discovery, counts, scrape_start, out);
   FamilyBuilder("portwatch_pod_logs_dir_entries",
                 "Pods named by the kubelet's pod log directory (collectors.sockets.pod_logs_dir); "
                 "a pod not found there is labelled with its UID as pod and an empty namespace.",
@@ -139,7 +154,8 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
       .MoveTo(out);
 }
 
-void SocketsCollector::AppendPodReadings(const PodDiscovery& discovery, const PodCounts& counts,
+void SocketsCollector::AppendPodReadings(const SocketsConfig& options,
+                                         const PodDiscovery& discovery, const PodCounts& counts,
                                          std::chrono::steady_clock::time_point scrape_start,
                                          std::vector<prometheus::MetricFamily>& out) const {
   FamilyBuilder age("portwatch_pod_sockets_age_seconds",
@@ -148,13 +164,36 @@ void SocketsCollector::AppendPodReadings(const PodDiscovery& discovery, const Po
                     "scrape with a private TCP hash); pods sharing the node's hash are re-read in "
                     "turn, a few per scrape.",
                     prometheus::MetricType::Gauge);
+  // Copies: a pod's kept reading stays whole whatever this scrape's budget folds.
+  std::vector<std::vector<prometheus::MetricFamily>> copies;
+  copies.reserve(pod_readings_.size());
+  std::vector<std::vector<prometheus::MetricFamily>*> budgeted;
   for (const auto& [inode, reading] : pod_readings_) {
-    std::vector<prometheus::MetricFamily> families = reading.families;
-    AppendLabelled(families, reading.labels, out);
+    budgeted.push_back(&copies.emplace_back(reading.families));
+  }
+  const size_t folded = FitPodsToBudget(budgeted, options.max_pod_series);
+  size_t series = 0;
+  auto copy = copies.begin();
+  for (const auto& [inode, reading] : pod_readings_) {
+    series += CountSeries(*copy);
+    AppendLabelled(*copy++, reading.labels, out);
     const auto behind = std::max(scrape_start - reading.read_at, std::chrono::nanoseconds(0));
     age.Add(reading.labels, std::chrono::duration<double>(behind).count());
   }
   age.MoveTo(out);
+  FamilyBuilder("portwatch_pod_series",
+                "Series the pods' socket counts add to this scrape (labelled namespace and pod), "
+                "after max_pod_series folded the largest pods.",
+                prometheus::MetricType::Gauge)
+      .Add(static_cast<double>(series))
+      .MoveTo(out);
+  FamilyBuilder("portwatch_pod_series_folded",
+                "Series removed this scrape because the pods together exceeded max_pod_series: "
+                "the pods with the most series keep per-state totals under port=\"other\" "
+                "instead of per-port counts.",
+                prometheus::MetricType::Gauge)
+      .Add(static_cast<double>(folded))
+      .MoveTo(out);
   FamilyBuilder("portwatch_pod_network_namespaces",
                 "Network namespaces other than the exporter's seen this scrape: a pod's, counted "
                 "(collected), not read yet (pending: its turn comes), that could not be entered or "
@@ -178,6 +217,7 @@ void SocketsCollector::AppendPodReadings(const PodDiscovery& discovery, const Po
 
 Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
                                           const EphemeralRange& range, const SocketsConfig& options,
+                                          const SocketTable::Limits& limits,
                                           std::vector<prometheus::MetricFamily>& out) {
   Status status;
   std::vector<Table> tables;
@@ -205,11 +245,7 @@ Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
     if (table) {  // the second read counts into the first one's arrays
       count_arrays_ = table->ReleaseCountArrays();
     }
-    table = std::make_unique<SocketTable>(
-        range,
-        SocketTable::Limits{options.max_port_series, options.max_peer_port_series,
-                            options.top_destinations},
-        std::move(seed), std::move(count_arrays_));
+    table = std::make_unique<SocketTable>(range, limits, std::move(seed), std::move(count_arrays_));
     for (const Table& t : tables) {
       const netlink::DumpRequest request{t.protocol, t.family, states, {}};
       netlink::DumpResult result = netlink::Dump(

@@ -33,7 +33,8 @@ class SocketsCollector : public Collector {
  private:
   /// The tables of one network namespace, through `transport`, into `out`.
   Status CollectNamespace(netlink::Transport& transport, const EphemeralRange& range,
-                          const SocketsConfig& options, std::vector<prometheus::MetricFamily>& out);
+                          const SocketsConfig& options, const SocketTable::Limits& limits,
+                          std::vector<prometheus::MetricFamily>& out);
   struct PodCounts {
     size_t read_failed = 0;  ///< pods whose dump failed this scrape
     size_t readable = 0;     ///< pods' namespaces entered
@@ -47,7 +48,8 @@ class SocketsCollector : public Collector {
   void CollectPods(const SocketsConfig& options, const EphemeralRange& host_range,
                    std::chrono::steady_clock::duration host_read_time,
                    std::vector<prometheus::MetricFamily>& out);
-  void AppendPodReadings(const PodDiscovery& discovery, const PodCounts& counts,
+  void AppendPodReadings(const SocketsConfig& options, const PodDiscovery& discovery,
+                         const PodCounts& counts,
                          std::chrono::steady_clock::time_point scrape_start,
                          std::vector<prometheus::MetricFamily>& out) const;
 
@@ -66,6 +68,8 @@ class SocketsCollector : public Collector {
   /// Reused by every scrape rather than allocated by each (the runner never runs one collector
   /// twice at once). The count arrays pass from one table to the next, a second read's included.
   SocketTable::CountArrays count_arrays_;
+  /// The configured services' ports, per protocol: they keep their series in every table.
+  SocketTable::ListeningSet service_ports_ = SocketTable::ListeningSet(2);
   SocketTable::Totals totals_;
 };
 

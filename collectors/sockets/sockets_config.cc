@@ -19,9 +19,11 @@ SocketsConfig ParseSocketsConfig(const YAML::Node& node, const std::string& path
     return sockets;
   }
   RequireMap(node, path);
-  RejectUnknownKeys(node, path,
-                    {"protocols", "families", "max_port_series", "max_peer_port_series",
-                     "top_destinations", "bound_inactive", "pods", "pod_logs_dir"});
+  RejectUnknownKeys(
+      node, path,
+      {"protocols", "families", "max_port_series", "max_peer_port_series", "top_destinations",
+       "bound_inactive", "pods", "pod_logs_dir", "pod_max_port_series", "pod_max_peer_port_series",
+       "pod_top_destinations", "max_pod_series"});
   if (const YAML::Node protocols = node["protocols"]) {
     std::set<std::string> chosen = ParseChoiceList(protocols, path + ".protocols", {"tcp", "udp"});
     sockets.tcp = chosen.count("tcp") != 0;
@@ -40,6 +42,18 @@ SocketsConfig ParseSocketsConfig(const YAML::Node& node, const std::string& path
   }
   if (const YAML::Node top = node["top_destinations"]) {
     sockets.top_destinations = ParseCount(top, path + ".top_destinations", 0);
+  }
+  if (const YAML::Node cap = node["pod_max_port_series"]) {
+    sockets.pod_max_port_series = ParseCount(cap, path + ".pod_max_port_series", 1);
+  }
+  if (const YAML::Node cap = node["pod_max_peer_port_series"]) {
+    sockets.pod_max_peer_port_series = ParseCount(cap, path + ".pod_max_peer_port_series", 1);
+  }
+  if (const YAML::Node top = node["pod_top_destinations"]) {
+    sockets.pod_top_destinations = ParseCount(top, path + ".pod_top_destinations", 0);
+  }
+  if (const YAML::Node cap = node["max_pod_series"]) {
+    sockets.max_pod_series = ParseCount(cap, path + ".max_pod_series", 0);
   }
   if (const YAML::Node flag = node["bound_inactive"]) {
     sockets.bound_inactive = ParseBool(flag, path + ".bound_inactive");

@@ -30,6 +30,14 @@ struct SocketsConfig {
   bool pods = true;
   /// The kubelet's pod log directory: its entries <namespace>_<pod>_<uid> name the pods.
   std::string pod_logs_dir = "/var/log/pods";
+  /// Per pod, as max_port_series, max_peer_port_series and top_destinations are for the node:
+  /// a pod's listening ports and the configured services' ports always keep their series.
+  size_t pod_max_port_series = 20;
+  size_t pod_max_peer_port_series = 10;
+  size_t pod_top_destinations = 3;
+  /// The series every pod's sockets may add to a scrape together; beyond it, the pods with the
+  /// most series fold theirs into per-state totals (see FitPodsToBudget).
+  size_t max_pod_series = 20000;
 
   bool operator==(const SocketsConfig&) const = default;
 };

@@ -213,5 +213,88 @@ TEST_F(PodsE2eTest, TurningPodsOffByAReloadLetsGoOfTheirNamespaces) {
   EXPECT_EQ(kept_sysctl_files(), 0);
 }
 
+/// A busy pod's sockets: a listener on 9000 and 25 connections to it from fixed local ports
+/// 1001-1025 (outside its ephemeral range), 26 ports' worth of series without a cap.
+void BusyPodSockets(std::vector<UniqueFd>& keep) {
+  UniqueFd listener = Listen("127.0.0.1", 9000);
+  for (uint16_t port = 1001; port <= 1025; ++port) {
+    keep.push_back(ConnectFrom(SOCK_STREAM, "127.0.0.1", port, "127.0.0.1", 9000));
+    keep.push_back(Accept(listener));
+  }
+  keep.push_back(std::move(listener));
+}
+
+TEST_F(PodsE2eTest, APodKeepsItsListenersServicePortsAndTopPortsTheRestFold) {
+  std::mt19937_64 random(std::random_device{}());
+  const std::string uid = NewPodUid(random);
+  StartPod(uid, CgroupfsRoot(), fs::path("kubepods") / ("pod" + uid) / RandomHex(random, 64),
+           "30000 30999", BusyPodSockets);
+  ASSERT_TRUE(pods_[0].process->Ready());
+  NamePod("shop", "busy", uid);
+  // A cap of 5 per pod: the listener (9000), the configured service port 1025 whatever its
+  // rank, and the 3 busiest others (ties: lowest port first) keep their series.
+  std::ofstream(dir_ / "portwatch.yaml")
+      << "collectors:\n  sockets:\n    pod_max_port_series: 5\n    pod_logs_dir: "
+      << (dir_ / "pods").string()
+      << "\nservices:\n  - name: admin\n    port: 1025\n    owner: {process: nobody}\n";
+  ASSERT_NO_FATAL_FAILURE(StartExporter());
+  const Exposition metrics = ScrapeUntilEveryPodWasRead();
+  EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("shop", "busy", "tcp", "9000", "listen")), 1)
+      << metrics.Text();
+  EXPECT_EQ(
+      metrics.Value("portwatch_sockets", Labels("shop", "busy", "tcp", "9000", "established")), 25);
+  for (const std::string port : {"1001", "1002", "1003", "1025"}) {
+    EXPECT_EQ(
+        metrics.Value("portwatch_sockets", Labels("shop", "busy", "tcp", port, "established")), 1)
+        << port;
+  }
+  EXPECT_EQ(
+      metrics.Value("portwatch_sockets", Labels("shop", "busy", "tcp", "1004", "established")),
+      std::nullopt);
+  EXPECT_EQ(
+      metrics.Value("portwatch_sockets", Labels("shop", "busy", "tcp", "other", "established")),
+      21);
+  EXPECT_EQ(
+      metrics.Value("portwatch_port_series_folded",
+                    {{"metric", "portwatch_sockets"}, {"namespace", "shop"}, {"pod", "busy"}}),
+      21);
+  EXPECT_EQ(metrics.Value("portwatch_pod_series_folded", {}), 0);
+}
+
+TEST_F(PodsE2eTest, OverTheNodeBudgetTheLargestPodKeepsOnlyPerStateTotals) {
+  std::mt19937_64 random(std::random_device{}());
+  const std::string busy = NewPodUid(random);
+  const std::string quiet = NewPodUid(random);
+  StartPod(busy, CgroupfsRoot(), fs::path("kubepods") / ("pod" + busy) / RandomHex(random, 64),
+           "30000 30999", BusyPodSockets);
+  StartPod(quiet, CgroupfsRoot(), fs::path("kubepods") / ("pod" + quiet) / RandomHex(random, 64),
+           "30000 30999",
+           [](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7070)); });
+  for (const FakePod& pod : pods_) {
+    ASSERT_TRUE(pod.process->Ready());
+  }
+  NamePod("shop", "busy", busy);
+  NamePod("shop", "quiet", quiet);
+  std::ofstream(dir_ / "portwatch.yaml")
+      << "collectors:\n  sockets:\n    max_pod_series: 40\n    pod_logs_dir: "
+      << (dir_ / "pods").string() << "\n";
+  ASSERT_NO_FATAL_FAILURE(StartExporter());
+  const Exposition metrics = ScrapeUntilEveryPodWasRead();
+  // busy: its 50 sockets under port="other" by state, its listener's port gone.
+  EXPECT_EQ(
+      metrics.Value("portwatch_sockets", Labels("shop", "busy", "tcp", "other", "established")), 50)
+      << metrics.Text();
+  EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("shop", "busy", "tcp", "other", "listen")),
+            1);
+  EXPECT_EQ(metrics.Sum("portwatch_sockets", {{"pod", "busy"}}), 51);
+  // quiet keeps its ports.
+  EXPECT_EQ(metrics.Value("portwatch_sockets", Labels("shop", "quiet", "tcp", "7070", "listen")),
+            1);
+  const std::optional<double> folded = metrics.Value("portwatch_pod_series_folded", {});
+  ASSERT_TRUE(folded.has_value());
+  EXPECT_GT(*folded, 0);
+  EXPECT_LE(metrics.Value("portwatch_pod_series", {}).value_or(1e9), 40);
+}
+
 }  // namespace
 }  // namespace portwatch::testing

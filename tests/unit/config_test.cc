@@ -195,7 +195,8 @@ TEST(ConfigTest, UnknownNestedKey) {
             kConfigDir +
                 "bad_unknown_nested_key.yaml:4:5: unknown key \"max_ports\" in "
                 "collectors.sockets (known: bound_inactive, families, max_peer_port_series, "
-                "max_port_series, pod_logs_dir, pods, protocols, top_destinations)");
+                "max_pod_series, max_port_series, pod_logs_dir, pod_max_peer_port_series, "
+                "pod_max_port_series, pod_top_destinations, pods, protocols, top_destinations)");
 }
 
 TEST(ConfigTest, UnknownCollector) {

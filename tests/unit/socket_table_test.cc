@@ -306,6 +306,31 @@ TEST(SocketTableTest, MaxPortSeriesNeverFoldsListeners) {
   EXPECT_EQ(metrics.folded, Folded(0, 1));
 }
 
+TEST(SocketTableTest, ConfiguredServicePortsKeepTheirSeriesLikeListeners) {
+  // Port 7000 is a configured service's (tcp only): nothing listens there now, yet it keeps its
+  // series and counts against the cap like a listener; 7001 has more sockets but folds.
+  const SocketTable::ListeningSet service_ports = [] {
+    SocketTable::ListeningSet ports(2);
+    ports[0].set(7000);
+    ports[1].set(7001);  // a udp service: does not protect tcp 7001
+    return ports;
+  }();
+  SocketTable table(
+      kRange, {.max_port_series = 2, .max_peer_port_series = 100, .always_kept = &service_ports});
+  table.Add(kTcp, Record(netlink::kListen, 5000, 0));
+  AddMany(table, kTcp, Record(netlink::kTimeWait, 7000, 40001), 2);
+  AddMany(table, kTcp, Record(netlink::kEstablished, 7001, 40002), 4);
+  AddMany(table, kTcp, Record(netlink::kEstablished, 7002, 40003), 3);
+
+  TableMetrics metrics = Metrics(table);
+  EXPECT_EQ(metrics.sockets, (Counts{
+                                 {SocketKey("ipv4", "5000", "tcp", "listen"), 1},
+                                 {SocketKey("ipv4", "7000", "tcp", "time_wait"), 2},
+                                 {SocketKey("ipv4", "other", "tcp", "established"), 7},
+                             }));
+  EXPECT_EQ(metrics.folded, Folded(0, 2));
+}
+
 TEST(SocketTableTest, MaxPortSeriesNotReachedFoldsNothing) {
   SocketTable table(kRange, {.max_port_series = 3, .max_peer_port_series = 100});
   table.Add(kTcp, Record(netlink::kListen, 5000, 0));
