@@ -22,6 +22,15 @@ constexpr std::array<Protocol, 2> kProtocolsInOrder = {Protocol::kTcp, Protocol:
 constexpr std::array<netlink::Family, 2> kFamiliesInOrder = {netlink::Family::kIpv4,
                                                              netlink::Family::kIpv6};
 
+/// Calls `visit(port)` for each set bit of `ports`, lowest first: a pod's table touches a few
+/// ports, and each pass over the port space costs as many as are set (plus a word scan).
+template <typename Visit>
+void ForEachPort(const std::bitset<65536>& ports, Visit visit) {
+  for (size_t port = ports._Find_first(); port < ports.size(); port = ports._Find_next(port)) {
+    visit(static_cast<uint32_t>(port));
+  }
+}
+
 }  // namespace
 
 size_t SocketTable::DestinationHash::operator()(const Destination& destination) const {
@@ -46,31 +55,36 @@ SocketTable::SocketTable(EphemeralRange range, Limits limits, ListeningSet seed,
       limits_(limits),
       arrays_(std::move(arrays)),
       listening_(seed.size() == kProtocols ? std::move(seed) : ListeningSet(kProtocols)),
-      counted_as_client_(kProtocols) {}
+      counted_as_client_(kProtocols),
+      touched_local_(kProtocols),
+      touched_peer_(kProtocols) {}
 
 SocketTable::PortCounts& SocketTable::Use(PortCounts*& used, std::unique_ptr<PortCounts>& kept) {
   if (used == nullptr) {
-    if (kept) {
-      kept->fill(0);
-    } else {
-      kept = std::make_unique<PortCounts>();
+    if (!kept) {
+      kept = std::make_unique<PortCounts>();  // value-initialized: all zero
     }
-    used = kept.get();
+    used = kept.get();  // a kept array comes back all zero (ReleaseCountArrays)
   }
   return *used;
 }
 
 SocketTable::CountArrays SocketTable::ReleaseCountArrays() {
-  auto keep_used = [](auto& used, auto& kept) {
+  // Keeps the arrays this table used, zeroed where it counted; frees the others.
+  auto keep_used = [](auto& used, auto& kept, const ListeningSet& touched, auto protocol_of) {
     for (size_t i = 0; i < used.size(); ++i) {
       if (used[i] == nullptr) {
         kept[i].reset();
+        continue;
       }
+      PortCounts& counts = *used[i];
+      ForEachPort(touched[protocol_of(i)], [&counts](uint32_t port) { counts[port] = 0; });
       used[i] = nullptr;
     }
   };
-  keep_used(local_, arrays_.local_);
-  keep_used(peer_, arrays_.peer_);
+  keep_used(local_, arrays_.local_, touched_local_,
+            [](size_t index) { return index / (kFamilies * kStates); });
+  keep_used(peer_, arrays_.peer_, touched_peer_, [](size_t index) { return index / kStates; });
   return std::move(arrays_);
 }
 
@@ -84,6 +98,7 @@ void SocketTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
   const size_t state = record.state < kStates ? record.state : 0;
   const size_t local_index = LocalIndex(protocol_index, family_index, state);
   Use(local_[local_index], arrays_.local_[local_index])[record.local_port]++;
+  touched_local_[protocol_index].set(record.local_port);
   if (IsListening(protocol, record.state)) {
     listening_[protocol_index].set(record.local_port);
     late_listeners_ = late_listeners_ || counted_as_client_[protocol_index].test(record.local_port);
@@ -105,16 +120,14 @@ void SocketTable::Add(Protocol protocol, const netlink::SocketRecord& record) {
     }
     const size_t peer_index = PeerIndex(protocol_index, state);
     Use(peer_[peer_index], arrays_.peer_[peer_index])[record.remote_port]++;
+    touched_peer_[protocol_index].set(record.remote_port);
   }
 }
 
-void SocketTable::Totals::Clear() {
+void SocketTable::Totals::Allocate() {
   if (local_.empty()) {
     local_.assign(kProtocols * kPorts, 0);
     peer_.assign(kProtocols * kPorts, 0);
-  } else {
-    std::fill(local_.begin(), local_.end(), 0);
-    std::fill(peer_.begin(), peer_.end(), 0);
   }
 }
 
@@ -149,22 +162,30 @@ void SocketTable::AppendMetrics(std::vector<prometheus::MetricFamily>& out, Tota
 }
 
 void SocketTable::SumPerPort(Totals& totals) const {
-  totals.Clear();
+  // Only the touched ports' totals are written here and read by the budgets: the others may
+  // hold a previous table's sums.
+  totals.Allocate();
   for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
-    for (size_t state = 0; state < kStates; ++state) {
-      for (size_t family = 0; family < kFamilies; ++family) {
-        if (const auto& counts = local_[LocalIndex(protocol, family, state)]) {
-          for (uint32_t port = 0; port < kPorts; ++port) {
-            totals.Local(protocol, port) += (*counts)[port];
+    ForEachPort(touched_local_[protocol], [&](uint32_t port) {
+      uint64_t sum = 0;
+      for (size_t state = 0; state < kStates; ++state) {
+        for (size_t family = 0; family < kFamilies; ++family) {
+          if (const auto& counts = local_[LocalIndex(protocol, family, state)]) {
+            sum += (*counts)[port];
           }
         }
       }
-      if (const auto& counts = peer_[PeerIndex(protocol, state)]) {
-        for (uint32_t port = 0; port < kPorts; ++port) {
-          totals.Peer(protocol, port) += (*counts)[port];
+      totals.Local(protocol, port) = sum;
+    });
+    ForEachPort(touched_peer_[protocol], [&](uint32_t port) {
+      uint64_t sum = 0;
+      for (size_t state = 0; state < kStates; ++state) {
+        if (const auto& counts = peer_[PeerIndex(protocol, state)]) {
+          sum += (*counts)[port];
         }
       }
-    }
+      totals.Peer(protocol, port) = sum;
+    });
   }
 }
 
@@ -178,7 +199,9 @@ SocketTable::SeriesBudget SocketTable::LocalPortBudget(Totals& totals) const {
         limits_.always_kept != nullptr && protocol < limits_.always_kept->size()
             ? &(*limits_.always_kept)[protocol]
             : nullptr;
-    for (uint32_t port = 0; port < kPorts; ++port) {
+    // A seeded listening port with no socket left still counts against the cap.
+    kept_ports += (listening_[protocol] & ~touched_local_[protocol]).count();
+    ForEachPort(touched_local_[protocol], [&](uint32_t port) {
       const uint64_t sockets = totals.Local(protocol, port);
       if (listening_[protocol].test(port)) {
         kept_ports++;
@@ -189,7 +212,7 @@ SocketTable::SeriesBudget SocketTable::LocalPortBudget(Totals& totals) const {
           candidates.push_back({sockets, protocol, port});
         }
       }
-    }
+    });
   }
   return {std::move(candidates), kept_ports, limits_.max_port_series};
 }
@@ -197,11 +220,11 @@ SocketTable::SeriesBudget SocketTable::LocalPortBudget(Totals& totals) const {
 SocketTable::SeriesBudget SocketTable::PeerPortBudget(Totals& totals) const {
   std::vector<RankedPort> candidates;
   for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
-    for (uint32_t port = 0; port < kPorts; ++port) {
+    ForEachPort(touched_peer_[protocol], [&](uint32_t port) {
       if (const uint64_t sockets = totals.Peer(protocol, port); sockets > 0) {
         candidates.push_back({sockets, protocol, port});
       }
-    }
+    });
   }
   return {std::move(candidates), 0, limits_.max_peer_port_series};
 }
@@ -214,15 +237,18 @@ void SocketTable::AppendSockets(const SeriesBudget& budget,
     for (size_t state = 0; state < kStates; ++state) {
       for (size_t family = 0; family < kFamilies; ++family) {
         const auto& counts = local_[LocalIndex(protocol, family, state)];
-        for (uint32_t port = 0; counts != nullptr && port < kPorts; ++port) {
+        if (counts == nullptr) {
+          continue;
+        }
+        ForEachPort(touched_local_[protocol], [&](uint32_t port) {
           if ((*counts)[port] == 0) {
-            continue;
+            return;
           }
           std::string label = FoldsAsEphemeral(protocol, port) ? "ephemeral"
                               : budget.Folded(protocol, port)  ? "other"
                                                                : std::to_string(port);
           series[{protocol, family, state, std::move(label)}] += (*counts)[port];
-        }
+        });
       }
     }
   }
@@ -250,12 +276,15 @@ void SocketTable::AppendPeerSockets(const SeriesBudget& budget,
   for (size_t protocol = 0; protocol < kProtocols; ++protocol) {
     for (size_t state = 0; state < kStates; ++state) {
       const auto& counts = peer_[PeerIndex(protocol, state)];
-      for (uint32_t port = 0; counts != nullptr && port < kPorts; ++port) {
+      if (counts == nullptr) {
+        continue;
+      }
+      ForEachPort(touched_peer_[protocol], [&](uint32_t port) {
         if ((*counts)[port] != 0) {
           std::string label = budget.Folded(protocol, port) ? "other" : std::to_string(port);
           series[{protocol, state, std::move(label)}] += (*counts)[port];
         }
-      }
+      });
     }
   }
   FamilyBuilder family_builder(

@@ -47,7 +47,8 @@ class SocketTable {
   /// The per-port count arrays a table fills, one per (protocol, family, state) and per
   /// (protocol, state) of client-side sockets in use (256 KiB each). Hand them from one table to
   /// the next (ReleaseCountArrays, then the constructor) to keep them across scrapes: a table
-  /// zeroes an array when it first uses it and allocates only those its predecessor did not use.
+  /// allocates only those its predecessor did not use, and hands them back all zero (it clears
+  /// only the ports it touched, so a pod with a few sockets costs a few entries, not 256 KiB).
   class CountArrays {
    private:
     friend class SocketTable;
@@ -64,11 +65,12 @@ class SocketTable {
   const ListeningSet& ListeningPorts() const { return listening_; }
 
   /// Working memory of AppendMetrics: every port's socket count per protocol, as a local and as
-  /// a peer port (2 MiB). Keep one across scrapes: each use clears it, only the first allocates.
+  /// a peer port (2 MiB). Keep one across scrapes: only the first use allocates, and each use
+  /// writes (and later reads) only the ports its table touched.
   class Totals {
    private:
     friend class SocketTable;
-    void Clear();
+    void Allocate();
     uint64_t& Local(size_t protocol, uint32_t port) { return local_[protocol * kPorts + port]; }
     uint64_t& Peer(size_t protocol, uint32_t port) { return peer_[protocol * kPorts + port]; }
 
@@ -148,6 +150,10 @@ class SocketTable {
   // On the heap, like everything sized by the port space: web threads have small stacks.
   ListeningSet listening_;
   ListeningSet counted_as_client_;  ///< ephemeral ports whose sockets went to peer counts
+  /// Per protocol, the ports with a count in any local (touched_local_) or peer (touched_peer_)
+  /// array: every pass over the port space visits only these.
+  ListeningSet touched_local_;
+  ListeningSet touched_peer_;
   bool late_listeners_ = false;
 };
 
