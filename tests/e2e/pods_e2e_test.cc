@@ -276,7 +276,7 @@ TEST_F(PodsE2eTest, OverTheNodeBudgetTheLargestPodKeepsOnlyPerStateTotals) {
   NamePod("shop", "busy", busy);
   NamePod("shop", "quiet", quiet);
   std::ofstream(dir_ / "portwatch.yaml")
-      << "collectors:\n  sockets:\n    max_pod_series: 40\n    pod_logs_dir: "
+      << "collectors:\n  sockets:\n    max_pod_series: 20\n    pod_logs_dir: "
       << (dir_ / "pods").string() << "\n";
   ASSERT_NO_FATAL_FAILURE(StartExporter());
   const Exposition metrics = ScrapeUntilEveryPodWasRead();
@@ -293,7 +293,7 @@ TEST_F(PodsE2eTest, OverTheNodeBudgetTheLargestPodKeepsOnlyPerStateTotals) {
   const std::optional<double> folded = metrics.Value("portwatch_pod_series_folded", {});
   ASSERT_TRUE(folded.has_value());
   EXPECT_GT(*folded, 0);
-  EXPECT_LE(metrics.Value("portwatch_pod_series", {}).value_or(1e9), 40);
+  EXPECT_LE(metrics.Value("portwatch_pod_series", {}).value_or(1e9), 20);
 }
 
 }  // namespace
