@@ -376,6 +376,9 @@ test("tls-auth: the binary serves the overlay's web config, set up as docs/deplo
       const volume = pod.volumes.find((v) => v.name === mount.name);
       const local = path.join(dir, "mnt", mount.name);
       fs.mkdirSync(local, { recursive: true });
+      if (volume.hostPath) {
+        return { mountPath: mount.mountPath, local };  // the node's directory: empty here
+      }
       const name = volume.configMap?.name ?? volume.secret?.secretName;
       const source = objects.find((o) => ["ConfigMap", "Secret"].includes(o.kind) &&
                                           o.metadata.name === name);
