@@ -9,13 +9,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -25,7 +28,9 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include "tests/support/child.h"
 #include "tests/support/exporter_process.h"
+#include "tests/support/fake_pods.h"
 #include "tests/support/http.h"
 #include "tests/support/netns.h"
 #include "tests/support/sockets.h"
@@ -107,6 +112,9 @@ struct PodSpec {
   std::vector<std::string> args;
   std::string config_map;  ///< the ConfigMap mounted into the container
   std::string config_mount_path;
+  /// Where the node's directories (hostPath volumes, read-only) are mounted: each gets an empty
+  /// directory of the test, as on a node whose kubelet has no pod yet.
+  std::vector<std::string> host_path_mounts;
   uint16_t port = 0;
   std::string liveness_path;
   std::string readiness_path;
@@ -161,6 +169,14 @@ PodSpec ReadDaemonSet() {
   for (const YAML::Node& candidate : pod["volumes"]) {
     if (candidate["name"].as<std::string>() == volume) {
       spec.config_map = candidate["configMap"]["name"].as<std::string>();
+    }
+  }
+  for (const YAML::Node& mount : container["volumeMounts"]) {
+    for (const YAML::Node& candidate : pod["volumes"]) {
+      if (candidate["name"].as<std::string>() == mount["name"].as<std::string>() &&
+          candidate["hostPath"]) {
+        spec.host_path_mounts.push_back(mount["mountPath"].as<std::string>());
+      }
     }
   }
   return spec;
@@ -346,6 +362,51 @@ uint64_t CapabilityMask(const std::vector<std::string>& names) {
 
 /// A process of user kOtherUser, named kOtherUserComm, listening on 127.0.0.1:kOtherUserPort in
 /// the caller's network namespace until destroyed.
+/// A process standing in for a Kubernetes pod: a network namespace of its own with a listener on
+/// 127.0.0.1:kFakePodPort, in a cgroup named as the kubelet's cgroupfs driver names it, and its
+/// kubelet log directory entry (<namespace>_<pod>_<uid>) in `pod_logs_dir`.
+constexpr uint16_t kFakePodPort = 7070;
+class FakePod {
+ public:
+  explicit FakePod(const std::filesystem::path& pod_logs_dir) {
+    std::mt19937_64 random(std::random_device{}());
+    uid_ = NewPodUid(random);
+    std::filesystem::path cgroup = CgroupfsRoot();
+    for (const std::string part : {std::string("kubepods"), "pod" + uid_, RandomHex(random, 64)}) {
+      cgroup /= part;
+      if (!std::filesystem::exists(cgroup)) {
+        std::filesystem::create_directory(cgroup);
+        made_.push_back(cgroup);
+      }
+    }
+    const std::string procs = (cgroup / "cgroup.procs").string();
+    process_ = std::make_unique<ChildProcess>("fake-pod", [procs](std::vector<UniqueFd>& keep) {
+      if (!EnterPrivateNetworkNamespace().empty()) {
+        ::_exit(3);
+      }
+      std::ofstream(procs) << ::getpid() << "\n";
+      keep.push_back(Listen("127.0.0.1", kFakePodPort));
+    });
+    std::filesystem::create_directories(pod_logs_dir / ("portwatch-test_fake_" + uid_));
+  }
+  ~FakePod() {
+    process_.reset();  // killed and reaped: its cgroup is empty
+    for (auto made = made_.rbegin(); made != made_.rend(); ++made) {
+      for (int attempt = 0; attempt < 50 && ::rmdir(made->c_str()) != 0; ++attempt) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the kernel lets go late
+      }
+    }
+  }
+  FakePod(const FakePod&) = delete;
+  FakePod& operator=(const FakePod&) = delete;
+  bool Ready() const { return process_ && process_->Ready(); }
+
+ private:
+  std::string uid_;
+  std::vector<std::filesystem::path> made_;
+  std::unique_ptr<ChildProcess> process_;
+};
+
 class OtherUserListener {
  public:
   OtherUserListener() {
@@ -426,7 +487,30 @@ class ContainerTest : public ::testing::Test {
     if (!config_dir_.empty()) {
       std::filesystem::remove_all(config_dir_);
       std::filesystem::remove(seccomp_profile_);
+      for (size_t i = 0; i < pod_.host_path_mounts.size(); ++i) {
+        std::filesystem::remove_all(NodeDirectory(i));
+      }
     }
+  }
+
+  /// The empty directory of the test standing for the node's directory of hostPath mount `index`.
+  std::filesystem::path NodeDirectory(size_t index) const {
+    return config_dir_ + ".node" + std::to_string(index);
+  }
+
+  /// The fake pod's listener as the exporter on `port` counts it (nullopt: not counted).
+  static std::optional<double> FakePodListeners(uint16_t port) {
+    const Exposition metrics(HttpRequest(port, "GET", "/metrics").body);
+    for (const auto& [key, value] : metrics.Samples()) {
+      if (key.rfind("portwatch_sockets{", 0) == 0 &&
+          key.find("namespace=\"portwatch-test\"") != std::string::npos &&
+          key.find("pod=\"fake\"") != std::string::npos &&
+          key.find("port=\"" + std::to_string(kFakePodPort) + "\"") != std::string::npos &&
+          key.find("state=\"listen\"") != std::string::npos) {
+        return value;
+      }
+    }
+    return std::nullopt;
   }
 
   /// podman flags equivalent to the DaemonSet's pod spec, with `drop_cap_add` left out of the
@@ -463,6 +547,11 @@ class ContainerTest : public ::testing::Test {
       }
     }
     flags.push_back("--volume=" + config_dir_ + ":" + pod_.config_mount_path + ":ro");
+    for (size_t i = 0; i < pod_.host_path_mounts.size(); ++i) {
+      std::filesystem::create_directories(NodeDirectory(i));
+      flags.push_back("--volume=" + NodeDirectory(i).string() + ":" + pod_.host_path_mounts[i] +
+                      ":ro");
+    }
     return flags;
   }
 
@@ -609,6 +698,9 @@ TEST_F(ContainerTest, RunsAsTheDaemonSetPodAndNamesOtherUsersListeners) {
   EXPECT_EQ(pod_.cap_drop, std::vector<std::string>{"ALL"});
   OtherUserListener other;
   ASSERT_TRUE(other.Ready());
+  ASSERT_FALSE(pod_.host_path_mounts.empty()) << "the DaemonSet mounts no /var/log/pods";
+  FakePod fake_pod(NodeDirectory(0));
+  ASSERT_TRUE(fake_pod.Ready());
   ASSERT_EQ(AllowEveryAttachPath(config_dir_ + "/portwatch.yaml"), "");
 
   const pid_t pid = Start(PodFlags(), pod_.args, pod_.port, pod_.readiness_path);
@@ -638,6 +730,9 @@ TEST_F(ContainerTest, RunsAsTheDaemonSetPodAndNamesOtherUsersListeners) {
   // BPF and PERFMON attach bind_events' eBPF program, under a RuntimeDefault seccomp profile
   // that allows bpf() with CAP_BPF (containerd's, Docker's).
   EXPECT_EQ(BindEventsAvailable(pod_.port), 1.0) << metrics.Text();
+  // SYS_ADMIN (setns, which the profile allows with it) and hostPID count the pod's sockets,
+  // named from the mounted pod log directory.
+  EXPECT_EQ(FakePodListeners(pod_.port), 1.0) << metrics.Text();
 
   // The exporter runs with exactly the pod's user and capabilities, no new privileges, seccomp,
   // on a read-only root.
@@ -670,38 +765,55 @@ TEST_F(ContainerTest, EveryPrivilegeOfThePodIsNeeded) {
   // - bind_events' (BPF, PERFMON, a seccomp profile allowing bpf()): its eBPF program cannot
   //   be loaded or attached (portwatch_bind_events_available 0); the other user's process is
   //   still named.
-  // A capability of neither fails the test: say here what it is for and how to see it missing.
+  // - pods' (SYS_ADMIN): the fake pod's namespace cannot be entered (counted as failed), its
+  //   listener is not counted; the rest works.
+  // A capability of none fails the test: say here what it is for and how to see it missing.
   const std::set<std::string> kBindEventsCaps = {"BPF", "PERFMON"};
   const std::set<std::string> kServicesCaps = {"DAC_READ_SEARCH", "SYS_PTRACE"};
+  const std::set<std::string> kPodsCaps = {"SYS_ADMIN"};
+  enum class Loses { kBindEvents, kProcessNames, kPods };
   struct Variant {
     std::string name;
     std::vector<std::string> flags;
-    bool bind_events;  ///< the privilege left out is one of bind_events'
+    Loses loses;  ///< what leaving the privilege out costs
   };
+  FakePod fake_pod(NodeDirectory(0));
+  ASSERT_TRUE(fake_pod.Ready());
   std::vector<Variant> variants;
   for (const std::string& cap : pod_.cap_add) {
-    ASSERT_TRUE(kBindEventsCaps.count(cap) || kServicesCaps.count(cap))
+    ASSERT_TRUE(kBindEventsCaps.count(cap) || kServicesCaps.count(cap) || kPodsCaps.count(cap))
         << "the DaemonSet adds " << cap << ", which this test does not know how to check";
-    variants.push_back({"without " + cap, PodFlags(cap), kBindEventsCaps.count(cap) > 0});
+    variants.push_back({"without " + cap, PodFlags(cap),
+                        kBindEventsCaps.count(cap) != 0 ? Loses::kBindEvents
+                        : kPodsCaps.count(cap) != 0     ? Loses::kPods
+                                                        : Loses::kProcessNames});
   }
   if (pod_.host_pid) {
-    variants.push_back({"without hostPID", PodFlags("", false), false});
+    variants.push_back({"without hostPID", PodFlags("", false), Loses::kProcessNames});
   }
-  // Under podman's (and CRI-O's) own default profile bpf() needs CAP_SYS_ADMIN: bind_events is
-  // unavailable there with the pod's privileges, the rest works (docs/deploy.md says so).
+  // Under podman's (and CRI-O's) own default profile bpf() needs CAP_SYS_ADMIN, which the pod
+  // has for pods: bind_events is unavailable there only without it (docs/deploy.md says so).
   if (pod_.seccomp == "RuntimeDefault") {
-    variants.push_back({"with podman's default seccomp profile", PodFlags("", true, true), true});
+    variants.push_back({"with podman's default seccomp profile, without SYS_ADMIN",
+                        PodFlags("SYS_ADMIN", true, true), Loses::kBindEvents});
   }
   ASSERT_FALSE(variants.empty()) << "the DaemonSet asks for no privilege: drop this test";
-  for (const auto& [name, flags, bind_events] : variants) {
+  for (const auto& [name, flags, loses] : variants) {
     SCOPED_TRACE(name);
     ASSERT_GT(Start(flags, pod_.args, pod_.port, pod_.readiness_path), 0);
-    if (bind_events) {
-      EXPECT_EQ(BindEventsAvailable(pod_.port), 0.0);
-      EXPECT_EQ(OtherUserListenerProcess(pod_.port), kOtherUserComm);
-    } else {
-      EXPECT_EQ(BindEventsAvailable(pod_.port), 1.0);
-      EXPECT_EQ(OtherUserListenerProcess(pod_.port), "unknown");
+    EXPECT_EQ(BindEventsAvailable(pod_.port), loses == Loses::kBindEvents ? 0.0 : 1.0);
+    EXPECT_EQ(OtherUserListenerProcess(pod_.port),
+              loses == Loses::kProcessNames ? "unknown" : kOtherUserComm);
+    const bool enters_pods =
+        std::find(flags.begin(), flags.end(), "--cap-add=SYS_ADMIN") != flags.end();
+    if (!enters_pods) {
+      EXPECT_EQ(FakePodListeners(pod_.port), std::nullopt);
+      EXPECT_GE(Exposition(HttpRequest(pod_.port, "GET", "/metrics").body)
+                    .Value("portwatch_pod_network_namespaces", {{"state", "failed"}})
+                    .value_or(0),
+                1.0);
+    } else if (loses == Loses::kBindEvents) {
+      EXPECT_EQ(FakePodListeners(pod_.port), 1.0);
     }
     std::string ignored;
     Podman({"rm", "-f", "-t", "0", container_}, ignored);
