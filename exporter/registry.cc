@@ -68,11 +68,12 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        [](const YAML::Node& section, const std::string& path, Config& config) {
          config.bind_events = ParseBindEventsConfig(section, path);
        },
-       [](const Config& config, const SharedKernelViews&) -> std::unique_ptr<Collector> {
+       [](const Config& config, const SharedKernelViews& shared) -> std::unique_ptr<Collector> {
          auto collector = std::make_unique<BindEventsCollector>(
              ProcFs(), KernelTransportFactory(), OpenKernelBindEventSource, config.bind_events,
-             OwnNetworkNamespace());
+             OwnNetworkNamespace(), nullptr, PodLookupFrom(shared.pods));
          collector->ShowCommandLines(config.privacy.command_lines);
+         collector->LookForPods(config.sockets);
          return collector;
        },
        [](const Config&) {

@@ -23,14 +23,37 @@ using netlink::Protocol;
 
 uint32_t OwnNetworkNamespace() { return static_cast<uint32_t>(ProcFs().NetworkNamespace("self")); }
 
+BindEventsCollector::PodLookupFactory PodLookupFrom(std::shared_ptr<PodNamespaces> pods) {
+  return [pods = std::move(pods)](const SocketsConfig& sockets,
+                                  std::chrono::steady_clock::duration max_age) -> PodLookup {
+    if (!sockets.pods || !pods) {
+      return nullptr;
+    }
+    return [pods, dir = sockets.pod_logs_dir, max_age](uint32_t netns) -> std::optional<PodLabels> {
+      std::shared_ptr<const PodDiscovery> discovery = pods->Discover(dir, max_age);
+      const PodNamespace* pod = discovery->Find(netns);
+      if (pod == nullptr && max_age > PodNamespaces::kSameScrape) {
+        // A pod younger than that list, maybe.
+        discovery = pods->Discover(dir, PodNamespaces::kSameScrape);
+        pod = discovery->Find(netns);
+      }
+      if (pod == nullptr) {
+        return std::nullopt;
+      }
+      return PodLabels{pod->namespace_name, pod->name};
+    };
+  };
+}
+
 BindEventsCollector::BindEventsCollector(ProcFs procfs, netlink::TransportFactory open_transport,
                                          SourceFactory open_source, const BindEventsConfig& options,
-                                         uint32_t own_netns, LogSink log)
+                                         uint32_t own_netns, LogSink log, PodLookupFactory pods)
     : procfs_(std::move(procfs)),
       open_transport_(std::move(open_transport)),
       open_source_(std::move(open_source)),
       own_netns_(own_netns),
-      log_(std::move(log)) {
+      log_(std::move(log)),
+      pods_for_(std::move(pods)) {
   if (!log_) {
     log_ = [](const std::string& line) { spdlog::info("{}", line); };
   }
@@ -99,6 +122,7 @@ Status BindEventsCollector::Collect(const Config& config,
                                     std::vector<prometheus::MetricFamily>& out) {
   const BindEventsConfig& options = config.bind_events;
   ShowCommandLines(config.privacy.command_lines);
+  LookForPods(config.sockets);
   if (options.attach != allowed_) {
     spdlog::info(
         "{}", LogLine("bind_events: attach paths changed by a config reload, re-attaching").Text());
@@ -137,7 +161,8 @@ Status BindEventsCollector::Collect(const Config& config,
     kept.insert(service.port);
   }
   counters_.Update(source_->ReadCounts(), kept,
-                   BindFailureCounters::Options{options.max_port_series, only_netns});
+                   BindFailureCounters::Options{options.max_port_series, only_netns},
+                   ScrapePodLookup(config.sockets));
   counters_.AppendMetrics(out);
 
   FamilyBuilder uncounted("portwatch_bind_failures_uncounted_total",
@@ -154,19 +179,65 @@ Status BindEventsCollector::Collect(const Config& config,
   return {};
 }
 
-std::string BindEventsCollector::DescribeFailure(const BindFailureEvent& event) const {
-  return Describe(event).Text();
+void BindEventsCollector::LookForPods(const SocketsConfig& sockets) {
+  PodLookup lookup = pods_for_ ? pods_for_(sockets, kLogPodListAge) : nullptr;
+  const std::lock_guard lock(pods_mutex_);
+  log_pods_ = std::move(lookup);
 }
 
-LogLine BindEventsCollector::Describe(const BindFailureEvent& event) const {
+PodLookup BindEventsCollector::ScrapePodLookup(const SocketsConfig& sockets) {
+  std::map<uint32_t, PodLabels> logged;
+  {
+    const std::lock_guard lock(pods_mutex_);
+    logged.swap(logged_pods_);
+  }
+  PodLookup pods = pods_for_ ? pods_for_(sockets, PodNamespaces::kSameScrape) : nullptr;
+  if (!pods) {
+    return nullptr;
+  }
+  return [this, pods = std::move(pods),
+          logged = std::move(logged)](uint32_t netns) -> std::optional<PodLabels> {
+    // The exporter's own namespace (the node's, for a DaemonSet) is no pod's: no /proc walk.
+    if (netns == own_netns_) {
+      return std::nullopt;
+    }
+    if (std::optional<PodLabels> pod = pods(netns)) {
+      return pod;
+    }
+    const auto named = logged.find(netns);
+    return named != logged.end() ? std::optional(named->second) : std::nullopt;
+  };
+}
+
+std::optional<PodLabels> BindEventsCollector::PodOf(uint32_t netns) const {
+  PodLookup lookup;
+  {
+    const std::lock_guard lock(pods_mutex_);
+    lookup = log_pods_;
+  }
+  if (!lookup || netns == own_netns_) {
+    return std::nullopt;
+  }
+  return lookup(netns);  // unlocked: it may walk /proc
+}
+
+std::string BindEventsCollector::DescribeFailure(const BindFailureEvent& event) const {
+  return Describe(event, PodOf(event.key.netns)).Text();
+}
+
+LogLine BindEventsCollector::Describe(const BindFailureEvent& event,
+                                      const std::optional<PodLabels>& pod) const {
   const BindFailureKey& key = event.key;
   LogLine line(std::string(SyscallLabel(key.syscall)) + " failed");
   line.Add("errno", ErrnoLabel(key.err))
       .Add("process", key.comm)
       .Add("pid", event.pid)
       .Add("uid", event.uid)
-      .Add("netns", key.netns)
-      .Add("family", FamilyLabel(key.family));
+      .Add("netns", key.netns);
+  if (pod) {
+    line.Add("pod", pod->namespace_name.empty() ? pod->pod : pod->namespace_name + "/" + pod->pod);
+  }
+  line.Add("family", FamilyLabel(key.family));
   if (!event.address.empty()) {
     line.Add("address", event.address);
   }
@@ -235,7 +306,12 @@ void BindEventsCollector::OnEvent(const BindFailureEvent& event) {
     log_tokens_ -= 1;
     suppressed = std::exchange(log_suppressed_, 0);
   }
-  LogLine line = Describe(event);
+  const std::optional<PodLabels> pod = PodOf(event.key.netns);
+  if (pod) {
+    const std::lock_guard lock(pods_mutex_);
+    logged_pods_[event.key.netns] = *pod;
+  }
+  LogLine line = Describe(event, pod);
   if (suppressed != 0) {
     line.Add("suppressed_before", suppressed);
   }

@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "collectors/bind_events/bind_events_table.h"
 #include "collectors/collector.h"
 #include "collectors/common/logfmt.h"
+#include "collectors/netns/pod_namespaces.h"
 #include "collectors/procfs/procfs.h"
 #include "collectors/sockets/sockets_collector.h"
 
@@ -27,14 +30,20 @@ class BindEventsCollector : public Collector {
       const std::vector<BindEventsAttach>& allowed, BindEventHandler)>;
   /// Where log lines go (spdlog info in production, a vector in tests).
   using LogSink = std::function<void(const std::string&)>;
+  /// The PodLookup for the pods settings `sockets` (collectors.sockets.pods and pod_logs_dir;
+  /// nullptr when pods are off), naming pods from a list of the node's pods at most `max_age`
+  /// old. Production: PodLookupFrom(the shared PodNamespaces); tests: a fake.
+  using PodLookupFactory = std::function<PodLookup(const SocketsConfig& sockets,
+                                                   std::chrono::steady_clock::duration max_age)>;
 
   /// Opens the source at once with the attach paths `options` allows, so failures are counted
   /// from start-up on, not from the first scrape. A reloaded config with other attach paths
   /// re-attaches at the next scrape. `own_netns` is the inode of the exporter's network
-  /// namespace.
+  /// namespace. `pods` (nullptr: none) names the pods of failures' namespaces, in the series
+  /// of portwatch_bind_failures_total and in log lines.
   BindEventsCollector(ProcFs procfs, netlink::TransportFactory open_transport,
                       SourceFactory open_source, const BindEventsConfig& options,
-                      uint32_t own_netns, LogSink log = nullptr);
+                      uint32_t own_netns, LogSink log = nullptr, PodLookupFactory pods = nullptr);
   ~BindEventsCollector() override;
   BindEventsCollector(const BindEventsCollector&) = delete;
   BindEventsCollector& operator=(const BindEventsCollector&) = delete;
@@ -49,6 +58,16 @@ class BindEventsCollector : public Collector {
   /// Whether log lines show the holders' command lines (privacy.command_lines); every scrape
   /// sets it from the current config, the registry from the config loaded at start.
   void ShowCommandLines(bool show) { command_lines_ = show; }
+  /// How log lines find the pod of a failure's namespace (`sockets`: whether pods are looked
+  /// for, and where their names are); every scrape sets it from the current config, the registry
+  /// from the config loaded at start.
+  void LookForPods(const SocketsConfig& sockets);
+
+  /// How old the list of pods a log line names a known pod's namespace from may be. A namespace
+  /// not in it is looked for again in a list at most PodNamespaces::kSameScrape old: a pod that
+  /// fails right after it started is named too, and failures outside pods walk /proc at most
+  /// once a second.
+  static constexpr std::chrono::seconds kLogPodListAge{30};
 
   /// At most this many log lines in a burst, refilled at kLogLinesPerSecond.
   static constexpr double kLogBurst = 20;
@@ -56,7 +75,11 @@ class BindEventsCollector : public Collector {
 
  private:
   void OnEvent(const BindFailureEvent& event);
-  LogLine Describe(const BindFailureEvent& event) const;
+  /// This scrape's lookup for BindFailureCounters: the pods now, else those log lines named.
+  PodLookup ScrapePodLookup(const SocketsConfig& sockets);
+  /// The pod of network namespace `netns` for a log line (nullopt: none, or not known).
+  std::optional<PodLabels> PodOf(uint32_t netns) const;
+  LogLine Describe(const BindFailureEvent& event, const std::optional<PodLabels>& pod) const;
   /// (Re-)attaches through the first of `allowed` the kernel accepts and says so once.
   void OpenSource(const std::vector<BindEventsAttach>& allowed);
   std::set<uint16_t> ListeningPorts() const;
@@ -68,7 +91,14 @@ class BindEventsCollector : public Collector {
   uint32_t own_netns_;
   LogSink log_;
   std::atomic<bool> command_lines_{true};
+  PodLookupFactory pods_for_;
   BindFailureCounters counters_;
+
+  mutable std::mutex pods_mutex_;  ///< log lines are written on the source's thread
+  PodLookup log_pods_;             ///< how log lines find pods (LookForPods)
+  /// The pods log lines named since the last scrape, by namespace: a pod that failed and went
+  /// away before the scrape still gets its failures (see BindFailureCounters).
+  std::map<uint32_t, PodLabels> logged_pods_;
 
   std::mutex log_mutex_;  ///< the rate limiter: events arrive on the source's thread
   double log_tokens_ = kLogBurst;
@@ -80,5 +110,10 @@ class BindEventsCollector : public Collector {
 
 /// The inode of the calling process's network namespace (0 when /proc/self/ns/net is unreadable).
 uint32_t OwnNetworkNamespace();
+
+/// The pods of `pods` (the PodNamespaces every collector shares) as BindEventsCollector looks
+/// them up: Discover(pod_logs_dir, max_age), then, for a namespace not in that list,
+/// Discover(pod_logs_dir, PodNamespaces::kSameScrape).
+BindEventsCollector::PodLookupFactory PodLookupFrom(std::shared_ptr<PodNamespaces> pods);
 
 }  // namespace portwatch

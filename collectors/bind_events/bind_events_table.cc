@@ -85,7 +85,8 @@ BindFailureEvent DecodeBindEvent(const portwatch_bind_event& raw) {
 }
 
 void BindFailureCounters::Update(const std::vector<std::pair<BindFailureKey, uint64_t>>& snapshot,
-                                 const std::set<uint16_t>& kept_ports, const Options& options) {
+                                 const std::set<uint16_t>& kept_ports, const Options& options,
+                                 const PodLookup& pods, std::chrono::steady_clock::time_point now) {
   // Several kernel keys can decode to one key (comm bytes that CommLabel turns into '_', bytes
   // after the comm's NUL): add their counters up first. Taken one by one they would each be
   // compared with the other's last count, and every scrape would count their difference again.
@@ -107,6 +108,18 @@ void BindFailureCounters::Update(const std::vector<std::pair<BindFailureKey, uin
   }
   std::stable_sort(increases.begin(), increases.end(),
                    [](const auto& a, const auto& b) { return a.second > b.second; });
+  // One lookup per namespace and scrape, however many keys and series it has.
+  std::map<uint32_t, std::optional<PodLabels>> looked_up;
+  const PodLookup found = [&pods, &looked_up](uint32_t netns) {
+    const auto [entry, inserted] = looked_up.try_emplace(netns);
+    if (inserted) {
+      entry->second = pods(netns);
+    }
+    return entry->second;
+  };
+  if (!pods) {
+    ForgetPods();
+  }
   for (const auto& [key, increase] : increases) {
     std::string port = std::to_string(key->port);
     if (kept_ports.count(key->port) == 0 && labelled_ports_.count(key->port) == 0) {
@@ -118,9 +131,57 @@ void BindFailureCounters::Update(const std::vector<std::pair<BindFailureKey, uin
       }
     }
     series_[SeriesKey{std::string(SyscallLabel(key->syscall)), ErrnoLabel(key->err),
-                      std::string(FamilyLabel(key->family)), port, key->comm,
-                      std::to_string(key->netns)}] += increase;
+                      std::string(FamilyLabel(key->family)), port, key->comm, key->netns,
+                      pods ? Attribute(key->netns, found) : std::nullopt}] += increase;
   }
+  if (pods) {
+    ForgetGonePods(found, now);
+  }
+}
+
+std::optional<PodLabels> BindFailureCounters::Attribute(uint32_t netns, const PodLookup& found) {
+  if (std::optional<PodLabels> pod = found(netns)) {
+    pod_of_netns_[netns] = *pod;
+    return pod;
+  }
+  // Not (or no longer) a pod's: the pod it belonged to when last seen, if any. The failure
+  // happened before the scrape, maybe while the pod was still there.
+  const auto remembered = pod_of_netns_.find(netns);
+  return remembered != pod_of_netns_.end() ? std::optional(remembered->second) : std::nullopt;
+}
+
+void BindFailureCounters::ForgetGonePods(const PodLookup& found,
+                                         std::chrono::steady_clock::time_point now) {
+  std::set<std::pair<uint32_t, PodLabels>> with_series;
+  for (const auto& [labels, value] : series_) {
+    if (labels.pod) {
+      with_series.emplace(labels.netns, *labels.pod);
+    }
+  }
+  for (const auto& [netns, pod] : with_series) {
+    if (found(netns) == pod) {
+      gone_since_.erase({netns, pod});
+      continue;
+    }
+    const auto gone = gone_since_.try_emplace({netns, pod}, now).first;
+    if (now - gone->second < kForgetGonePodsAfter) {
+      continue;
+    }
+    gone_since_.erase(gone);
+    std::erase_if(series_, [netns = netns, &pod = pod](const auto& series) {
+      return series.first.netns == netns && series.first.pod == pod;
+    });
+    const auto remembered = pod_of_netns_.find(netns);
+    if (remembered != pod_of_netns_.end() && remembered->second == pod) {
+      pod_of_netns_.erase(remembered);
+    }
+  }
+}
+
+void BindFailureCounters::ForgetPods() {
+  std::erase_if(series_, [](const auto& series) { return series.first.pod.has_value(); });
+  pod_of_netns_.clear();
+  gone_since_.clear();
 }
 
 void BindFailureCounters::AppendMetrics(std::vector<prometheus::MetricFamily>& out) const {
@@ -128,17 +189,23 @@ void BindFailureCounters::AppendMetrics(std::vector<prometheus::MetricFamily>& o
       "portwatch_bind_failures_total",
       "Failed bind() (EADDRINUSE, EADDRNOTAVAIL, EACCES), listen() (EADDRINUSE) and connect() "
       "(EADDRNOTAVAIL) calls seen by eBPF, by the port the caller asked for (connect: the "
-      "destination port), process name and network namespace inode.",
+      "destination port), process name and network namespace inode; failures in a pod's network "
+      "namespace also by the pod's namespace and name.",
       prometheus::MetricType::Counter);
   for (const auto& [labels, value] : series_) {
-    const auto& [syscall, err, family, port, process, netns] = labels;
-    failures.Add({{"errno", err},
-                  {"family", family},
-                  {"netns", netns},
-                  {"port", port},
-                  {"process", process},
-                  {"syscall", syscall}},
-                 static_cast<double>(value));
+    // In name order, as every other family's labels.
+    std::vector<prometheus::ClientMetric::Label> names = {{"errno", labels.err},
+                                                          {"family", labels.family}};
+    if (labels.pod) {
+      names.push_back({"namespace", labels.pod->namespace_name});
+    }
+    names.push_back({"netns", std::to_string(labels.netns)});
+    if (labels.pod) {
+      names.push_back({"pod", labels.pod->pod});
+    }
+    names.insert(names.end(),
+                 {{"port", labels.port}, {"process", labels.process}, {"syscall", labels.syscall}});
+    failures.Add(names, static_cast<double>(value));
   }
   failures.MoveTo(out);
   FamilyBuilder folded("portwatch_bind_failures_port_series_folded",

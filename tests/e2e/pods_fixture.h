@@ -104,6 +104,12 @@ class PodsE2eTest : public ::testing::Test {
     fs::create_directories(dir_ / "pods" / (ns + "_" + name + "_" + uid));
   }
 
+  /// Appends `yaml` to the exporter's config: more entries of its `collectors:` map, indented
+  /// by two spaces (e.g. "  bind_events:\n    attach: [fexit, tracepoint]\n").
+  void AddCollectorConfig(const std::string& yaml) {
+    std::ofstream(dir_ / "portwatch.yaml", std::ios::app) << yaml;
+  }
+
   /// Starts the exporter on the pods config, through `wrapper` (a command and its arguments
   /// that execute the rest) when given, and waits until it is ready.
   void StartExporter(std::vector<std::string> wrapper = {}) {

@@ -2,10 +2,13 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -77,7 +80,8 @@ class BindEventsCollectorTest : public ::testing::Test {
           state_.handler = std::move(handler);
           return std::make_unique<FakeSource>(state_);
         },
-        options, kOwnNetns, [this](const std::string& line) { lines_.push_back(line); });
+        options, kOwnNetns, [this](const std::string& line) { lines_.push_back(line); },
+        pods_factory_);
   }
 
   static Config ParsedConfig(const std::string& yaml) {
@@ -88,6 +92,7 @@ class BindEventsCollectorTest : public ::testing::Test {
 
   FakeState state_;
   std::vector<std::string> lines_;
+  BindEventsCollector::PodLookupFactory pods_factory_;  ///< none unless a test sets one
 };
 
 TEST_F(BindEventsCollectorTest, UnavailableSaysSoAndSucceeds) {
@@ -311,6 +316,124 @@ TEST_F(BindEventsCollectorTest, LogLineNamesTheHoldersOfThePort) {
             "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026531840 "
             "family=ipv4 port=8080 holders=\"tcp listen by pid 4194401 (nginx); tcp time_wait (no "
             "process); tcp listen by an invisible process\"");
+}
+
+constexpr uint32_t kPodNetns = 4026533001;
+
+/// A fake of the shared PodNamespaces: pods by netns the test changes; remembers what it was asked.
+struct FakePods {
+  std::map<uint32_t, PodLabels> pods;
+  std::vector<uint32_t> looked_up;
+  std::vector<std::pair<std::string, std::chrono::steady_clock::duration>> made;  ///< dir, age
+
+  BindEventsCollector::PodLookupFactory Factory() {
+    return [this](const SocketsConfig& sockets,
+                  std::chrono::steady_clock::duration max_age) -> PodLookup {
+      if (!sockets.pods) {
+        return nullptr;
+      }
+      made.emplace_back(sockets.pod_logs_dir, max_age);
+      return [this](uint32_t netns) -> std::optional<PodLabels> {
+        looked_up.push_back(netns);
+        const auto found = pods.find(netns);
+        return found != pods.end() ? std::optional(found->second) : std::nullopt;
+      };
+    };
+  }
+};
+
+/// The series of `Key(8080, netns)`, with the labels of pod `ns`/`pod` when given.
+std::string Labels(uint32_t netns, const std::string& ns = "", const std::string& pod = "") {
+  const bool in_pod = !pod.empty();
+  return "{errno=\"EADDRINUSE\",family=\"ipv4\"," +
+         (in_pod ? "namespace=\"" + ns + "\"," : std::string()) + "netns=\"" +
+         std::to_string(netns) + "\"," + (in_pod ? "pod=\"" + pod + "\"," : std::string()) +
+         "port=\"8080\",process=\"app\",syscall=\"bind\"}";
+}
+
+TEST_F(BindEventsCollectorTest, PodsFailuresCarryThePodAndTheLogLineNamesIt) {
+  FakePods fake;
+  fake.pods = {{kPodNetns, {"shop", "web-0"}}};
+  pods_factory_ = fake.Factory();
+  auto collector = Make();
+  state_.counts = {
+      {Key(8080, kPodNetns), 3}, {Key(8080, kOwnNetns), 1}, {Key(8080, kOtherNetns), 2}};
+  const Config config = ParsedConfig(
+      "collectors:\n  sockets:\n    pod_logs_dir: /srv/pods\n  bind_events:\n    attach: "
+      "[fexit]\n");
+  std::vector<prometheus::MetricFamily> out;
+  ASSERT_TRUE(collector->Collect(config, out).Ok());
+  EXPECT_EQ(Samples(out, "portwatch_bind_failures_total"),
+            (std::map<std::string, double>{
+                {Labels(kPodNetns, "shop", "web-0"), 3},
+                {Labels(kOwnNetns), 1},
+                {Labels(kOtherNetns), 2},
+            }));
+  // The scrape looks the pods up in the configured directory, in the list this scrape made; the
+  // log lines in one at most kLogPodListAge old. The exporter's own namespace is never looked up.
+  EXPECT_EQ(fake.made, (std::vector<std::pair<std::string, std::chrono::steady_clock::duration>>{
+                           {"/srv/pods", BindEventsCollector::kLogPodListAge},
+                           {"/srv/pods", PodNamespaces::kSameScrape}}));
+  EXPECT_EQ(std::count(fake.looked_up.begin(), fake.looked_up.end(), kOwnNetns), 0);
+
+  BindFailureEvent in_use;
+  in_use.key = Key(8080, kPodNetns);
+  in_use.pid = 7;
+  EXPECT_EQ(collector->DescribeFailure(in_use),
+            "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026533001 "
+            "pod=shop/web-0 family=ipv4 port=8080 holders=\"unknown: another network "
+            "namespace\"");
+  // A pod the kubelet's directory does not name: its uid alone.
+  fake.pods[kPodNetns] = {"", "0b5c4a52-1111-2222-3333-444455556666"};
+  EXPECT_EQ(collector->DescribeFailure(in_use),
+            "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026533001 "
+            "pod=0b5c4a52-1111-2222-3333-444455556666 family=ipv4 port=8080 "
+            "holders=\"unknown: another network namespace\"");
+  // The node's namespace and namespaces of no pod: no pod in the line.
+  in_use.key = Key(8080, kOtherNetns);
+  EXPECT_EQ(collector->DescribeFailure(in_use),
+            "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026532999 "
+            "family=ipv4 port=8080 holders=\"unknown: another network namespace\"");
+}
+
+// A pod whose failure was logged and that went away before the scrape still gets the failure.
+TEST_F(BindEventsCollectorTest, APodGoneBeforeTheScrapeKeepsTheFailuresItLogged) {
+  FakePods fake;
+  fake.pods = {{kPodNetns, {"batch", "job-1"}}};
+  pods_factory_ = fake.Factory();
+  auto collector = Make();
+  collector->LookForPods(SocketsConfig{});  // as the registry does, before the first scrape
+  BindFailureEvent event;
+  event.key = Key(8080, kPodNetns);
+  event.pid = 9;
+  state_.handler(event);
+  ASSERT_EQ(lines_.size(), 1U);
+  EXPECT_NE(lines_[0].find(" pod=batch/job-1 "), std::string::npos) << lines_[0];
+  fake.pods.clear();
+  state_.counts = {{Key(8080, kPodNetns), 1}};
+  std::vector<prometheus::MetricFamily> out;
+  ASSERT_TRUE(collector->Collect(Config{}, out).Ok());
+  EXPECT_EQ(Samples(out, "portwatch_bind_failures_total"),
+            (std::map<std::string, double>{{Labels(kPodNetns, "batch", "job-1"), 1}}));
+}
+
+// collectors.sockets.pods off: no pod labels and no pod in log lines, and the pods are never
+// looked for.
+TEST_F(BindEventsCollectorTest, PodsOffLabelsNothing) {
+  FakePods fake;
+  fake.pods = {{kPodNetns, {"shop", "web-0"}}};
+  pods_factory_ = fake.Factory();
+  auto collector = Make();
+  state_.counts = {{Key(8080, kPodNetns), 3}};
+  std::vector<prometheus::MetricFamily> out;
+  ASSERT_TRUE(
+      collector->Collect(ParsedConfig("collectors:\n  sockets:\n    pods: false\n"), out).Ok());
+  EXPECT_EQ(Samples(out, "portwatch_bind_failures_total"),
+            (std::map<std::string, double>{{Labels(kPodNetns), 3}}));
+  BindFailureEvent in_use;
+  in_use.key = Key(8080, kPodNetns);
+  EXPECT_EQ(collector->DescribeFailure(in_use).find("pod="), std::string::npos);
+  EXPECT_TRUE(fake.looked_up.empty());
 }
 
 TEST(BindEventsConfig, ParsesAndRejects) {

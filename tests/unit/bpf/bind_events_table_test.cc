@@ -4,8 +4,10 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -187,6 +189,172 @@ TEST(BindFailureCounters, KernelKeysThatDecodeAlikeAddUp) {
   EXPECT_EQ(Failures(counters), (std::map<std::string, double>{{Series("8080", "app_"), 8}}));
   counters.Update({{first, 6}, {second, 4}}, {}, {10, 0});
   EXPECT_EQ(Failures(counters), (std::map<std::string, double>{{Series("8080", "app_"), 10}}));
+}
+
+/// The series of a failure in pod `pod` of namespace `ns` (netns `netns`), bind EADDRINUSE.
+std::string PodSeries(const std::string& ns, const std::string& pod, uint32_t netns,
+                      const std::string& port = "8080", const std::string& process = "app") {
+  return "{errno=\"EADDRINUSE\",family=\"ipv4\",namespace=\"" + ns + "\",netns=\"" +
+         std::to_string(netns) + "\",pod=\"" + pod + "\",port=\"" + port + "\",process=\"" +
+         process + "\",syscall=\"bind\"}";
+}
+
+constexpr uint32_t kPodA = 4026533001;
+constexpr uint32_t kPodB = 4026533002;
+constexpr uint32_t kNotAPod = 4026533003;  // `ip netns`, a container outside Kubernetes
+
+/// A fake PodLookup over a map the test changes, counting the calls per namespace.
+struct FakePods {
+  std::map<uint32_t, PodLabels> pods;
+  std::map<uint32_t, int> calls;
+
+  PodLookup Lookup() {
+    return [this](uint32_t netns) -> std::optional<PodLabels> {
+      ++calls[netns];
+      const auto found = pods.find(netns);
+      return found != pods.end() ? std::optional(found->second) : std::nullopt;
+    };
+  }
+};
+
+using Clock = std::chrono::steady_clock;
+
+TEST(BindFailureCountersPods, PodsNamespacesCarryThePodOthersNothing) {
+  FakePods fake;
+  fake.pods = {{kPodA, {"shop", "web-0"}}, {kPodB, {"", "0b5c4a52-1111-2222-3333-444455556666"}}};
+  BindFailureCounters counters;
+  counters.Update({{Key(8080, "app", kPodA), 3},
+                   {Key(8080, "worker", kPodA), 1},
+                   {Key(9090, "app", kPodB), 2},
+                   {Key(8080, "app", kNetns), 4},
+                   {Key(8080, "app", kNotAPod), 5}},
+                  {}, {10, 0}, fake.Lookup());
+  EXPECT_EQ(Failures(counters),
+            (std::map<std::string, double>{
+                {PodSeries("shop", "web-0", kPodA), 3},
+                {PodSeries("shop", "web-0", kPodA, "8080", "worker"), 1},
+                // The kubelet's directory does not name it: its uid, as every pod series.
+                {PodSeries("", "0b5c4a52-1111-2222-3333-444455556666", kPodB, "9090"), 2},
+                {Series("8080"), 4},
+                {Series("8080", "app", kNotAPod), 5},
+            }));
+  // One lookup per namespace and scrape, whatever its number of keys and series.
+  EXPECT_EQ(fake.calls,
+            (std::map<uint32_t, int>{{kPodA, 1}, {kPodB, 1}, {kNetns, 1}, {kNotAPod, 1}}));
+  // Nothing new: the namespaces without pod series are not looked up, the pods' are (are they
+  // still there?).
+  fake.calls.clear();
+  counters.Update({{Key(8080, "app", kPodA), 3},
+                   {Key(8080, "worker", kPodA), 1},
+                   {Key(9090, "app", kPodB), 2},
+                   {Key(8080, "app", kNetns), 4},
+                   {Key(8080, "app", kNotAPod), 5}},
+                  {}, {10, 0}, fake.Lookup());
+  EXPECT_EQ(fake.calls, (std::map<uint32_t, int>{{kPodA, 1}, {kPodB, 1}}));
+}
+
+// A pod that goes away between its failures and the scrape keeps them; its series stay for
+// kForgetGonePodsAfter after it is last seen, then end (never go down), and the inode is free for
+// a new namespace.
+TEST(BindFailureCountersPods, AGonePodsSeriesKeepTheirLabelsThenEnd) {
+  FakePods fake;
+  fake.pods = {{kPodA, {"shop", "web-0"}}, {kPodB, {"shop", "web-1"}}};
+  BindFailureCounters counters;
+  const Clock::time_point start = Clock::now();
+  counters.Update({{Key(8080, "app", kPodA), 2}, {Key(8080, "app", kPodB), 1}}, {}, {10, 0},
+                  fake.Lookup(), start);
+  // web-0 failed twice more, then went away before the scrape: still web-0's.
+  fake.pods.erase(kPodA);
+  counters.Update({{Key(8080, "app", kPodA), 4}, {Key(8080, "app", kPodB), 1}}, {}, {10, 0},
+                  fake.Lookup(), start + std::chrono::seconds(15));
+  const std::map<std::string, double> both = {{PodSeries("shop", "web-0", kPodA), 4},
+                                              {PodSeries("shop", "web-1", kPodB), 1}};
+  EXPECT_EQ(Failures(counters), both);
+  // Gone for a bit less than kForgetGonePodsAfter: still there.
+  counters.Update({{Key(8080, "app", kPodA), 4}, {Key(8080, "app", kPodB), 1}}, {}, {10, 0},
+                  fake.Lookup(),
+                  start + std::chrono::seconds(15) + BindFailureCounters::kForgetGonePodsAfter -
+                      std::chrono::seconds(1));
+  EXPECT_EQ(Failures(counters), both);
+  // Then its series end; web-1, still there, keeps its own.
+  counters.Update({{Key(8080, "app", kPodA), 4}, {Key(8080, "app", kPodB), 1}}, {}, {10, 0},
+                  fake.Lookup(),
+                  start + std::chrono::seconds(15) + BindFailureCounters::kForgetGonePodsAfter);
+  EXPECT_EQ(Failures(counters),
+            (std::map<std::string, double>{{PodSeries("shop", "web-1", kPodB), 1}}));
+  // The kernel reuses the inode for a namespace that is no pod's: its failures are not web-0's,
+  // and only the new ones count (the kernel key's older count was web-0's).
+  counters.Update({{Key(8080, "app", kPodA), 7}, {Key(8080, "app", kPodB), 1}}, {}, {10, 0},
+                  fake.Lookup(), start + std::chrono::hours(1));
+  EXPECT_EQ(Failures(counters),
+            (std::map<std::string, double>{{PodSeries("shop", "web-1", kPodB), 1},
+                                           {Series("8080", "app", kPodA), 3}}));
+}
+
+// An inode reused for another pod while the first pod's series are still exposed: the new pod's
+// failures start a series of its own, the first pod's keeps its value until it ends.
+TEST(BindFailureCountersPods, AReusedInodeStartsTheNewPodsOwnSeries) {
+  FakePods fake;
+  fake.pods = {{kPodA, {"shop", "web-0"}}};
+  BindFailureCounters counters;
+  const Clock::time_point start = Clock::now();
+  counters.Update({{Key(8080, "app", kPodA), 2}}, {}, {10, 0}, fake.Lookup(), start);
+  fake.pods[kPodA] = {"batch", "job-7"};
+  counters.Update({{Key(8080, "app", kPodA), 5}}, {}, {10, 0}, fake.Lookup(),
+                  start + std::chrono::seconds(30));
+  EXPECT_EQ(Failures(counters),
+            (std::map<std::string, double>{{PodSeries("shop", "web-0", kPodA), 2},
+                                           {PodSeries("batch", "job-7", kPodA), 3}}));
+  counters.Update({{Key(8080, "app", kPodA), 6}}, {}, {10, 0}, fake.Lookup(),
+                  start + std::chrono::seconds(30) + BindFailureCounters::kForgetGonePodsAfter);
+  EXPECT_EQ(Failures(counters),
+            (std::map<std::string, double>{{PodSeries("batch", "job-7", kPodA), 4}}));
+}
+
+// A namespace first seen outside any pod and later named as a pod's (the lookup did not know it
+// yet): the unlabelled series keeps what it had, the pod's starts with what came after.
+TEST(BindFailureCountersPods, ANamespaceLaterKnownAsAPodsStartsItsSeries) {
+  FakePods fake;
+  BindFailureCounters counters;
+  counters.Update({{Key(8080, "app", kPodA), 2}}, {}, {10, 0}, fake.Lookup());
+  fake.pods = {{kPodA, {"shop", "web-0"}}};
+  counters.Update({{Key(8080, "app", kPodA), 3}}, {}, {10, 0}, fake.Lookup());
+  EXPECT_EQ(Failures(counters),
+            (std::map<std::string, double>{{Series("8080", "app", kPodA), 2},
+                                           {PodSeries("shop", "web-0", kPodA), 1}}));
+}
+
+// Pods turned off by a reload: no series carries pod labels any more (they end, the others go
+// on); turned on again, the pods' new failures are labelled again.
+TEST(BindFailureCountersPods, PodsTurnedOffDropThePodSeries) {
+  FakePods fake;
+  fake.pods = {{kPodA, {"shop", "web-0"}}};
+  BindFailureCounters counters;
+  counters.Update({{Key(8080, "app", kPodA), 2}, {Key(8080), 1}}, {}, {10, 0}, fake.Lookup());
+  counters.Update({{Key(8080, "app", kPodA), 3}, {Key(8080), 1}}, {}, {10, 0}, nullptr);
+  EXPECT_EQ(Failures(counters), (std::map<std::string, double>{{Series("8080"), 1},
+                                                               {Series("8080", "app", kPodA), 1}}));
+  counters.Update({{Key(8080, "app", kPodA), 7}, {Key(8080), 1}}, {}, {10, 0}, fake.Lookup());
+  EXPECT_EQ(Failures(counters), (std::map<std::string, double>{
+                                    {Series("8080"), 1},
+                                    {Series("8080", "app", kPodA), 1},
+                                    {PodSeries("shop", "web-0", kPodA), 4},
+                                }));
+}
+
+// Pods' series share the port cap with everything else.
+TEST(BindFailureCountersPods, PodsSeriesShareThePortCap) {
+  FakePods fake;
+  fake.pods = {{kPodA, {"shop", "web-0"}}};
+  BindFailureCounters counters;
+  counters.Update({{Key(1001, "app", kPodA), 5}, {Key(1002, "app", kPodA), 1}, {Key(1003), 3}}, {},
+                  {2, 0}, fake.Lookup());
+  EXPECT_EQ(Failures(counters), (std::map<std::string, double>{
+                                    {PodSeries("shop", "web-0", kPodA, "1001"), 5},
+                                    {PodSeries("shop", "web-0", kPodA, "other"), 1},
+                                    {Series("1003"), 3},
+                                }));
+  EXPECT_EQ(Folded(counters), 1);
 }
 
 }  // namespace
