@@ -50,10 +50,11 @@ const std::vector<CollectorSpec>& KnownCollectors() {
               "other users' socket links and network namespaces cannot be read and their sockets "
               "not duplicated: process=\"unknown\", and SO_REUSEADDR predictions read unknown"}};
        }},
-      {"kernel_limits", "tcp_max_tw_buckets and the ephemeral port range (/proc/sys)", true,
-       nullptr,
-       [](const Config&, const SharedKernelViews&) -> std::unique_ptr<Collector> {
-         return std::make_unique<KernelLimitsCollector>(ProcFs());
+      {"kernel_limits",
+       "tcp_max_tw_buckets and the ephemeral port range (/proc/sys): the node's and each pod's",
+       true, nullptr,
+       [](const Config&, const SharedKernelViews& shared) -> std::unique_ptr<Collector> {
+         return std::make_unique<KernelLimitsCollector>(ProcFs(), shared.pods);
        },
        nullptr},
       {"netstat", "TcpExt TIME_WAIT and listen queue counters (/proc/net/netstat)", true, nullptr,

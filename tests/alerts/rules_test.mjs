@@ -99,7 +99,8 @@ test("pods: node rules select pod=\"\", per-pod rules keep namespace and pod", (
 
 test("the pods check notices a node rule that adds pods' sockets", () => {
   assert.deepEqual(perPodSelectors('sum(portwatch_sockets{state="time_wait"}) / portwatch_tcp_max_tw_buckets'),
-    [{ name: "portwatch_sockets", matchers: '{state="time_wait"}' }]);
+    [{ name: "portwatch_sockets", matchers: '{state="time_wait"}' },
+      { name: "portwatch_tcp_max_tw_buckets", matchers: "" }]);
   assert.deepEqual(perPodSelectors("portwatch_peer_sockets + portwatch:sockets:x + portwatch_sockets_other"),
     [{ name: "portwatch_peer_sockets", matchers: "" }]);
 });

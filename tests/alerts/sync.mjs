@@ -34,14 +34,17 @@ export const kGrafanaAlerts = {
   "portwatch-bind-failures": ["PortwatchBindFailures"],
 };
 
-// The families the sockets collector writes for the node's network namespace and, with
-// collectors.sockets.pods, once more per pod with the labels `namespace` and `pod`
-// (collectors/socket_table/socket_table.cc, SocketsCollector::CollectNamespace). A query about
-// the node selects pod=""; a query about pods keeps namespace and pod apart.
+// The families the sockets and kernel_limits collectors write for the node's network namespace
+// and, with collectors.sockets.pods, once more per pod with the labels `namespace` and `pod`
+// (collectors/socket_table/socket_table.cc, SocketsCollector::CollectNamespace,
+// BuildKernelLimitFamilies). A query about the node selects pod=""; a query about pods keeps
+// namespace and pod apart.
 export const kPerPodFamilies = ["portwatch_sockets", "portwatch_peer_sockets",
   "portwatch_ephemeral_destination_sockets", "portwatch_ephemeral_destination_untracked_sockets",
   "portwatch_port_series_folded", "portwatch_sock_diag_table_available",
-  "portwatch_scrape_sockets_read"];
+  "portwatch_scrape_sockets_read", "portwatch_tcp_max_tw_buckets",
+  "portwatch_ephemeral_port_range_first", "portwatch_ephemeral_port_range_last",
+  "portwatch_ephemeral_ports_available"];
 
 /// Every selector of a per-pod family in `expr`: {name, matchers} (matchers "" without braces).
 export function perPodSelectors(expr) {

@@ -1,6 +1,7 @@
 // The procfs collectors' failure paths; their normal output is covered by golden_test.cc.
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -75,7 +76,8 @@ TEST_F(ProcTreeTest, KernelLimitsWithNothingToReadFails) {
   Status status = collector.Collect(Config{}, out);
   EXPECT_FALSE(status.Ok());
   EXPECT_EQ(status.Error(),
-            "cannot read net.ipv4.tcp_max_tw_buckets, net.ipv4.ip_local_port_range");
+            "cannot read net.ipv4.tcp_max_tw_buckets, net.ipv4.ip_local_port_range, "
+            "net.ipv4.ip_local_reserved_ports");
   EXPECT_TRUE(out.empty());
 }
 
@@ -86,7 +88,8 @@ TEST_F(ProcTreeTest, KernelLimitsReportsWhatItCouldRead) {
   std::vector<prometheus::MetricFamily> out;
   Status status = collector.Collect(Config{}, out);
   EXPECT_FALSE(status.Ok());
-  EXPECT_EQ(status.Error(), "cannot read net.ipv4.ip_local_port_range");
+  EXPECT_EQ(status.Error(),
+            "cannot read net.ipv4.ip_local_port_range, net.ipv4.ip_local_reserved_ports");
   EXPECT_EQ(FamilyNames(out), (std::vector<std::string>{"portwatch_tcp_max_tw_buckets"}));
   EXPECT_EQ(Samples(out, "portwatch_tcp_max_tw_buckets"), (Counts{{"", 4096}}));
 }
@@ -140,6 +143,34 @@ TEST_F(ProcTreeTest, UnreadableReservedPortsFail) {
   EXPECT_EQ(status.Error(), "cannot read net.ipv4.ip_local_reserved_ports");
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_ports_available"), Counts{});
   EXPECT_EQ(Samples(out, "portwatch_ephemeral_port_range_first"), (Counts{{"", 40000}}));
+}
+
+TEST_F(ProcTreeTest, KernelLimitsCountsUnreadablePodsOnlyWithPodsOn) {
+  Write("sys/net/ipv4/tcp_max_tw_buckets", "4096\n");
+  Write("sys/net/ipv4/ip_local_port_range", "40000\t40999\n");
+  Write("sys/net/ipv4/ip_local_reserved_ports", "\n");
+  // A proc tree without processes: no pod to read, but pods are looked for.
+  KernelLimitsCollector collector{ProcFs(root_), std::make_shared<PodNamespaces>(ProcFs(root_))};
+  Config config;
+  config.sockets.pods = true;
+  config.sockets.pod_logs_dir = root_ + "/pods";
+  std::vector<prometheus::MetricFamily> out;
+  Status status = collector.Collect(config, out);
+  EXPECT_TRUE(status.Ok()) << status.Error();
+  EXPECT_EQ(Samples(out, "portwatch_tcp_max_tw_buckets"), (Counts{{"", 4096}}));
+  EXPECT_EQ(Samples(out, "portwatch_pod_kernel_settings_unreadable"),
+            (Counts{{"{setting=\"net.ipv4.ip_local_port_range\"}", 0},
+                    {"{setting=\"net.ipv4.ip_local_reserved_ports\"}", 0},
+                    {"{setting=\"net.ipv4.tcp_max_tw_buckets\"}", 0}}));
+
+  config.sockets.pods = false;
+  out.clear();
+  status = collector.Collect(config, out);
+  EXPECT_TRUE(status.Ok()) << status.Error();
+  EXPECT_EQ(FamilyNames(out),
+            (std::vector<std::string>{
+                "portwatch_tcp_max_tw_buckets", "portwatch_ephemeral_port_range_first",
+                "portwatch_ephemeral_port_range_last", "portwatch_ephemeral_ports_available"}));
 }
 
 }  // namespace
