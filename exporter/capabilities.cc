@@ -69,7 +69,7 @@ Result<ProcessCapabilities> ReadProcessCapabilities() {
   return sets;
 }
 
-Status RestrictCapabilities(CapabilityMask keep) {
+Status RestrictCapabilities(CapabilityMask keep, CapabilityMask permitted_only) {
   const int last_known = LastKnownCapability();
   const CapState current(cap_get_proc());
   if (!current) {
@@ -99,7 +99,9 @@ Status RestrictCapabilities(CapabilityMask keep) {
     }
     const cap_value_t value[] = {capability};
     cap_set_flag(wanted.get(), CAP_PERMITTED, 1, value, CAP_SET);
-    cap_set_flag(wanted.get(), CAP_EFFECTIVE, 1, value, CAP_SET);
+    if ((permitted_only & CapabilityBit(capability)) == 0) {
+      cap_set_flag(wanted.get(), CAP_EFFECTIVE, 1, value, CAP_SET);
+    }
   }
   // Removing a capability from the permitted set also clears it from the ambient set.
   if (cap_set_proc(wanted.get()) != 0) {

@@ -30,10 +30,11 @@ struct ProcessCapabilities {
 
 Result<ProcessCapabilities> ReadProcessCapabilities();
 
-/// Keeps only `keep` (of what is permitted): raises those into the effective set and removes
-/// every other capability from the effective, permitted, inheritable and ambient sets and, when
-/// CAP_SETPCAP allows it, from the bounding set, so neither this process nor anything it might
-/// execute can get them back.
-Status RestrictCapabilities(CapabilityMask keep);
+/// Keeps only `keep` (of what is permitted): raises those into the effective set, except
+/// `permitted_only` (kept permitted for a thread to raise while it uses one: see
+/// RaiseOnThisThread), and removes every other capability from the effective, permitted,
+/// inheritable and ambient sets and, when CAP_SETPCAP allows it, from the bounding set, so
+/// neither this process nor anything it might execute can get them back.
+Status RestrictCapabilities(CapabilityMask keep, CapabilityMask permitted_only = 0);
 
 }  // namespace portwatch

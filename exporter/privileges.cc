@@ -15,16 +15,24 @@ namespace portwatch {
 PrivilegePlan PlanPrivileges(const std::vector<CollectorNeeds>& enabled,
                              const ProcessCapabilities& held) {
   PrivilegePlan plan;
+  CapabilityMask effective = 0;  // needed effective by at least one collector
   for (const CollectorNeeds& collector : enabled) {
     for (const CapabilityNeed& need : collector.needs) {
-      const int capability = need.capability > held.last_known ? CAP_SYS_ADMIN : need.capability;
+      // Kernels before CAP_BPF and CAP_PERFMON check CAP_SYS_ADMIN in the call itself, on
+      // whichever thread makes it: effective.
+      const bool mapped = need.capability > held.last_known;
+      const int capability = mapped ? CAP_SYS_ADMIN : need.capability;
       const bool permitted = (held.permitted & CapabilityBit(capability)) != 0;
       plan.requirements.push_back({collector.collector, capability, need.without, permitted});
       if (permitted) {
         plan.keep |= CapabilityBit(capability);
+        if (mapped || !need.raised_on_use) {
+          effective |= CapabilityBit(capability);
+        }
       }
     }
   }
+  plan.permitted_only = plan.keep & ~effective;
   plan.drop = (held.permitted | held.bounding) & ~plan.keep;
   return plan;
 }
@@ -44,11 +52,15 @@ void AppendPrivilegeMetrics(const PrivilegePlan& plan, CapabilityMask effective_
   held.MoveTo(out);
   FamilyBuilder effective("portwatch_capability_effective",
                           "A capability the exporter kept after dropping every one no enabled "
-                          "collector needs (one series per capability, value 1).",
+                          "collector needs (one series per capability): 1 effective on every "
+                          "thread, 0 permitted only, raised by the one short-lived thread that "
+                          "uses it (CAP_SYS_ADMIN, for setns into pods).",
                           prometheus::MetricType::Gauge);
   for (int capability = 0; capability < 64; ++capability) {
     if ((effective_after_drop & CapabilityBit(capability)) != 0) {
       effective.Add({{"capability", CapabilityName(capability)}}, 1);
+    } else if ((plan.permitted_only & plan.keep & CapabilityBit(capability)) != 0) {
+      effective.Add({{"capability", CapabilityName(capability)}}, 0);
     }
   }
   effective.MoveTo(out);
@@ -87,8 +99,9 @@ std::vector<prometheus::MetricFamily> EnforceLeastPrivilege(
   const PrivilegePlan plan = PlanPrivileges(enabled, *before);
   LogPrivilegePlan(plan);
   CapabilityMask effective = before->effective;
-  if (plan.drop != 0) {
-    if (const Status restricted = RestrictCapabilities(plan.keep); !restricted) {
+  if (plan.drop != 0 || (before->effective & plan.permitted_only) != 0) {
+    if (const Status restricted = RestrictCapabilities(plan.keep, plan.permitted_only);
+        !restricted) {
       spdlog::warn("{}", LogLine("cannot drop capabilities no enabled collector needs")
                              .Add("err", restricted.Error())
                              .Text());

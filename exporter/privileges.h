@@ -13,6 +13,10 @@ namespace portwatch {
 struct CapabilityNeed {
   int capability = 0;
   std::string without;
+  /// The code using it raises it into the effective set of its own short-lived thread for the
+  /// call (RaiseEffectiveCapability): the process keeps it permitted but not effective, so no
+  /// other thread (the web server's included) acts with it.
+  bool raised_on_use = false;
 };
 
 /// The needs of one enabled collector (or of the exporter itself: collector "exporter").
@@ -30,7 +34,9 @@ struct PrivilegePlan {
     bool held = false;
   };
   std::vector<Requirement> requirements;  ///< every need of every enabled collector
-  CapabilityMask keep = 0;                ///< needed and permitted: stays effective
+  CapabilityMask keep = 0;                ///< needed and permitted: stays permitted
+  /// Of `keep`, those every collector needing them raises on use: permitted, not effective.
+  CapabilityMask permitted_only = 0;
   CapabilityMask drop = 0;  ///< permitted or bounding, but no enabled collector needs it
 };
 

@@ -24,7 +24,8 @@ const std::vector<CollectorSpec>& KnownCollectors() {
          if (CountsPodsOnThisNode(config.sockets)) {
            needs = {{CAP_SYS_ADMIN,
                      "pods' network namespaces cannot be entered (setns): their "
-                     "sockets are not counted"},
+                     "sockets are not counted",
+                     /*raised_on_use=*/true},
                     {CAP_SYS_PTRACE,
                      "other users' /proc/<pid>/ns/net cannot be opened: those "
                      "pods' sockets are not counted"}};

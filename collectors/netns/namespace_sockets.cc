@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <sched.h>
+#include <sys/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,10 +12,37 @@
 #include <array>
 #include <cerrno>
 #include <cstdlib>
+#include <memory>
 #include <set>
 #include <thread>
+#include <type_traits>
 
 namespace portwatch {
+
+namespace {
+
+/// Raises CAP_SYS_ADMIN into the calling thread's effective set when it is permitted. The
+/// exporter keeps it permitted but not effective (see PlanPrivileges), so only the short-lived
+/// thread entering a namespace acts with it; capabilities are per thread, and the thread's go
+/// with it. Without it setns fails with EPERM, which the caller reports.
+void RaiseSysAdminOnThisThread() {
+  struct CapFree {
+    void operator()(void* object) const { cap_free(object); }
+  };
+  const std::unique_ptr<std::remove_pointer_t<cap_t>, CapFree> state(cap_get_proc());
+  if (!state) {
+    return;
+  }
+  cap_flag_value_t permitted = CAP_CLEAR;
+  cap_get_flag(state.get(), CAP_SYS_ADMIN, CAP_PERMITTED, &permitted);
+  if (permitted == CAP_SET) {
+    const cap_value_t sys_admin[] = {CAP_SYS_ADMIN};
+    cap_set_flag(state.get(), CAP_EFFECTIVE, 1, sys_admin, CAP_SET);
+    cap_set_proc(state.get());
+  }
+}
+
+}  // namespace
 
 const char* NamespaceSettingPath(NamespaceSetting setting) {
   switch (setting) {
@@ -64,6 +92,7 @@ Result<NamespaceSockets::Entered> NamespaceSockets::Enter(const NetworkNamespace
   int error = 0;
   const char* step = "";
   std::thread inside([&] {
+    RaiseSysAdminOnThisThread();
     if (::setns(namespace_fd.Get(), CLONE_NEWNET) != 0) {
       error = errno;
       step = "setns";

@@ -80,7 +80,9 @@ TEST(PrivilegesTest, RootKeepsOnlyWhatTheDefaultCollectorsNeed) {
       "portwatch_collector_capability_held{capability=\"CAP_SYS_PTRACE\",collector=\"services\"} "
       "1\n"
       "# HELP portwatch_capability_effective A capability the exporter kept after dropping "
-      "every one no enabled collector needs (one series per capability, value 1).\n"
+      "every one no enabled collector needs (one series per capability): 1 effective on "
+      "every thread, 0 permitted only, raised by the one short-lived thread that uses it "
+      "(CAP_SYS_ADMIN, for setns into pods).\n"
       "# TYPE portwatch_capability_effective gauge\n"
       "portwatch_capability_effective{capability=\"CAP_BPF\"} 1\n"
       "portwatch_capability_effective{capability=\"CAP_DAC_READ_SEARCH\"} 1\n"
@@ -104,6 +106,25 @@ TEST(PrivilegesTest, PodNamespacesAddWhatEnteringThemNeedsOnANodeWithPods) {
   const PrivilegePlan plan =
       PlanPrivileges(CollectorCapabilityNeeds({"sockets"}, KubernetesNode()), Held(kRoot, kRoot));
   EXPECT_EQ(plan.keep, CapabilityBit(CAP_SYS_ADMIN) | CapabilityBit(CAP_SYS_PTRACE));
+  // Only the thread entering a namespace raises CAP_SYS_ADMIN: no other thread acts with it.
+  EXPECT_EQ(plan.permitted_only, CapabilityBit(CAP_SYS_ADMIN));
+  EXPECT_EQ(
+      Exposed(plan, plan.keep & ~plan.permitted_only),
+      "# HELP portwatch_collector_capability_held Whether the exporter holds a capability "
+      "an enabled collector needs (1) or lacks it (0: the collector runs without what the "
+      "capability gives; the log says what at start).\n"
+      "# TYPE portwatch_collector_capability_held gauge\n"
+      "portwatch_collector_capability_held{capability=\"CAP_SYS_ADMIN\",collector=\"sockets\"} "
+      "1\n"
+      "portwatch_collector_capability_held{capability=\"CAP_SYS_PTRACE\",collector="
+      "\"sockets\"} 1\n"
+      "# HELP portwatch_capability_effective A capability the exporter kept after dropping "
+      "every one no enabled collector needs (one series per capability): 1 effective on "
+      "every thread, 0 permitted only, raised by the one short-lived thread that uses it "
+      "(CAP_SYS_ADMIN, for setns into pods).\n"
+      "# TYPE portwatch_capability_effective gauge\n"
+      "portwatch_capability_effective{capability=\"CAP_SYS_ADMIN\"} 0\n"
+      "portwatch_capability_effective{capability=\"CAP_SYS_PTRACE\"} 1\n");
   Config off = KubernetesNode();
   off.sockets.pods = false;
   EXPECT_EQ(PlanPrivileges(CollectorCapabilityNeeds({"sockets"}, off), Held(kRoot, kRoot)).keep,
@@ -143,6 +164,17 @@ TEST(PrivilegesTest, KernelsBeforeCapBpfNeedCapSysAdminForEbpf) {
   EXPECT_EQ(plan.keep, CapabilityBit(CAP_SYS_ADMIN));
   ASSERT_EQ(plan.requirements.size(), 2U);
   EXPECT_EQ(plan.requirements[0].capability, CAP_SYS_ADMIN);
+}
+
+TEST(PrivilegesTest, OnKernelsBeforeCapBpfPodsAndEbpfKeepCapSysAdminEffective) {
+  // bpf() checks CAP_SYS_ADMIN on the thread that calls it: it cannot stay permitted only.
+  const int linux_5_4 = CAP_AUDIT_READ;
+  const CapabilityMask root = (CapabilityMask{1} << (linux_5_4 + 1)) - 1;
+  const PrivilegePlan plan =
+      PlanPrivileges(CollectorCapabilityNeeds({"sockets", "bind_events"}, KubernetesNode()),
+                     Held(root, root, linux_5_4));
+  EXPECT_EQ(plan.keep, CapabilityBit(CAP_SYS_ADMIN) | CapabilityBit(CAP_SYS_PTRACE));
+  EXPECT_EQ(plan.permitted_only, 0U);
 }
 
 TEST(PrivilegesTest, CapabilityNamesFollowTheKernelHeaders) {
