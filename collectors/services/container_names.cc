@@ -1,9 +1,9 @@
 #include "collectors/services/container_names.h"
 
 #include <dirent.h>
-#include <time.h>
 
 #include <algorithm>
+#include <ctime>
 #include <memory>
 
 namespace portwatch {

@@ -44,10 +44,10 @@ const std::vector<ProcessInfo>& ServiceTable::RunningProcesses(const SocketOwner
   return found != owners.processes_by_netns.end() ? found->second : kNone;
 }
 
-ServiceTable::ServiceTable(const std::vector<ServiceConfig>& services,
-                           const ServicesOptions& options, KernelFacts facts, ServiceScope scope)
+ServiceTable::ServiceTable(const std::vector<ServiceConfig>& services, ServicesOptions options,
+                           KernelFacts facts, ServiceScope scope)
     : services_(services),
-      options_(options),
+      options_(std::move(options)),
       facts_(std::move(facts)),
       scope_(std::move(scope)),
       observed_(services.size()) {}

@@ -29,7 +29,7 @@ class ServiceTable {
  public:
   /// `services` evaluated in the network namespace `scope` names (the node's by default), whose
   /// kernel settings are `facts`.
-  ServiceTable(const std::vector<ServiceConfig>& services, const ServicesOptions& options,
+  ServiceTable(const std::vector<ServiceConfig>& services, ServicesOptions options,
                KernelFacts facts, ServiceScope scope = {});
 
   /// Feeds one socket: listeners of any port, and any socket on a service's port.
