@@ -63,6 +63,10 @@ FlagsResult ParseFlags(int argc, const char* const* argv, const std::string& ver
   diagnose_command->add_option("--address", diagnose.address,
                                "Address the restart would bind (default: the configured "
                                "service's, else 0.0.0.0)");
+  diagnose_command->add_option(
+      "--pod", diagnose.pod,
+      "Diagnose inside a pod's network namespace: NAMESPACE/POD (as the kubelet's pod log "
+      "directory names it) or the pod's uid");
   diagnose_command->add_option("--output", diagnose.output, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));

@@ -39,17 +39,24 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        [](const YAML::Node& section, const std::string& path, Config& config) {
          config.services_options = ParseServicesOptions(section, path);
        },
-       [](const Config&, const SharedKernelViews&) -> std::unique_ptr<Collector> {
-         return std::make_unique<ServicesCollector>(ProcFs(), KernelTransportFactory());
+       [](const Config&, const SharedKernelViews& shared) -> std::unique_ptr<Collector> {
+         return std::make_unique<ServicesCollector>(ProcFs(), KernelTransportFactory(),
+                                                    std::make_shared<SharedPods>(shared.pods));
        },
-       [](const Config&) {
-         return std::vector<CapabilityNeed>{
+       [](const Config& config) {
+         std::vector<CapabilityNeed> needs = {
              {CAP_DAC_READ_SEARCH,
               "other users' /proc/<pid>/fd cannot be listed: their listeners show "
               "process=\"unknown\" and are counted in portwatch_process_scan_skipped_total"},
              {CAP_SYS_PTRACE,
               "other users' socket links and network namespaces cannot be read and their sockets "
               "not duplicated: process=\"unknown\", and SO_REUSEADDR predictions read unknown"}};
+         if (CountsPodsOnThisNode(config.sockets)) {
+           needs.push_back({CAP_SYS_ADMIN,
+                            "pods' network namespaces cannot be entered (setns): their "
+                            "listeners and the services scoped to pods are not read"});
+         }
+         return needs;
        }},
       {"kernel_limits",
        "tcp_max_tw_buckets and the ephemeral port range (/proc/sys): the node's and each pod's",

@@ -69,7 +69,7 @@ ProcessInfo Identify(const ProcFs& procfs, pid_t pid, const std::string& pid_dir
 }  // namespace
 
 SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uint32_t>& inodes,
-                              bool identify_all) {
+                              bool identify_all, const std::set<uint64_t>& identify_netns) {
   SocketOwners owners;
   if (inodes.empty() && !identify_all) {
     return owners;
@@ -134,6 +134,9 @@ SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uin
       const uint64_t netns = monitored_netns != 0 ? procfs.NetworkNamespace(pid_dir) : 0;
       if (netns != 0 && netns != monitored_netns) {
         owners.processes_in_other_netns++;
+        if (identify_netns.count(netns) != 0) {
+          owners.processes_by_netns[netns].push_back(std::move(info));
+        }
       } else {
         owners.processes.push_back(std::move(info));
       }
@@ -151,8 +154,8 @@ bool SocketOwnerCache::StillHolds(const Holder& holder, uint32_t inode) const {
 }
 
 SocketOwners SocketOwnerCache::Resolve(const std::unordered_set<uint32_t>& inodes,
-                                       bool identify_all,
-                                       std::chrono::steady_clock::time_point now) {
+                                       bool identify_all, std::chrono::steady_clock::time_point now,
+                                       const std::set<uint64_t>& identify_netns) {
   bool full_scan = full_scans_ == 0 || now - last_full_scan_ >= kFullScanInterval;
   for (uint32_t inode : inodes) {
     if (full_scan) {
@@ -173,7 +176,7 @@ SocketOwners SocketOwnerCache::Resolve(const std::unordered_set<uint32_t>& inode
 
   SocketOwners owners;
   if (full_scan) {
-    owners = FindSocketOwners(procfs_, inodes, identify_all);
+    owners = FindSocketOwners(procfs_, inodes, identify_all, identify_netns);
     full_scans_++;
     last_full_scan_ = now;
     holders_.clear();
@@ -204,7 +207,7 @@ SocketOwners SocketOwnerCache::Resolve(const std::unordered_set<uint32_t>& inode
 
   // Every wanted socket has a verified holder (or is known to have none visible): no full pass.
   if (identify_all) {
-    owners = FindSocketOwners(procfs_, {}, true);
+    owners = FindSocketOwners(procfs_, {}, true, identify_netns);
   }
   for (uint32_t inode : inodes) {
     auto cached = holders_.find(inode);

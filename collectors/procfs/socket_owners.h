@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <tuple>
 #include <unordered_set>
@@ -38,6 +39,9 @@ struct SocketOwners {
   std::vector<ProcessInfo> processes;
   /// Processes left out of `processes` because they live in another network namespace.
   uint64_t processes_in_other_netns = 0;
+  /// With identify_all, the processes of the other network namespaces asked for (pods: each
+  /// one's own `ps -ef`), by namespace inode. They count in processes_in_other_netns too.
+  std::map<uint64_t, std::vector<ProcessInfo>> processes_by_netns;
   uint64_t processes_scanned = 0;
   /// Processes that vanished mid-scan or whose fds could not be read (no privilege).
   uint64_t processes_skipped = 0;
@@ -45,9 +49,11 @@ struct SocketOwners {
 
 /// Maps socket inodes to processes the way `ss -p` does: one pass over <proc>/<pid>/fd,
 /// reading the links "socket:[INODE]". Only the wanted inodes are resolved. With
-/// `identify_all`, the same pass also lists every process (for matching a service's owner).
+/// `identify_all`, the same pass also lists every process (for matching a service's owner), and
+/// those of the network namespaces in `identify_netns` apart (processes_by_netns).
 SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uint32_t>& inodes,
-                              bool identify_all = false);
+                              bool identify_all = false,
+                              const std::set<uint64_t>& identify_netns = {});
 
 /// FindSocketOwners for every scrape, without reading every fd of every process each time.
 ///
@@ -64,7 +70,8 @@ class SocketOwnerCache {
   explicit SocketOwnerCache(ProcFs procfs) : procfs_(std::move(procfs)) {}
 
   SocketOwners Resolve(const std::unordered_set<uint32_t>& inodes, bool identify_all,
-                       std::chrono::steady_clock::time_point now);
+                       std::chrono::steady_clock::time_point now,
+                       const std::set<uint64_t>& identify_netns = {});
   /// Full passes over every fd since start (for tests and the cost figures).
   uint64_t FullScans() const { return full_scans_; }
 

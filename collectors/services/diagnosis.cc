@@ -107,8 +107,17 @@ void AddEphemeralRangeFix(const ServiceReport& report, const KernelFacts& facts,
     return;
   }
   const std::string port = std::to_string(report.service.port);
-  fixes.push_back("port " + port + " is inside ip_local_port_range " +
-                  std::to_string(facts.range.first) + "-" + std::to_string(facts.range.last) +
+  const std::string range =
+      std::to_string(facts.range.first) + "-" + std::to_string(facts.range.last);
+  if (report.scope.InPod()) {
+    // The pod's own sysctls: set in its spec, not on the node.
+    fixes.push_back("port " + port + " is inside the pod's ip_local_port_range " + range +
+                    ": reserve it (the pod's securityContext.sysctls: "
+                    "net.ipv4.ip_local_reserved_ports=" +
+                    port + ") or move the service out of the range");
+    return;
+  }
+  fixes.push_back("port " + port + " is inside ip_local_port_range " + range +
                   ": reserve it (sysctl -w net.ipv4.ip_local_reserved_ports=" + port +
                   ") or move the service out of the range");
 }
@@ -168,6 +177,9 @@ std::string DiagnoseText(const ServiceReport& report, const KernelFacts& facts) 
   const ServiceConfig& service = report.service;
   std::ostringstream text;
   text << "port " << service.port << "/" << ProtocolText(service) << " on " << service.address;
+  if (report.scope.InPod()) {
+    text << " in pod " << report.scope.PodText();
+  }
   if (service.owner.Any()) {
     text << " (service " << service.name << ")";
   }
@@ -196,7 +208,7 @@ std::string DiagnoseJson(const ServiceReport& report, const KernelFacts& facts) 
   const ServiceConfig& service = report.service;
   // Without an owner the "service" is the port itself (diagnose on an unconfigured port).
   const nlohmann::json name = service.owner.Any() ? nlohmann::json(service.name) : nullptr;
-  const nlohmann::json json = {
+  nlohmann::json json = {
       {"port", service.port},
       {"protocol", ProtocolText(service)},
       {"address", service.address},
@@ -216,6 +228,11 @@ std::string DiagnoseJson(const ServiceReport& report, const KernelFacts& facts) 
       {"fixes", SuggestFixes(report, facts)},
       {"status", VerdictName(report.without_reuse.verdict)},
   };
+  if (report.scope.InPod()) {
+    json["pod"] = {{"namespace", report.scope.namespace_name},
+                   {"name", report.scope.pod},
+                   {"uid", report.scope.pod_uid}};
+  }
   return json.dump(2) + "\n";
 }
 

@@ -54,6 +54,12 @@ bool OwnerMatches(const OwnerMatch& owner, const ProcessInfo& process) {
 
 ServiceHolders ClassifyHolders(const ServiceConfig& service, const PortObservation& observed,
                                const SocketOwners& owners) {
+  return ClassifyHolders(service, observed, owners, owners.processes);
+}
+
+ServiceHolders ClassifyHolders(const ServiceConfig& service, const PortObservation& observed,
+                               const SocketOwners& owners,
+                               const std::vector<ProcessInfo>& running) {
   ServiceHolders holders;
   HolderSorter sorter(service, owners, holders);
   for (uint32_t inode : observed.listener_inodes) {
@@ -68,7 +74,7 @@ ServiceHolders ClassifyHolders(const ServiceConfig& service, const PortObservati
   holders.owned_listeners = sorter.OwnedListeners();
   if (service.owner.Any()) {
     holders.matching_processes = static_cast<size_t>(std::count_if(
-        owners.processes.begin(), owners.processes.end(),
+        running.begin(), running.end(),
         [&service](const ProcessInfo& process) { return OwnerMatches(service.owner, process); }));
   }
   return holders;

@@ -28,7 +28,11 @@ struct ServiceHolders {
 };
 
 /// Classifies the processes holding the sockets of `observed` against the service's owner. Each
-/// process is listed once, in the order of the sockets it holds, listeners first.
+/// process is listed once, in the order of the sockets it holds, listeners first. `running` are
+/// the processes of the service's network namespace (matching_processes counts those).
+ServiceHolders ClassifyHolders(const ServiceConfig& service, const PortObservation& observed,
+                               const SocketOwners& owners, const std::vector<ProcessInfo>& running);
+/// The same in the exporter's own network namespace: `running` is owners.processes.
 ServiceHolders ClassifyHolders(const ServiceConfig& service, const PortObservation& observed,
                                const SocketOwners& owners);
 

@@ -14,28 +14,85 @@ namespace {
 using Labels = std::vector<prometheus::ClientMetric::Label>;
 using prometheus::MetricType;
 
+/// Appends `name`="`value`" unless the value is empty: Prometheus reads a missing label as an
+/// empty one, so leaving it out keeps every series of a family the same shape.
+void AddLabel(Labels& labels, const char* name, const std::string& value) {
+  if (!value.empty()) {
+    labels.push_back({name, value});
+  }
+}
+
+/// The namespace, pod and container a listener of `scope` held by `process` is labelled with.
+struct Placement {
+  std::string namespace_name;
+  std::string pod;
+  std::string container;
+};
+
+Placement PlaceListener(const ServiceScope& scope, const ProcessInfo& process,
+                        const HolderPods& holder_pods) {
+  Placement placement;
+  const auto found =
+      process.pid != 0 ? holder_pods.containers.find(process.pid) : holder_pods.containers.end();
+  const CgroupContainer* container =
+      found != holder_pods.containers.end() ? &found->second : nullptr;
+  if (scope.InPod()) {
+    placement.namespace_name = scope.namespace_name;
+    placement.pod = scope.pod;
+    // Only a container of this pod: a process of another pod holding the socket (passed over a
+    // unix socket) does not run in this pod's containers.
+    if (container != nullptr && container->pod_uid == scope.pod_uid) {
+      placement.container = container->container_id;
+    }
+  } else if (container != nullptr) {
+    // The node's namespace: a hostNetwork pod's process.
+    const auto named = holder_pods.pods.find(container->pod_uid);
+    placement.namespace_name = named != holder_pods.pods.end() ? named->second.namespace_name : "";
+    placement.pod = named != holder_pods.pods.end() ? named->second.pod : container->pod_uid;
+    placement.container = container->container_id;
+  }
+  if (!placement.container.empty()) {
+    placement.container = holder_pods.container_names.NameOf(placement.container);
+  }
+  return placement;
+}
+
 /// The label sets of portwatch_listener_info, deduplicated and sorted: the workers of a
 /// pre-forked server share one socket and show once per process, not once per fd.
-std::set<Labels> ListenerSeries(const std::vector<ListeningSocket>& listeners,
-                                const SocketOwners& owners, const ServicesOptions& options) {
+std::set<Labels> ListenerSeries(const std::vector<ScopedListeners>& namespaces,
+                                const SocketOwners& owners, const HolderPods& holder_pods,
+                                const ServicesOptions& options) {
   std::set<Labels> series;
-  for (const ListeningSocket& listener : listeners) {
-    auto found = owners.by_inode.find(listener.inode);
-    const std::vector<ProcessInfo> shown =
-        found != owners.by_inode.end() ? found->second : std::vector<ProcessInfo>{{}};
-    for (const ProcessInfo& process : shown) {
-      Labels labels = {{"address", AddressText(listener.endpoint)},
-                       {"family", listener.endpoint.ipv6 ? "ipv6" : "ipv4"},
-                       {"port", std::to_string(listener.port)},
-                       {"process", process.pid != 0 ? process.command : "unknown"},
-                       {"protocol", std::string(netlink::ProtocolName(listener.protocol))}};
-      if (options.pid_label) {
-        labels.push_back({"pid", process.pid != 0 ? std::to_string(process.pid) : ""});
+  for (const ScopedListeners& scoped : namespaces) {
+    for (const ListeningSocket& listener : *scoped.listeners) {
+      auto found = owners.by_inode.find(listener.inode);
+      const std::vector<ProcessInfo> shown =
+          found != owners.by_inode.end() ? found->second : std::vector<ProcessInfo>{{}};
+      for (const ProcessInfo& process : shown) {
+        const Placement placement = PlaceListener(scoped.scope, process, holder_pods);
+        Labels labels = {{"address", AddressText(listener.endpoint)}};
+        AddLabel(labels, "container", placement.container);
+        labels.push_back({"family", listener.endpoint.ipv6 ? "ipv6" : "ipv4"});
+        AddLabel(labels, "namespace", placement.namespace_name);
+        AddLabel(labels, "pod", placement.pod);
+        labels.push_back({"port", std::to_string(listener.port)});
+        labels.push_back({"process", process.pid != 0 ? process.command : "unknown"});
+        labels.push_back({"protocol", std::string(netlink::ProtocolName(listener.protocol))});
+        if (options.pid_label) {
+          labels.push_back({"pid", process.pid != 0 ? std::to_string(process.pid) : ""});
+        }
+        series.insert(std::move(labels));
       }
-      series.insert(std::move(labels));
     }
   }
   return series;
+}
+
+/// A service sample's labels: `labels` and, for a report made in a pod, its namespace and pod.
+Labels Scoped(const ServiceReport& report, Labels labels) {
+  const Labels scope = report.scope.Labels();
+  labels.insert(labels.end(), scope.begin(), scope.end());
+  return labels;
 }
 
 /// The service families, filled report by report and moved out together in a stable order.
@@ -44,9 +101,9 @@ class ServiceFamilies {
   void Add(const ServiceReport& report) {
     AddIdentity(report);
     AddHolders(report);
-    AddPrediction(report.service.name, "false", report.without_reuse);
-    AddPrediction(report.service.name, "true", report.with_reuse);
-    const Labels name = {{"service", report.service.name}};
+    AddPrediction(report, "false", report.without_reuse);
+    AddPrediction(report, "true", report.with_reuse);
+    const Labels name = Scoped(report, {{"service", report.service.name}});
     time_wait_.Add(name, report.time_wait_remaining_seconds);
     in_range_.Add(name, report.in_ephemeral_range && !report.reserved ? 1 : 0);
   }
@@ -62,20 +119,22 @@ class ServiceFamilies {
  private:
   void AddIdentity(const ServiceReport& report) {
     const ServiceConfig& service = report.service;
-    info_.Add({{"address", service.address},
-               {"port", std::to_string(service.port)},
-               {"protocol", service.protocol == ServiceProtocol::kTcp ? "tcp" : "udp"},
-               {"service", service.name}},
-              1);
-    expected_.Add({{"service", service.name}}, service.instances);
+    info_.Add(
+        Scoped(report, {{"address", service.address},
+                        {"port", std::to_string(service.port)},
+                        {"protocol", service.protocol == ServiceProtocol::kTcp ? "tcp" : "udp"},
+                        {"service", service.name}}),
+        1);
+    expected_.Add(Scoped(report, {{"service", service.name}}), service.instances);
     for (const auto& [state, count] : report.sockets_by_state) {
-      sockets_.Add({{"service", service.name}, {"state", state}}, static_cast<double>(count));
+      sockets_.Add(Scoped(report, {{"service", service.name}, {"state", state}}),
+                   static_cast<double>(count));
     }
   }
 
   void AddHolders(const ServiceReport& report) {
     const ServiceHolders& holders = report.holders;
-    const Labels name = {{"service", report.service.name}};
+    const Labels name = Scoped(report, {{"service", report.service.name}});
     up_.Add(name, holders.owned_listeners > 0 ? 1 : 0);
     owner_processes_.Add(name, static_cast<double>(holders.owned_listeners));
     if (holders.matching_processes) {
@@ -90,20 +149,23 @@ class ServiceFamilies {
       commands.insert("unknown");
     }
     for (const std::string& command : commands) {
-      conflict_.Add({{"holder", command}, {"service", report.service.name}}, 1);
+      conflict_.Add(Scoped(report, {{"holder", command}, {"service", report.service.name}}), 1);
     }
   }
 
-  void AddPrediction(const std::string& service, const char* so_reuseaddr,
+  void AddPrediction(const ServiceReport& report, const char* so_reuseaddr,
                      const BindPrediction& result) {
+    const std::string& service = report.service.name;
     for (Verdict verdict : {Verdict::kFree, Verdict::kBlocked, Verdict::kUnknown}) {
-      prediction_.Add(
-          {{"result", VerdictName(verdict)}, {"service", service}, {"so_reuseaddr", so_reuseaddr}},
-          result.verdict == verdict ? 1 : 0);
+      prediction_.Add(Scoped(report, {{"result", VerdictName(verdict)},
+                                      {"service", service},
+                                      {"so_reuseaddr", so_reuseaddr}}),
+                      result.verdict == verdict ? 1 : 0);
     }
     for (const auto& [state, count] : result.blockers_by_state) {
-      blockers_.Add({{"service", service}, {"so_reuseaddr", so_reuseaddr}, {"state", state}},
-                    static_cast<double>(count));
+      blockers_.Add(
+          Scoped(report, {{"service", service}, {"so_reuseaddr", so_reuseaddr}, {"state", state}}),
+          static_cast<double>(count));
     }
   }
 
@@ -123,9 +185,9 @@ class ServiceFamilies {
                           "The number of owning processes the config expects (instances).",
                           MetricType::Gauge};
   FamilyBuilder matching_{"portwatch_service_matching_processes",
-                          "Running processes in the exporter's network namespace that match the "
-                          "owner, listening or not (the `ps -ef | grep` check): more than "
-                          "owner_processes means an instance failed to bind.",
+                          "Running processes in the service's network namespace (the node's, or "
+                          "the pod's) that match the owner, listening or not (the `ps -ef | grep` "
+                          "check): more than owner_processes means an instance failed to bind.",
                           MetricType::Gauge};
   FamilyBuilder conflict_{"portwatch_service_conflict",
                           "A process that is not the owner holds a socket on the service's "
@@ -155,13 +217,16 @@ class ServiceFamilies {
 
 }  // namespace
 
-void AppendListenerMetrics(const std::vector<ListeningSocket>& listeners, uint64_t dropped,
-                           const SocketOwners& owners, const ServicesOptions& options,
+void AppendListenerMetrics(const std::vector<ScopedListeners>& namespaces, uint64_t dropped,
+                           const SocketOwners& owners, const HolderPods& holder_pods,
+                           const ServicesOptions& options,
                            std::vector<prometheus::MetricFamily>& out) {
-  const std::set<Labels> series = ListenerSeries(listeners, owners, options);
+  const std::set<Labels> series = ListenerSeries(namespaces, owners, holder_pods, options);
   FamilyBuilder info("portwatch_listener_info",
                      "A listening socket (TCP LISTEN, or bound unconnected UDP) and the process "
-                     "holding it, \"unknown\" when not visible: the `netstat -tulpn` view.",
+                     "holding it, \"unknown\" when not visible: the `netstat -tulpn` view. A "
+                     "pod's listeners, and those of a pod's process in the node's namespace "
+                     "(hostNetwork), carry namespace, pod and container.",
                      MetricType::Gauge);
   size_t kept = 0;
   for (const Labels& labels : series) {
@@ -179,6 +244,13 @@ void AppendListenerMetrics(const std::vector<ListeningSocket>& listeners, uint64
       .MoveTo(out);
 }
 
+void AppendListenerMetrics(const std::vector<ListeningSocket>& listeners, uint64_t dropped,
+                           const SocketOwners& owners, const ServicesOptions& options,
+                           std::vector<prometheus::MetricFamily>& out) {
+  AppendListenerMetrics({ScopedListeners{ServiceScope{}, &listeners}}, dropped, owners,
+                        HolderPods{}, options, out);
+}
+
 void AppendServiceMetrics(const std::vector<ServiceReport>& reports,
                           std::vector<prometheus::MetricFamily>& out) {
   ServiceFamilies families;
@@ -186,6 +258,22 @@ void AppendServiceMetrics(const std::vector<ServiceReport>& reports,
     families.Add(report);
   }
   families.MoveTo(out);
+}
+
+void AppendServicePods(const std::map<std::string, size_t>& pods_by_service,
+                       std::vector<prometheus::MetricFamily>& out) {
+  if (pods_by_service.empty()) {
+    return;
+  }
+  FamilyBuilder pods("portwatch_service_pods",
+                     "Pods a service with a pods selector was evaluated in this scrape: matching "
+                     "pods whose network namespace could be entered and read. 0: the service has "
+                     "no other series.",
+                     MetricType::Gauge);
+  for (const auto& [service, count] : pods_by_service) {
+    pods.Add({{"service", service}}, static_cast<double>(count));
+  }
+  pods.MoveTo(out);
 }
 
 }  // namespace portwatch

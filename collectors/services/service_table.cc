@@ -5,8 +5,6 @@
 #include <string>
 #include <utility>
 
-#include "collectors/services/service_metrics.h"
-
 namespace portwatch {
 
 namespace {
@@ -37,11 +35,21 @@ std::map<std::string, uint64_t> CountsByStateName(const StateCounts& counts) {
 
 }  // namespace
 
-ServiceTable::ServiceTable(const std::vector<ServiceConfig>& services,
-                           const ServicesOptions& options, KernelFacts facts)
+const std::vector<ProcessInfo>& ServiceTable::RunningProcesses(const SocketOwners& owners) const {
+  static const std::vector<ProcessInfo> kNone;
+  if (!scope_.InPod()) {
+    return owners.processes;
+  }
+  const auto found = owners.processes_by_netns.find(scope_.netns);
+  return found != owners.processes_by_netns.end() ? found->second : kNone;
+}
+
+ServiceTable::ServiceTable(const std::vector<ServiceConfig>& services, ServicesOptions options,
+                           KernelFacts facts, ServiceScope scope)
     : services_(services),
-      options_(options),
+      options_(std::move(options)),
       facts_(std::move(facts)),
+      scope_(std::move(scope)),
       observed_(services.size()) {}
 
 void ServiceTable::Add(netlink::Protocol protocol, const netlink::SocketRecord& record) {
@@ -88,7 +96,8 @@ ServiceReport ServiceTable::Report(size_t index, const SocketOwners& owners,
   const PortObservation& observed = observed_[index];
   ServiceReport report;
   report.service = service;
-  report.holders = ClassifyHolders(service, observed, owners);
+  report.scope = scope_;
+  report.holders = ClassifyHolders(service, observed, owners, RunningProcesses(owners));
   report.sockets_by_state = CountsByStateName(observed.sockets_by_state);
 
   BindContext context;
@@ -97,10 +106,13 @@ ServiceReport ServiceTable::Report(size_t index, const SocketOwners& owners,
   context.bound_inactive_visible = facts_.bound_inactive_visible;
   // The current listener's flag is remembered for the TIME_WAIT sockets it will leave behind.
   report.listener_reuse = CurrentListenerReuse(observed, context.reuse_by_inode);
+  // Each pod's incarnation of a service has a listener of its own.
+  const std::string remembered_as =
+      scope_.InPod() ? service.name + " in pod " + scope_.pod_uid : service.name;
   if (report.listener_reuse) {
-    memory.Remember(service.name, *report.listener_reuse, now);
+    memory.Remember(remembered_as, *report.listener_reuse, now);
   }
-  report.remembered_reuse = memory.Recall(service.name, now);
+  report.remembered_reuse = memory.Recall(remembered_as, now);
   context.time_wait_reuse = report.listener_reuse ? report.listener_reuse : report.remembered_reuse;
 
   report.without_reuse = PredictBindWithoutReuse(observed, context);
@@ -120,17 +132,6 @@ std::vector<ServiceReport> ServiceTable::Reports(const SocketOwners& owners,
     reports.push_back(Report(i, owners, reuse, memory, now));
   }
   return reports;
-}
-
-void ServiceTable::AppendMetrics(const SocketOwners& owners, const ReuseLookup& reuse,
-                                 ListenerMemory& memory, std::chrono::steady_clock::time_point now,
-                                 std::vector<prometheus::MetricFamily>& out) const {
-  if (options_.listener_info) {
-    AppendListenerMetrics(listeners_.Listeners(), listeners_.Dropped(), owners, options_, out);
-  }
-  if (!services_.empty()) {
-    AppendServiceMetrics(Reports(owners, reuse, memory, now), out);
-  }
 }
 
 }  // namespace portwatch

@@ -7,8 +7,6 @@
 #include <unordered_set>
 #include <vector>
 
-#include <prometheus/metric_family.h>
-
 #include "collectors/netlink/sock_diag.h"
 #include "collectors/procfs/socket_owners.h"
 #include "collectors/services/bind_prediction.h"
@@ -29,8 +27,10 @@ using ReuseLookup = std::function<std::optional<bool>(uint32_t inode)>;
 /// this class only orders the steps and owns what one scrape accumulates.
 class ServiceTable {
  public:
-  ServiceTable(const std::vector<ServiceConfig>& services, const ServicesOptions& options,
-               KernelFacts facts);
+  /// `services` evaluated in the network namespace `scope` names (the node's by default), whose
+  /// kernel settings are `facts`.
+  ServiceTable(const std::vector<ServiceConfig>& services, ServicesOptions options,
+               KernelFacts facts, ServiceScope scope = {});
 
   /// Feeds one socket: listeners of any port, and any socket on a service's port.
   void Add(netlink::Protocol protocol, const netlink::SocketRecord& record);
@@ -50,19 +50,21 @@ class ServiceTable {
                                      ListenerMemory& memory,
                                      std::chrono::steady_clock::time_point now) const;
 
-  /// Emits the listener families (when options.listener_info) and the service families
-  /// (Reports() rendered as metrics).
-  void AppendMetrics(const SocketOwners& owners, const ReuseLookup& reuse, ListenerMemory& memory,
-                     std::chrono::steady_clock::time_point now,
-                     std::vector<prometheus::MetricFamily>& out) const;
+  const ServiceScope& Scope() const { return scope_; }
+  const KernelFacts& Facts() const { return facts_; }
+  /// The listeners fed (when options.listener_info), for portwatch_listener_info.
+  const ListenerIntake& Listeners() const { return listeners_; }
 
  private:
+  /// The processes of the table's network namespace, for the `ps -ef` check.
+  const std::vector<ProcessInfo>& RunningProcesses(const SocketOwners& owners) const;
   ServiceReport Report(size_t index, const SocketOwners& owners, const ReuseLookup& reuse,
                        ListenerMemory& memory, std::chrono::steady_clock::time_point now) const;
 
   std::vector<ServiceConfig> services_;
   ServicesOptions options_;
   KernelFacts facts_;
+  ServiceScope scope_;
   std::vector<PortObservation> observed_;  ///< one per service, same order
   ListenerIntake listeners_;
 };

@@ -8,8 +8,12 @@
 #include <set>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 #include "collectors/common/family_builder.h"
+#include "collectors/common/logfmt.h"
 #include "collectors/netlink/transport.h"
+#include "collectors/pods/pod_identity.h"
 
 namespace portwatch {
 
@@ -39,11 +43,18 @@ std::optional<bool> ReadReuseAddress(pid_t pid, int fd, uint32_t inode) {
   return value != 0;
 }
 
-ServicesCollector::ServicesCollector(const ProcFs& procfs, netlink::TransportFactory open_transport)
-    : procfs_(procfs), open_transport_(std::move(open_transport)), owner_cache_(procfs) {}
+ServiceScope ScopeOf(const PodNamespace& pod) {
+  return ServiceScope{pod.inode, pod.uid, pod.namespace_name, pod.name};
+}
 
-Result<ServicesCollector::Scanned> ServicesCollector::Scan(const Config& config) {
-  const ServicesOptions& options = config.services_options;
+ServicesCollector::ServicesCollector(const ProcFs& procfs, netlink::TransportFactory open_transport,
+                                     std::shared_ptr<PodNetworks> pods)
+    : procfs_(procfs),
+      open_transport_(std::move(open_transport)),
+      pods_(std::move(pods)),
+      owner_cache_(procfs) {}
+
+Result<KernelFacts> ServicesCollector::NodeFacts() const {
   KernelFacts facts;
   std::optional<EphemeralRange> range = ReadEphemeralRange(procfs_);
   if (!range) {
@@ -57,21 +68,36 @@ Result<ServicesCollector::Scanned> ServicesCollector::Scan(const Config& config)
   facts.reserved = std::move(reserved);
   facts.bound_inactive_visible =
       KernelAtLeast(procfs_.ReadFile("sys/kernel/osrelease").value_or(""), 6, 10);
+  return facts;
+}
 
-  Result<std::unique_ptr<netlink::Transport>> opened = open_transport_();
-  if (!opened) {
-    return Failure{opened.Error()};
+KernelFacts ServicesCollector::PodFacts(uint64_t inode, const KernelFacts& node) const {
+  // The port range and reserved ports are per network namespace: the pod's own (a pod may set
+  // them through securityContext.sysctls). The kernel is the node's.
+  KernelFacts facts = node;
+  facts.range = pods_->EphemeralRangeOf(inode).value_or(node.range);
+  auto reserved = std::make_shared<std::bitset<65536>>();
+  if (std::optional<std::string> text = pods_->ReservedPorts(inode)) {
+    for (uint16_t port : ParsePortList(*text).value_or(std::vector<uint16_t>{})) {
+      reserved->set(port);
+    }
   }
-  netlink::Transport& transport = **opened;
+  facts.reserved = std::move(reserved);
+  return facts;
+}
+
+Result<std::unique_ptr<ServiceTable>> ServicesCollector::ReadNamespace(
+    netlink::Transport& transport, const Plan& plan, const ServicesOptions& options,
+    KernelFacts facts) const {
   std::set<uint16_t> tcp_ports;
   std::set<uint16_t> udp_ports;
-  for (const ServiceConfig& service : config.services) {
+  for (const ServiceConfig& service : plan.services) {
     (service.protocol == ServiceProtocol::kTcp ? tcp_ports : udp_ports).insert(service.port);
   }
 
   std::vector<netlink::DumpRequest> requests;
   for (Family family : {Family::kIpv4, Family::kIpv6}) {
-    if (options.listener_info || !tcp_ports.empty()) {
+    if (plan.listeners || !tcp_ports.empty()) {
       requests.push_back({Protocol::kTcp, family, netlink::StateBit(netlink::kListen), {}});
     }
     if (!tcp_ports.empty()) {
@@ -79,7 +105,7 @@ Result<ServicesCollector::Scanned> ServicesCollector::Scan(const Config& config)
                           netlink::kAllStates & ~netlink::StateBit(netlink::kListen),
                           std::vector<uint16_t>(tcp_ports.begin(), tcp_ports.end())});
     }
-    if (options.listener_info) {
+    if (plan.listeners) {
       requests.push_back({Protocol::kUdp, family, netlink::kAllStates, {}});
     } else if (!udp_ports.empty()) {
       requests.push_back({Protocol::kUdp, family, netlink::kAllStates,
@@ -87,7 +113,10 @@ Result<ServicesCollector::Scanned> ServicesCollector::Scan(const Config& config)
     }
   }
 
-  auto table = std::make_unique<ServiceTable>(config.services, options, facts);
+  ServicesOptions table_options = options;
+  table_options.listener_info = plan.listeners;
+  auto table =
+      std::make_unique<ServiceTable>(plan.services, table_options, std::move(facts), plan.scope);
   auto dump = [&transport, &table](const netlink::DumpRequest& request) -> Status {
     netlink::DumpResult result =
         netlink::Dump(transport, request, [&table, &request](const netlink::SocketRecord& record) {
@@ -113,13 +142,59 @@ Result<ServicesCollector::Scanned> ServicesCollector::Scan(const Config& config)
       }
     }
   }
+  return table;
+}
 
+Result<ServicesCollector::Scanned> ServicesCollector::Scan(const std::vector<Plan>& plans,
+                                                           const ServicesOptions& options,
+                                                           bool skip_unreadable_pods) {
+  Result<KernelFacts> node_facts = NodeFacts();
+  if (!node_facts) {
+    return Failure{node_facts.Error()};
+  }
   Scanned scanned;
-  scanned.owners = owner_cache_.Resolve(table->WantedInodes(), table->NeedsAllProcesses(),
-                                        std::chrono::steady_clock::now());
+  for (const Plan& plan : plans) {
+    const bool in_pod = plan.scope.InPod();
+    if (in_pod && pods_ == nullptr) {
+      return Failure{"no access to pods"};
+    }
+    Result<std::unique_ptr<netlink::Transport>> opened =
+        in_pod ? pods_->Open(plan.scope.netns) : open_transport_();
+    Result<std::unique_ptr<ServiceTable>> table =
+        opened ? ReadNamespace(**opened, plan, options,
+                               in_pod ? PodFacts(plan.scope.netns, *node_facts) : *node_facts)
+               : Result<std::unique_ptr<ServiceTable>>(Failure{opened.Error()});
+    if (table) {
+      scanned.tables.push_back(std::move(table).Value());
+      continue;
+    }
+    if (!in_pod || !skip_unreadable_pods) {
+      return Failure{in_pod ? "pod " + plan.scope.PodText() + ": " + table.Error() : table.Error()};
+    }
+    // Gone since the discovery, or not entered: the sockets collector counts those.
+    spdlog::debug("{}", LogLine("services: cannot read a pod's sockets")
+                            .Add("pod_uid", plan.scope.pod_uid)
+                            .Add("err", table.Error())
+                            .Text());
+  }
+
+  // One pass over /proc for every namespace: socket inodes are unique node-wide.
+  std::unordered_set<uint32_t> inodes;
+  bool identify_all = false;
+  std::set<uint64_t> identify_netns;
+  for (const std::unique_ptr<ServiceTable>& table : scanned.tables) {
+    std::unordered_set<uint32_t> wanted = table->WantedInodes();
+    inodes.insert(wanted.begin(), wanted.end());
+    if (table->NeedsAllProcesses()) {
+      identify_all = true;
+      if (table->Scope().InPod()) {
+        identify_netns.insert(table->Scope().netns);
+      }
+    }
+  }
+  scanned.owners =
+      owner_cache_.Resolve(inodes, identify_all, std::chrono::steady_clock::now(), identify_netns);
   processes_skipped_total_ += scanned.owners.processes_skipped;
-  scanned.table = std::move(table);
-  scanned.facts = facts;
   return scanned;
 }
 
@@ -133,31 +208,144 @@ ReuseLookup ServicesCollector::ReuseFromFds(const SocketOwners& owners) {
   };
 }
 
-Result<ServicesCollector::Diagnosis> ServicesCollector::Diagnose(const Config& config) {
-  Result<Scanned> scanned = Scan(config);
+Result<ServicesCollector::Diagnosis> ServicesCollector::DiagnoseIn(const Plan& plan,
+                                                                   const Config& config) {
+  Result<Scanned> scanned = Scan({plan}, config.services_options, false);
   if (!scanned) {
     return Failure{scanned.Error()};
   }
+  const ServiceTable& table = *scanned->tables.front();
   Diagnosis diagnosis;
-  diagnosis.facts = scanned->facts;
-  diagnosis.reports = scanned->table->Reports(scanned->owners, ReuseFromFds(scanned->owners),
-                                              memory_, std::chrono::steady_clock::now());
+  diagnosis.facts = table.Facts();
+  diagnosis.reports = table.Reports(scanned->owners, ReuseFromFds(scanned->owners), memory_,
+                                    std::chrono::steady_clock::now());
   return diagnosis;
+}
+
+Result<ServicesCollector::Diagnosis> ServicesCollector::Diagnose(const Config& config) {
+  return DiagnoseIn(Plan{ServiceScope{}, config.services, false}, config);
+}
+
+Result<ServicesCollector::Diagnosis> ServicesCollector::Diagnose(const Config& config,
+                                                                 const PodNamespace& pod) {
+  if (!pod.entered) {
+    return Failure{"pod " + ScopeOf(pod).PodText() +
+                   ": its network namespace cannot be entered: " + pod.enter_error};
+  }
+  return DiagnoseIn(Plan{ScopeOf(pod), config.services, false}, config);
+}
+
+HolderPods ServicesCollector::PlaceHolders(const Scanned& scanned, const PodDiscovery& discovery,
+                                           const Config& config) {
+  HolderPods placed;
+  std::set<pid_t> holders;
+  for (const std::unique_ptr<ServiceTable>& table : scanned.tables) {
+    for (const ListeningSocket& listener : table->Listeners().Listeners()) {
+      if (auto found = scanned.owners.by_inode.find(listener.inode);
+          found != scanned.owners.by_inode.end()) {
+        for (const ProcessInfo& process : found->second) {
+          holders.insert(process.pid);
+        }
+      }
+    }
+  }
+  bool containers = false;
+  bool unnamed_pods = false;
+  for (const PodNamespace& pod : discovery.pods) {
+    placed.pods[pod.uid] = PodName{pod.namespace_name, pod.name};
+  }
+  for (pid_t pid : holders) {
+    std::optional<std::string> cgroup = procfs_.ReadFile(std::to_string(pid) + "/cgroup");
+    std::optional<CgroupContainer> container =
+        cgroup ? ParseCgroupContainer(*cgroup) : std::nullopt;
+    if (container) {
+      containers = containers || !container->container_id.empty();
+      unnamed_pods = unnamed_pods || placed.pods.count(container->pod_uid) == 0;
+      placed.containers[pid] = std::move(*container);
+    }
+  }
+  if (unnamed_pods) {
+    // A hostNetwork pod: in the node's namespace, so not among the discovered pods.
+    const PodDirectory directory = PodDirectory::Read(config.sockets.pod_logs_dir);
+    for (const auto& [pid, container] : placed.containers) {
+      if (placed.pods.count(container.pod_uid) == 0) {
+        if (std::optional<PodName> name = directory.Find(container.pod_uid)) {
+          placed.pods[container.pod_uid] = *name;
+        }
+      }
+    }
+  }
+  if (containers) {
+    placed.container_names = container_names_.Read(config.services_options.container_logs_dir);
+  }
+  return placed;
 }
 
 Status ServicesCollector::Collect(const Config& config,
                                   std::vector<prometheus::MetricFamily>& out) {
-  if (config.services.empty() && !config.services_options.listener_info) {
+  const ServicesOptions& options = config.services_options;
+  if (config.services.empty() && !options.listener_info) {
     return {};
   }
-  Result<Scanned> scanned = Scan(config);
+  std::vector<Plan> plans(1);
+  plans.front().listeners = options.listener_info;
+  std::map<std::string, size_t> pods_by_service;
+  for (const ServiceConfig& service : config.services) {
+    if (service.pods) {
+      pods_by_service[service.name] = 0;
+    } else {
+      plans.front().services.push_back(service);
+    }
+  }
+  std::shared_ptr<const PodDiscovery> discovery;
+  if (pods_ != nullptr && config.sockets.pods) {
+    discovery = pods_->Discover(config.sockets.pod_logs_dir);
+    for (const PodNamespace& pod : discovery->pods) {
+      if (!pod.entered) {
+        continue;  // counted by the sockets collector
+      }
+      Plan plan{ScopeOf(pod), {}, options.listener_info};
+      for (const ServiceConfig& service : config.services) {
+        if (service.pods && service.pods->Matches(pod.namespace_name, pod.name)) {
+          plan.services.push_back(service);
+        }
+      }
+      if (plan.listeners || !plan.services.empty()) {
+        plans.push_back(std::move(plan));
+      }
+    }
+  }
+
+  Result<Scanned> scanned = Scan(plans, options, true);
   if (!scanned) {
     return Failure{scanned.Error()};
   }
   const SocketOwners& owners = scanned->owners;
-  scanned->table->AppendMetrics(owners, ReuseFromFds(owners), memory_,
-                                std::chrono::steady_clock::now(), out);
-
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<ServiceReport> reports;
+  std::vector<ScopedListeners> listeners;
+  uint64_t listeners_dropped = 0;
+  for (const std::unique_ptr<ServiceTable>& table : scanned->tables) {
+    std::vector<ServiceReport> table_reports =
+        table->Reports(owners, ReuseFromFds(owners), memory_, now);
+    for (ServiceReport& report : table_reports) {
+      if (report.scope.InPod()) {
+        pods_by_service[report.service.name]++;
+      }
+      reports.push_back(std::move(report));
+    }
+    listeners.push_back({table->Scope(), &table->Listeners().Listeners()});
+    listeners_dropped += table->Listeners().Dropped();
+  }
+  if (options.listener_info) {
+    const HolderPods holder_pods =
+        discovery ? PlaceHolders(*scanned, *discovery, config) : HolderPods{};
+    AppendListenerMetrics(listeners, listeners_dropped, owners, holder_pods, options, out);
+  }
+  if (!config.services.empty()) {
+    AppendServiceMetrics(reports, out);
+    AppendServicePods(pods_by_service, out);
+  }
   FamilyBuilder("portwatch_process_scan_processes",
                 "Processes looked at by this scrape's pass over /proc (0: no pass was needed).",
                 prometheus::MetricType::Gauge)

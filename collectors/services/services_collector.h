@@ -1,9 +1,14 @@
 #pragma once
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "collectors/collector.h"
+#include "collectors/services/container_names.h"
+#include "collectors/services/pod_networks.h"
+#include "collectors/services/service_metrics.h"
 #include "collectors/services/service_table.h"
 #include "collectors/sockets/sockets_collector.h"
 
@@ -12,37 +17,69 @@ namespace portwatch {
 /// Port ownership, conflicts and bind prediction for the configured services, and the listener
 /// view (`netstat -tulpn`). Reads only listeners and the services' ports from sock_diag, and does
 /// one pass over /proc when some socket needs its process.
+///
+/// With `pods` (and collectors.sockets.pods on) it also reads inside every pod's network
+/// namespace: each pod's listeners, and the services whose pods selector matches the pod. The
+/// one pass over /proc then finds the holders of the node's sockets and every pod's together
+/// (socket inodes are unique node-wide).
 class ServicesCollector : public Collector {
  public:
-  ServicesCollector(const ProcFs& procfs, netlink::TransportFactory open_transport);
+  ServicesCollector(const ProcFs& procfs, netlink::TransportFactory open_transport,
+                    std::shared_ptr<PodNetworks> pods = nullptr);
 
   std::string_view Name() const override { return "services"; }
   Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
 
   /// The same reading as Collect(), as reports for `portwatch_exporter diagnose`, with the
-  /// kernel settings the reports were made with.
+  /// kernel settings the reports were made with. Every service of `config` is evaluated in the
+  /// node's network namespace, whatever its pods selector.
   struct Diagnosis {
     std::vector<ServiceReport> reports;
     KernelFacts facts;
   };
   Result<Diagnosis> Diagnose(const Config& config);
+  /// The same inside `pod`'s network namespace (needs `pods`).
+  Result<Diagnosis> Diagnose(const Config& config, const PodNamespace& pod);
 
  private:
-  struct Scanned {
-    std::unique_ptr<ServiceTable> table;
-    SocketOwners owners;
-    KernelFacts facts;
+  /// One network namespace to read this scrape: the services evaluated in it, and whether its
+  /// listeners are listed.
+  struct Plan {
+    ServiceScope scope;
+    std::vector<ServiceConfig> services;
+    bool listeners = false;
   };
-  /// Reads the kernel (sock_diag, sysctls) and /proc.
-  Result<Scanned> Scan(const Config& config);
+  struct Scanned {
+    std::vector<std::unique_ptr<ServiceTable>> tables;  ///< those of the plans read, in order
+    SocketOwners owners;
+  };
+  /// Reads the kernel (sock_diag, sysctls) for every plan, then /proc once for them all. The
+  /// node's plan must be read; a pod that cannot be read is skipped when `skip_unreadable_pods`.
+  Result<Scanned> Scan(const std::vector<Plan>& plans, const ServicesOptions& options,
+                       bool skip_unreadable_pods);
+  Result<KernelFacts> NodeFacts() const;
+  KernelFacts PodFacts(uint64_t inode, const KernelFacts& node) const;
+  Result<std::unique_ptr<ServiceTable>> ReadNamespace(netlink::Transport& transport,
+                                                      const Plan& plan,
+                                                      const ServicesOptions& options,
+                                                      KernelFacts facts) const;
+  Result<Diagnosis> DiagnoseIn(const Plan& plan, const Config& config);
+  /// The pod and container of each process holding a listener of `scanned`.
+  HolderPods PlaceHolders(const Scanned& scanned, const PodDiscovery& discovery,
+                          const Config& config);
   static ReuseLookup ReuseFromFds(const SocketOwners& owners);
 
   ProcFs procfs_;
   netlink::TransportFactory open_transport_;
+  std::shared_ptr<PodNetworks> pods_;
   ListenerMemory memory_;
   SocketOwnerCache owner_cache_;
+  ContainerNamesCache container_names_;
   uint64_t processes_skipped_total_ = 0;
 };
+
+/// The scope of a report made inside `pod`'s network namespace.
+ServiceScope ScopeOf(const PodNamespace& pod);
 
 /// SO_REUSEADDR of the socket `inode` held as `fd` by `pid`, read from a duplicate of the fd
 /// (pidfd_getfd: needs CAP_SYS_PTRACE over the process). nullopt when that is not possible or

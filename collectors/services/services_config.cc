@@ -42,10 +42,33 @@ OwnerMatch ParseOwner(const YAML::Node& node, const std::string& path) {
   return owner;
 }
 
+PodSelector ParsePodSelector(const YAML::Node& node, const std::string& path) {
+  RequireMap(node, path);
+  RejectUnknownKeys(node, path, {"namespace", "name"});
+  PodSelector selector;
+  if (const YAML::Node pod_namespace = node["namespace"]) {
+    selector.namespace_name = ParseString(pod_namespace, path + ".namespace");
+  }
+  if (const YAML::Node name = node["name"]) {
+    selector.name = ParseString(name, path + ".name");
+    Result<std::shared_ptr<const re2::RE2>> regex = CompilePodNameRegex(selector.name);
+    if (!regex) {
+      throw ConfigProblem(name.Mark(), path + ".name is not a valid regular expression (" +
+                                           regex.Error() + "): " + selector.name);
+    }
+    selector.name_regex = std::move(regex).Value();
+  }
+  if (selector.namespace_name.empty() && selector.name_regex == nullptr) {
+    throw ConfigProblem(node.Mark(), path + " needs at least one of namespace, name");
+  }
+  return selector;
+}
+
 ServiceConfig ParseService(const YAML::Node& node, const std::string& path) {
   RequireMap(node, path);
-  RejectUnknownKeys(node, path,
-                    {"name", "port", "protocol", "address", "ipv6_only", "owner", "instances"});
+  RejectUnknownKeys(
+      node, path,
+      {"name", "port", "protocol", "address", "ipv6_only", "owner", "instances", "pods"});
   ServiceConfig service;
   const YAML::Node name = node["name"];
   if (!name) {
@@ -88,6 +111,9 @@ ServiceConfig ParseService(const YAML::Node& node, const std::string& path) {
   if (const YAML::Node instances = node["instances"]) {
     service.instances = static_cast<uint32_t>(ParseCount(instances, path + ".instances", 1));
   }
+  if (const YAML::Node pods = node["pods"]) {
+    service.pods = ParsePodSelector(pods, path + ".pods");
+  }
   return service;
 }
 
@@ -120,6 +146,24 @@ Result<std::shared_ptr<const re2::RE2>> CompileCmdlineRegex(const std::string& p
   return std::shared_ptr<const re2::RE2>(std::move(regex));
 }
 
+Result<std::shared_ptr<const re2::RE2>> CompilePodNameRegex(const std::string& pattern) {
+  RE2::Options options;
+  options.set_log_errors(false);
+  // Pod names are at most 253 characters: a small program and DFA cache suffice.
+  constexpr int64_t kMaxMem = int64_t{1} << 20;
+  options.set_max_mem(kMaxMem);
+  auto regex = std::make_shared<const re2::RE2>(pattern, options);
+  if (!regex->ok()) {
+    return Failure{regex->error()};
+  }
+  return std::shared_ptr<const re2::RE2>(std::move(regex));
+}
+
+bool PodSelector::Matches(const std::string& pod_namespace, const std::string& pod_name) const {
+  return (namespace_name.empty() || pod_namespace == namespace_name) &&
+         (name_regex == nullptr || RE2::FullMatch(pod_name, *name_regex));
+}
+
 bool SetServiceAddress(const std::string& text, ServiceConfig& service) {
   std::string bare = text;
   if (bare.size() >= 2 && bare.front() == '[' && bare.back() == ']') {
@@ -144,7 +188,8 @@ ServicesOptions ParseServicesOptions(const YAML::Node& node, const std::string& 
     return options;
   }
   RequireMap(node, path);
-  RejectUnknownKeys(node, path, {"listener_info", "pid_label", "max_listener_series"});
+  RejectUnknownKeys(node, path,
+                    {"listener_info", "pid_label", "max_listener_series", "container_logs_dir"});
   if (const YAML::Node flag = node["listener_info"]) {
     options.listener_info = ParseBool(flag, path + ".listener_info");
   }
@@ -153,6 +198,9 @@ ServicesOptions ParseServicesOptions(const YAML::Node& node, const std::string& 
   }
   if (const YAML::Node cap = node["max_listener_series"]) {
     options.max_listener_series = ParseCount(cap, path + ".max_listener_series", 1);
+  }
+  if (const YAML::Node dir = node["container_logs_dir"]) {
+    options.container_logs_dir = ParseString(dir, path + ".container_logs_dir");
   }
   return options;
 }

@@ -44,7 +44,7 @@ class PodsBindEventsE2eTest : public PodsE2eTest {
     ASSERT_NE(failures_, MAP_FAILED);
     *failures_ = 0;
     // fexit where the kernel takes it; this project's kernels refuse it (docs/bind_events.md).
-    AddCollectorConfig("  bind_events:\n    attach: [fexit, tracepoint]\n");
+    AppendConfig("  bind_events:\n    attach: [fexit, tracepoint]\n");
   }
   void TearDown() override {
     PodsE2eTest::TearDown();

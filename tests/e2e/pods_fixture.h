@@ -104,11 +104,45 @@ class PodsE2eTest : public ::testing::Test {
     fs::create_directories(dir_ / "pods" / (ns + "_" + name + "_" + uid));
   }
 
-  /// Appends `yaml` to the exporter's config: more entries of its `collectors:` map, indented
-  /// by two spaces (e.g. "  bind_events:\n    attach: [fexit, tracepoint]\n").
-  void AddCollectorConfig(const std::string& yaml) {
+  /// A process in the exporter's own network namespace placed in a pod's cgroup `leaf` under
+  /// `root`: a hostNetwork pod. It runs `setup`.
+  FakePod& StartHostNetworkPod(const std::string& uid, const fs::path& root, const fs::path& leaf,
+                               const ChildProcess::Setup& setup) {
+    FakePod& pod = pods_.emplace_back();
+    pod.uid = uid;
+    fs::path path = root;
+    for (const fs::path& part : leaf) {
+      path /= part;
+      if (!fs::exists(path)) {
+        fs::create_directory(path);
+        pod.made.push_back(path);
+      }
+    }
+    const std::string procs = (path / "cgroup.procs").string();
+    pod.process = std::make_unique<ChildProcess>("pod-" + uid.substr(0, 8), [=](auto& keep) {
+      std::ofstream(procs) << ::getpid() << "\n";
+      setup(keep);
+    });
+    return pod;
+  }
+
+  /// Names a container as the kubelet's /var/log/containers does (an empty file stands in for
+  /// the link to its log), in the directory AppendConfig can point
+  /// collectors.services.container_logs_dir to: ContainerLogsDir().
+  void NameContainer(const std::string& ns, const std::string& pod, const std::string& container,
+                     const std::string& container_id) {
+    fs::create_directories(ContainerLogsDir());
+    std::ofstream(ContainerLogsDir() /
+                  (pod + "_" + ns + "_" + container + "-" + container_id + ".log"));
+  }
+  fs::path ContainerLogsDir() const { return dir_ / "containers"; }
+
+  /// Appends `yaml` to the config StartExporter() uses: top-level keys (services:), or keys of
+  /// `collectors:` indented by two spaces (its last key so far is sockets).
+  void AppendConfig(const std::string& yaml) {
     std::ofstream(dir_ / "portwatch.yaml", std::ios::app) << yaml;
   }
+  fs::path ConfigPath() const { return dir_ / "portwatch.yaml"; }
 
   /// Starts the exporter on the pods config, through `wrapper` (a command and its arguments
   /// that execute the rest) when given, and waits until it is ready.

@@ -459,7 +459,7 @@ TEST(ConfigTest, ServiceErrors) {
             "inline:2:11: services[0].name must be a non-empty string, got \"\"");
   EXPECT_EQ(InlineError("services:\n  - name: web\n    ports: 80\n"),
             "inline:3:5: unknown key \"ports\" in services[0] (known: address, instances, "
-            "ipv6_only, name, owner, port, protocol)");
+            "ipv6_only, name, owner, pods, port, protocol)");
   EXPECT_EQ(InlineError("services:\n  - name: web\n    port: 0\n"),
             "inline:3:11: services[0].port must be at least 1, got 0");
   EXPECT_EQ(InlineError("services:\n  - name: web\n    port: 70000\n"),
@@ -505,10 +505,83 @@ TEST(ConfigTest, ServicesCollectorOptionErrors) {
   EXPECT_EQ(InlineError("collectors:\n  services:\n    max_listener_series: 0\n"),
             "inline:3:26: collectors.services.max_listener_series must be at least 1, got 0");
   EXPECT_EQ(InlineError("collectors:\n  services:\n    pids: true\n"),
-            "inline:3:5: unknown key \"pids\" in collectors.services (known: listener_info, "
-            "max_listener_series, pid_label)");
+            "inline:3:5: unknown key \"pids\" in collectors.services (known: "
+            "container_logs_dir, listener_info, max_listener_series, pid_label)");
+  EXPECT_EQ(InlineError("collectors:\n  services:\n    container_logs_dir: ''\n"),
+            "inline:3:25: collectors.services.container_logs_dir must be a non-empty string, got "
+            "\"\"");
   EXPECT_EQ(InlineError("collectors:\n  sockets:\n    top_destinations: -1\n"),
             "inline:3:23: collectors.sockets.top_destinations must be at least 0, got -1");
+}
+
+TEST(ConfigTest, ContainerLogsDirDefaultsToTheKubelets) {
+  EXPECT_EQ(ServicesOptions{}.container_logs_dir, "/var/log/containers");
+  Result<Config> result =
+      ParseConfig("collectors:\n  services:\n    container_logs_dir: /host/containers\n", "inline");
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  EXPECT_EQ(result->services_options.container_logs_dir, "/host/containers");
+}
+
+TEST(ConfigTest, ServicesMayNamePods) {
+  Result<Config> result = ParseConfig(
+      "services:\n"
+      "  - name: shop-web\n"
+      "    port: 8080\n"
+      "    pods: {namespace: shop, name: \"web-.*\"}\n"
+      "  - name: any-web\n"
+      "    port: 8081\n"
+      "    pods:\n"
+      "      name: web-[0-9]+\n"
+      "  - name: shop-any\n"
+      "    port: 8082\n"
+      "    pods: {namespace: shop}\n"
+      "  - name: node\n"
+      "    port: 8083\n",
+      "inline");
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  ASSERT_EQ(result->services.size(), 4U);
+  const std::optional<PodSelector>& shop_web = result->services[0].pods;
+  ASSERT_TRUE(shop_web.has_value());
+  EXPECT_EQ(shop_web->namespace_name, "shop");
+  EXPECT_EQ(shop_web->name, "web-.*");
+  const std::optional<PodSelector>& any_web = result->services[1].pods;
+  ASSERT_TRUE(any_web.has_value());
+  EXPECT_EQ(any_web->namespace_name, "");
+  EXPECT_EQ(any_web->name, "web-[0-9]+");
+  const std::optional<PodSelector>& shop_any = result->services[2].pods;
+  ASSERT_TRUE(shop_any.has_value());
+  EXPECT_EQ(shop_any->name_regex, nullptr);
+  EXPECT_FALSE(result->services[3].pods.has_value());
+
+  // namespace is exact; name is anchored at both ends.
+  EXPECT_TRUE(shop_web->Matches("shop", "web-0"));
+  EXPECT_TRUE(shop_web->Matches("shop", "web-"));
+  EXPECT_FALSE(shop_web->Matches("shop", "old-web-0"));
+  EXPECT_FALSE(shop_web->Matches("shopping", "web-0"));
+  EXPECT_FALSE(shop_web->Matches("", "web-0"));
+  EXPECT_TRUE(any_web->Matches("shop", "web-12"));
+  EXPECT_TRUE(any_web->Matches("", "web-12"));  // a pod the log directory does not name
+  EXPECT_FALSE(any_web->Matches("shop", "web-12a"));
+  EXPECT_FALSE(any_web->Matches("shop", "web-"));
+  EXPECT_TRUE(shop_any->Matches("shop", "anything"));
+  EXPECT_FALSE(shop_any->Matches("shop-2", "anything"));
+}
+
+TEST(ConfigTest, PodSelectorErrorsNameTheLine) {
+  const std::string service = "services:\n  - name: web\n    port: 80\n";
+  EXPECT_EQ(InlineError(service + "    pods: {}\n"),
+            "inline:4:11: services[0].pods needs at least one of namespace, name");
+  EXPECT_EQ(InlineError(service + "    pods: shop\n"),
+            "inline:4:11: services[0].pods must be a map, got \"shop\"");
+  EXPECT_EQ(InlineError(service + "    pods:\n      namespace: shop\n      labels: {app: web}\n"),
+            "inline:6:7: unknown key \"labels\" in services[0].pods (known: name, namespace)");
+  EXPECT_EQ(InlineError(service + "    pods:\n      name: \"web-(\"\n"),
+            "inline:5:13: services[0].pods.name is not a valid regular expression (missing ): "
+            "web-(): web-(");
+  EXPECT_EQ(InlineError(service + "    pods:\n      namespace: ''\n"),
+            "inline:5:18: services[0].pods.namespace must be a non-empty string, got \"\"");
+  EXPECT_EQ(InlineError(service + "    pods:\n      namespace: [shop]\n"),
+            "inline:5:18: services[0].pods.namespace must be a non-empty string, got a list");
 }
 
 }  // namespace

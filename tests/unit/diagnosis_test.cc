@@ -255,6 +255,43 @@ TEST(DiagnoseTextTest, OwnersFirstThenOthersAndCommandWhenNoCmdline) {
 
 // --- DiagnoseJson ---
 
+TEST(DiagnoseTextTest, InAPodTheReportNamesItAndThePodsOwnSysctls) {
+  ServiceReport report = ForeignHolderReport();
+  report.scope = ServiceScope{4026532999, "0b5c9a8e-1111-4222-8333-444455556666", "shop", "web-0"};
+  report.in_ephemeral_range = true;
+  KernelFacts facts;
+  facts.range = {8000, 8999};
+  EXPECT_EQ(DiagnoseText(report, facts),
+            R"(port 8080/tcp on 0.0.0.0 in pod shop/web-0 (service openhab)
+  holders:
+    pid 32061 user root: python3 -m http.server 8080  [not the owner]
+  sockets:  listen 1, time_wait 3 (longest TIME_WAIT ends in 60 s)
+  bind now without SO_REUSEADDR: blocked by listen 1, time_wait 3
+  bind now with SO_REUSEADDR:    blocked by listen 1
+  ephemeral range 8000-8999: port inside
+  fix:
+    - stop or reconfigure pid 32061 (python3: python3 -m http.server 8080), which holds port 8080, or move the service to another port
+    - port 8080 is inside the pod's ip_local_port_range 8000-8999: reserve it (the pod's securityContext.sysctls: net.ipv4.ip_local_reserved_ports=8080) or move the service out of the range
+)");
+  // A pod the kubelet's directory does not name: its uid stands alone.
+  report.scope.namespace_name = "";
+  report.scope.pod = report.scope.pod_uid;
+  const std::string text = DiagnoseText(report, facts);
+  EXPECT_EQ(text.substr(0, text.find('\n')),
+            "port 8080/tcp on 0.0.0.0 in pod 0b5c9a8e-1111-4222-8333-444455556666 (service "
+            "openhab)");
+}
+
+TEST(DiagnoseJsonTest, InAPodThePodIsNamedAndOnTheNodeItIsAbsent) {
+  ServiceReport report = FreeReport();
+  EXPECT_FALSE(nlohmann::json::parse(DiagnoseJson(report, kFacts)).contains("pod"));
+  report.scope = ServiceScope{4026532999, "0b5c9a8e-1111-4222-8333-444455556666", "shop", "web-0"};
+  const nlohmann::json json = nlohmann::json::parse(DiagnoseJson(report, kFacts));
+  EXPECT_EQ(json["pod"], (nlohmann::json{{"namespace", "shop"},
+                                         {"name", "web-0"},
+                                         {"uid", "0b5c9a8e-1111-4222-8333-444455556666"}}));
+}
+
 TEST(DiagnoseJsonTest, TheReadmeExample) {
   EXPECT_EQ(DiagnoseJson(ForeignHolderReport(), kFacts), R"({
   "address": "0.0.0.0",

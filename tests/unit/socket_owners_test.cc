@@ -254,6 +254,47 @@ TEST_F(SocketOwnersTest, IdentifyAllListsOnlyTheMonitoredNetworkNamespace) {
   EXPECT_EQ(owners.by_inode[4242][0].pid, 2);
 }
 
+TEST_F(SocketOwnersTest, IdentifyAllListsTheAskedForNamespacesApart) {
+  // Two pods (namespaces "pod-a" and "pod-b"), the host; only pod-a is asked for.
+  AddProcess("1", "host-app\n", "");
+  AddProcess("2", "java\n", "java -jar a.jar");
+  AddProcess("3", "sidecar\n", "");
+  AddProcess("4", "java\n", "java -jar b.jar");
+  for (const char* dir : {"self/ns", "1/ns", "2/ns", "3/ns", "4/ns"}) {
+    std::filesystem::create_directories(root_ + "/" + dir);
+  }
+  std::ofstream(root_ + "/self/ns/net") << "host";
+  std::filesystem::create_hard_link(root_ + "/self/ns/net", root_ + "/1/ns/net");
+  std::ofstream(root_ + "/2/ns/net") << "pod-a";
+  std::filesystem::create_hard_link(root_ + "/2/ns/net", root_ + "/3/ns/net");
+  std::ofstream(root_ + "/4/ns/net") << "pod-b";
+  const ProcFs procfs(root_);
+  const uint64_t pod_a = procfs.NetworkNamespace("2");
+  ASSERT_NE(pod_a, 0U);
+
+  SocketOwners owners = FindSocketOwners(procfs, {}, true, {pod_a});
+  ASSERT_EQ(owners.processes.size(), 1U);
+  EXPECT_EQ(owners.processes[0].pid, 1);
+  EXPECT_EQ(owners.processes_in_other_netns, 3U);
+  ASSERT_EQ(owners.processes_by_netns.size(), 1U);
+  std::vector<pid_t> in_pod_a;
+  for (const ProcessInfo& process : owners.processes_by_netns[pod_a]) {
+    in_pod_a.push_back(process.pid);
+  }
+  std::sort(in_pod_a.begin(), in_pod_a.end());
+  EXPECT_EQ(in_pod_a, (std::vector<pid_t>{2, 3}));
+
+  // The cache lists them too, with or without a full pass.
+  SocketOwnerCache cache{procfs};
+  const auto now = std::chrono::steady_clock::now();
+  EXPECT_EQ(cache.Resolve({}, true, now, {pod_a}).processes_by_netns[pod_a].size(), 2U);
+  EXPECT_EQ(cache.Resolve({}, true, now + std::chrono::seconds(1), {pod_a})
+                .processes_by_netns[pod_a]
+                .size(),
+            2U);
+  EXPECT_TRUE(cache.Resolve({}, true, now + std::chrono::seconds(2)).processes_by_netns.empty());
+}
+
 ProcessInfo Process(pid_t pid, const std::string& command, const std::string& cmdline) {
   ProcessInfo process;
   process.pid = pid;
