@@ -54,7 +54,8 @@ const std::vector<CollectorSpec>& KnownCollectors() {
          if (CountsPodsOnThisNode(config.sockets)) {
            needs.push_back({CAP_SYS_ADMIN,
                             "pods' network namespaces cannot be entered (setns): their "
-                            "listeners and the services scoped to pods are not read"});
+                            "listeners and the services scoped to pods are not read",
+                            /*raised_on_use=*/true});
          }
          return needs;
        }},
