@@ -4,20 +4,25 @@
 // port and toward a peer port up to bucket overflows, ephemeral range pressure, listen queue
 // overflows, bind() failing with EADDRINUSE (counted by the eBPF bind_events collector, which must
 // be available: the test runs as root), a failed config reload, a dead exporter target, and a pod
-// of its own: a private network namespace in a cgroup named as the kubelet names it, with TIME_WAIT
-// growing on a local port and toward a peer port), runs the real exporter with
+// of its own: a private network namespace in a cgroup named as the kubelet names it, with kernel
+// settings of its own (a narrow ephemeral range, a small tcp_max_tw_buckets), TIME_WAIT growing on
+// a local port and toward a peer port up to most of its tcp_max_tw_buckets, most of its ephemeral
+// ports held toward one destination, and bind() failing inside it), runs the real exporter with
 // collectors.sockets.pods on and a real Prometheus (loopback, 2 s scrapes, 1 s evaluation) loaded
 // with a test copy of the rules whose `for:` is shortened (derived from the real file), then checks
-// through the HTTP API that (1) every dashboard query returns data, (2) the matching alerts are
-// pending or firing (the pod's naming the pod, and none for the node from the pod's sockets) and
-// the others are not, (3) every metric name used by the rules and dashboards is in the exporter's
-// output (the pod metrics too: pods are on).
+// through the HTTP API that (1) every dashboard query returns data (each variable at All), (2) the
+// matching alerts are pending or firing (the pod's naming the pod, measured against the pod's own
+// limits, and none for the node from the pod's sockets) and the others are not, (3) every metric
+// name used by the rules and dashboards is in the exporter's output (the pod metrics too: pods
+// are on).
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -68,6 +73,18 @@ constexpr int kBindFailures = 4;  // "web-server" fails to bind 8080 (held by "s
 // client-side toward its own 6300, in its network namespace. Neither port is used by the node.
 constexpr uint16_t kPodTimeWaitPort = 9300;
 constexpr uint16_t kPodPeerTimeWaitPort = 6300;
+constexpr int kPodRounds = 5;  // of churn, 2.5 s apart
+constexpr int kPodServerFirstPerRound = 3;
+constexpr int kPodClientFirstPerRound = 2;
+// The pod's own tcp_max_tw_buckets: its 5 x (3 + 2) = 25 TIME_WAIT sockets fill 89% (the node's
+// limit is kMaxTwBuckets, its own TIME_WAIT another count).
+constexpr int kPodMaxTwBuckets = 28;
+// The pod's own ephemeral range, 100 ports (the node's: 40000-40049), and 80 connections held
+// toward its own database port: 80% of them. The node's ratio would be 160%.
+constexpr uint16_t kPodDbPort = 5433;
+constexpr int kPodEphemeralPorts = 100;
+constexpr int kPodDbClients = 80;
+constexpr int kPodBindFailures = 3;  // bind() to 9300, held by the pod's own listener
 const std::string kPodNamespace = "alerts-e2e";
 
 const fs::path kSource = PORTWATCH_SOURCE_DIR;
@@ -228,10 +245,12 @@ class AlertsE2eTest : public ::testing::Test {
   }
 
   /// A pod as the exporter finds one: a process in a network namespace of its own (ephemeral range
-  /// 20000-20999), in a cgroup named by the cgroupfs driver, named by a kubelet-like pod log
-  /// directory. It listens on the pod's two ports, then, once `dir_/go` exists, churns
-  /// connections in five rounds 2.5 s apart (a scrape in between): server-side TIME_WAIT on
-  /// kPodTimeWaitPort, client-side toward kPodPeerTimeWaitPort.
+  /// of kPodEphemeralPorts from 20000, tcp_max_tw_buckets kPodMaxTwBuckets), in a cgroup named by
+  /// the cgroupfs driver, named by a kubelet-like pod log directory. It listens on the pod's three
+  /// ports and holds kPodDbClients connections to kPodDbPort; once `dir_/go` exists, it fails to
+  /// bind() kPodTimeWaitPort kPodBindFailures times and churns connections in kPodRounds rounds
+  /// 2.5 s apart (a scrape in between): server-side TIME_WAIT on kPodTimeWaitPort, client-side
+  /// toward kPodPeerTimeWaitPort.
   void StartPod() {
     std::mt19937_64 random(std::random_device{}());
     const std::string uid = NewPodUid(random);
@@ -251,24 +270,47 @@ class AlertsE2eTest : public ::testing::Test {
     pod_ = std::make_unique<ChildProcess>(
         "pod-churn",
         [procs](std::vector<UniqueFd>& keep) {
+          // tcp_tw_reuse 0: a connect() never takes over one of the pod's TIME_WAIT sockets
+          // (the default 2 does on loopback), so each churned connection keeps its own.
+          const std::string range = "20000 " + std::to_string(20000 + kPodEphemeralPorts - 1);
           if (!EnterPrivateNetworkNamespace().empty() ||
-              !WriteSysctl("net/ipv4/ip_local_port_range", "20000 20999").empty()) {
+              !WriteSysctl("net/ipv4/ip_local_port_range", range).empty() ||
+              !WriteSysctl("net/ipv4/tcp_max_tw_buckets", std::to_string(kPodMaxTwBuckets))
+                   .empty() ||
+              !WriteSysctl("net/ipv4/tcp_tw_reuse", "0").empty()) {
             ::_exit(3);
           }
           std::ofstream(procs) << ::getpid() << "\n";
           keep.push_back(Listen("127.0.0.1", kPodTimeWaitPort));
           keep.push_back(Listen("127.0.0.1", kPodPeerTimeWaitPort));
-          if (!keep[0].Valid() || !keep[1].Valid()) {
-            ::_exit(4);
+          keep.push_back(Listen("127.0.0.1", kPodDbPort));
+          for (const UniqueFd& listener : keep) {
+            if (!listener.Valid()) {
+              ::_exit(4);
+            }
+          }
+          for (int i = 0; i < kPodDbClients; ++i) {
+            UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", kPodDbPort);
+            UniqueFd server = Accept(keep[2]);
+            if (!client.Valid() || !server.Valid()) {
+              ::_exit(5);
+            }
+            keep.push_back(std::move(client));
+            keep.push_back(std::move(server));
           }
         },
         [go](std::vector<UniqueFd>& keep) {
           for (int i = 0; i < 1200 && !fs::exists(go); ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
           }
-          for (int round = 0; round < 5; ++round) {
-            ChurnConnections(keep[0], kPodTimeWaitPort, 3, /*server_first=*/true);
-            ChurnConnections(keep[1], kPodPeerTimeWaitPort, 2, /*server_first=*/false);
+          for (int i = 0; i < kPodBindFailures; ++i) {
+            Bind(SOCK_STREAM, "127.0.0.1", kPodTimeWaitPort);  // EADDRINUSE: the listener holds it
+          }
+          for (int round = 0; round < kPodRounds; ++round) {
+            ChurnConnections(keep[0], kPodTimeWaitPort, kPodServerFirstPerRound,
+                             /*server_first=*/true);
+            ChurnConnections(keep[1], kPodPeerTimeWaitPort, kPodClientFirstPerRound,
+                             /*server_first=*/false);
             std::this_thread::sleep_for(std::chrono::milliseconds(2500));
           }
         });
@@ -286,8 +328,9 @@ class AlertsE2eTest : public ::testing::Test {
            "  - name: api\n    port: 8081\n    owner:\n      process: api-server\n"
            "  - name: dup\n    port: 8082\n    owner:\n      process: dup-server\n"
            "  - name: eph\n    port: 40045\n    owner:\n      process: eph-server\n"
-           // This project's kernels refuse fexit: count through the syscall trace events.
-           "collectors:\n  bind_events:\n    namespaces: own\n"
+           // This project's kernels refuse fexit: count through the syscall trace events. Every
+           // namespace: the pod's failures too.
+           "collectors:\n  bind_events:\n    namespaces: all\n"
            "    attach: [fexit, tracepoint]\n"
            // Every pod's sockets too: the pod metrics and the per-pod alerts and panels.
            "  sockets:\n    pods: true\n    pod_logs_dir: "
@@ -400,15 +443,26 @@ std::vector<std::pair<std::string, std::string>> DashboardQueries(const fs::path
   return queries;
 }
 
-/// Grafana's variables and macros as a dashboard showing every value would expand them.
-std::string ExpandVariables(std::string expr) {
-  for (const auto& [from, to] :
-       std::vector<std::pair<std::string, std::string>>{{"$__rate_interval", "1m"},
-                                                        {"$job", ".+"},
-                                                        {"$instance", ".+"},
-                                                        {"$service", ".+"},
-                                                        {"$namespace", ".*"},
-                                                        {"$pod", ".+"}}) {
+/// The dashboard's variables at All (their allValue: the overview's $pod leaves the node out, the
+/// services view's keeps it) and Grafana's macros, as the dashboard showing every value would
+/// expand them; longest name first ($pod before $p...).
+std::vector<std::pair<std::string, std::string>> AllValues(const fs::path& file) {
+  const json dashboard = json::parse(ReadFile(file));
+  std::vector<std::pair<std::string, std::string>> values = {{"$__rate_interval", "1m"}};
+  for (const json& variable : dashboard["templating"]["list"]) {
+    if (variable["type"] == "query") {
+      values.emplace_back("$" + variable["name"].get<std::string>(),
+                          variable["allValue"].get<std::string>());
+    }
+  }
+  std::sort(values.begin(), values.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  return values;
+}
+
+std::string ExpandVariables(std::string expr,
+                            const std::vector<std::pair<std::string, std::string>>& values) {
+  for (const auto& [from, to] : values) {
     for (size_t at = expr.find(from); at != std::string::npos;
          at = expr.find(from, at + to.size())) {
       expr.replace(at, from.size(), to);
@@ -529,14 +583,32 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
        {{"peer_port", std::to_string(kPodPeerTimeWaitPort)},
         {"namespace", kPodNamespace},
         {"pod", pod_name_}}},
+      {"PortwatchPodTimeWaitNearBucketLimit", {{"namespace", kPodNamespace}, {"pod", pod_name_}}},
       {"PortwatchTimeWaitBucketOverflow", {{"instance", "127.0.0.1:9792"}}},
       {"PortwatchEphemeralPortsExhaustionApproaching",
-       {{"peer_address", "127.0.0.1"}, {"peer_port", "5432"}, {"protocol", "tcp"}}},
+       {{"peer_address", "127.0.0.1"}, {"peer_port", "5432"}, {"protocol", "tcp"}, {"pod", ""}}},
+      {"PortwatchPodEphemeralPortsExhaustionApproaching",
+       {{"peer_address", "127.0.0.1"},
+        {"peer_port", std::to_string(kPodDbPort)},
+        {"protocol", "tcp"},
+        {"namespace", kPodNamespace},
+        {"pod", pod_name_}}},
       {"PortwatchListenQueueOverflow", {{"instance", "127.0.0.1:9792"}}},
       {"PortwatchConfigReloadFailed", {{"instance", "127.0.0.1:9792"}}},
       {"PortwatchExporterDown", {{"instance", "127.0.0.1:9799"}}},
       {"PortwatchBindFailures",
-       {{"port", "8080"}, {"process", "web-server"}, {"errno", "EADDRINUSE"}, {"syscall", "bind"}}},
+       {{"port", "8080"},
+        {"process", "web-server"},
+        {"errno", "EADDRINUSE"},
+        {"syscall", "bind"},
+        {"pod", ""}}},
+      {"PortwatchBindFailures",
+       {{"port", std::to_string(kPodTimeWaitPort)},
+        {"process", "pod-churn"},
+        {"errno", "EADDRINUSE"},
+        {"syscall", "bind"},
+        {"namespace", kPodNamespace},
+        {"pod", pod_name_}}},
   };
   std::set<std::string> missing;
   json alerts;
@@ -575,6 +647,7 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
     EXPECT_NE(name, "PortwatchCollectorFailing") << alert.dump();
     EXPECT_NE(name, "PortwatchExporterAbsent") << alert.dump();
     EXPECT_NE(name, "PortwatchBindEventsUnavailable") << alert.dump();
+    EXPECT_NE(name, "PortwatchPodSeriesFolded") << alert.dump();  // one pod: within max_pod_series
     if (name == "PortwatchServiceDown" || name == "PortwatchServiceRestartBlocked") {
       EXPECT_NE(alert["labels"].value("service", ""), "dup") << "dup is up: " << alert.dump();
       EXPECT_NE(alert["labels"].value("service", ""), "eph") << "eph is up: " << alert.dump();
@@ -612,6 +685,47 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
                 std::string::npos)
           << alert.dump();
     }
+    const std::string pod_named = kPodNamespace + "/" + pod_name_;
+    if (name == "PortwatchBindFailures" && alert["labels"].value("pod", "") == pod_name_) {
+      EXPECT_EQ(std::stod(alert["value"].get<std::string>()), kPodBindFailures) << alert.dump();
+      EXPECT_EQ(alert["annotations"]["summary"],
+                "pod-churn in pod " + pod_named + ": bind() on port " +
+                    std::to_string(kPodTimeWaitPort) + " fails with EADDRINUSE on 127.0.0.1:9792")
+          << alert.dump();
+      EXPECT_NE(alert["annotations"]["description"].get<std::string>().find(
+                    ", pod " + pod_named + "). Another socket holds the port"),
+                std::string::npos)
+          << alert.dump();
+    }
+    // Measured against the pod's own limits: 25 of its 28 TIME_WAIT buckets (the node's limit is
+    // 64), 80 of its 100 ephemeral ports (the node has 50).
+    if (name == "PortwatchPodTimeWaitNearBucketLimit") {
+      EXPECT_EQ(alert["labels"].value("pod", ""), pod_name_) << alert.dump();
+      // A count of the pod's TIME_WAIT over the pod's limit: above 75%, at most all 25 (the last
+      // round may be under way when the alert turns pending).
+      const double buckets = std::stod(alert["value"].get<std::string>()) * kPodMaxTwBuckets;
+      EXPECT_NEAR(buckets, std::round(buckets), 1e-9) << alert.dump();
+      EXPECT_GT(buckets, 0.75 * kPodMaxTwBuckets) << alert.dump();
+      EXPECT_LE(std::round(buckets),
+                kPodRounds * (kPodServerFirstPerRound + kPodClientFirstPerRound))
+          << alert.dump();
+      EXPECT_NE(alert["annotations"]["summary"].get<std::string>().find(
+                    "TIME_WAIT sockets of pod " + pod_named + " use "),
+                std::string::npos)
+          << alert.dump();
+    }
+    if (name == "PortwatchPodEphemeralPortsExhaustionApproaching") {
+      EXPECT_EQ(alert["labels"].value("pod", ""), pod_name_) << alert.dump();
+      EXPECT_EQ(alert["labels"]["peer_port"], std::to_string(kPodDbPort)) << alert.dump();
+      EXPECT_DOUBLE_EQ(std::stod(alert["value"].get<std::string>()),
+                       kPodDbClients / static_cast<double>(kPodEphemeralPorts))
+          << alert.dump();
+      EXPECT_EQ(alert["annotations"]["summary"],
+                "Connections of pod " + pod_named + " toward 127.0.0.1 port " +
+                    std::to_string(kPodDbPort) +
+                    " use 80% of its ephemeral ports on 127.0.0.1:9792")
+          << alert.dump();
+    }
     if (name == "PortwatchServicePortHeldByOtherProcess") {
       EXPECT_EQ(alert["annotations"]["summary"],
                 "Port 8080/tcp of service web is held by squatter on 127.0.0.1:9792");
@@ -627,11 +741,14 @@ TEST_F(AlertsE2eTest, RulesAndDashboardsAgainstARealPrometheus) {
   // --- (1) Every dashboard query returns data.
   for (const char* file : {"portwatch-overview.json", "portwatch-services.json"}) {
     const auto queries = DashboardQueries(kSource / "dashboards" / file);
+    const auto all = AllValues(kSource / "dashboards" / file);
     EXPECT_GE(queries.size(), 10U) << file;
     for (const auto& [where, expr] : queries) {
-      const json data = QueryRange(ExpandVariables(expr));
+      const std::string expanded = ExpandVariables(expr, all);
+      EXPECT_EQ(expanded.find('$'), std::string::npos) << file << " " << where << ": " << expanded;
+      const json data = QueryRange(expanded);
       EXPECT_TRUE(data.is_object() && !data["result"].empty())
-          << file << " " << where << ": no data for " << ExpandVariables(expr);
+          << file << " " << where << ": no data for " << expanded;
     }
   }
   // The Grafana-managed rules' queries (thresholds aside) return data in this scenario too.

@@ -2,11 +2,12 @@
 // (@grafana/schema's Dashboard, and each panel's options and field config with its panel plugin's
 // types) by the TypeScript compiler in strict mode, with excess-property checks that reject unknown
 // fields; Prometheus targets against the fields Grafana's Prometheus query editor saves. Then
-// structure: unique ids, grid inside 24 columns without overlaps, the datasource/job/instance
-// (services: service; overview: namespace and pod) variables used by every query, units and
-// legends, alert annotations. With pods, the sockets collector's series also exist per pod: every
-// query of them selects the node's own (pod="") or the pods of $namespace and $pod. A misspelled
-// copy of each dashboard must fail.
+// structure: unique ids, grid inside 24 columns without overlaps, the datasource/job/instance/
+// namespace/pod (services: and service) variables used by every query, units and legends, alert
+// annotations, the panels each dashboard must have. With pods, the per-pod families (sync.mjs
+// kPerPodFamilies: sockets, kernel limits, bind failures, services, listeners) also exist per
+// pod: every query of them selects the node's own (pod="") or the pods of $namespace and $pod, and
+// then aggregates and matches on namespace and pod. A misspelled copy of each dashboard must fail.
 //   node dashboards_test.mjs    (PORTWATCH_SOURCE_DIR, PORTWATCH_ALERTS_NODE_DIR)
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -103,24 +104,38 @@ function typeErrors(dashboard, name) {
 
 const allPanels = (dashboard) => dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
 
+// Panels a dashboard must keep (issue 12: per-pod panels against each pod's own limits).
+const kRequiredPanels = {
+  "portwatch-overview.json": ["TIME_WAIT by pod and local port (top 10)", "TIME_WAIT by pod and peer port (top 10)",
+    "Pods closest to ephemeral port exhaustion (top 10)", "TIME_WAIT by pod vs its tcp_max_tw_buckets",
+    "Bind failures by port and process", "Bind failures by pod", "Pod series and folded series"],
+  "portwatch-services.json": ["Services", "Owners and holders of service ports", "Listeners (netstat -tulpn)"],
+};
+
 function structureProblems(dashboard, name) {
   const problems = [];
   const problem = (text) => problems.push(`${name}: ${text}`);
   const variables = dashboard.templating.list.map((v) => v.name);
-  const wanted = ["datasource", "job", "instance", ...(name.includes("services") ? ["service"] : []),
-    ...(name.includes("overview") ? ["namespace", "pod"] : [])];
+  const services = name.includes("services");
+  const wanted = ["datasource", "job", "instance", "namespace", "pod", ...(services ? ["service"] : [])];
   if (JSON.stringify(variables) !== JSON.stringify(wanted)) problem(`variables ${variables}, want ${wanted}`);
   const ds = dashboard.templating.list.find((v) => v.name === "datasource");
   if (ds?.type !== "datasource" || ds?.query !== "prometheus") problem("datasource variable is not a Prometheus data source picker");
   // namespace: every pod's (a pod the kubelet's log directory does not name has none: All is .*);
-  // pod: All is .+, which leaves the node's own series (pod="") out.
+  // pod: on the overview All is .+, which leaves the node's own series (pod="") out of the pod
+  // panels; on the services view .*, which keeps the node's services and listeners. service: of
+  // the pods picked.
   for (const [variable, allValue, query] of [
     ["namespace", ".*", /^label_values\(portwatch_sockets\{job=~"\$job", instance=~"\$instance", pod!=""\}, namespace\)$/],
-    ["pod", ".+", /^label_values\(portwatch_sockets\{job=~"\$job", instance=~"\$instance", namespace=~"\$namespace", pod!=""\}, pod\)$/]]) {
+    ["pod", services ? ".*" : ".+", /^label_values\(portwatch_sockets\{job=~"\$job", instance=~"\$instance", namespace=~"\$namespace", pod!=""\}, pod\)$/],
+    ["service", ".+", /^label_values\(portwatch_service_info\{job=~"\$job", instance=~"\$instance", namespace=~"\$namespace", pod=~"\$pod"\}, service\)$/]]) {
     const v = dashboard.templating.list.find((x) => x.name === variable);
     if (v && (v.type !== "query" || !v.multi || !v.includeAll || v.allValue !== allValue || !query.test(v.query?.query ?? ""))) {
       problem(`variable ${variable}: a multi-value query variable with All = ${allValue} from ${query}`);
     }
+  }
+  for (const title of kRequiredPanels[name] ?? []) {
+    if (!allPanels(dashboard).some((p) => p.title === title)) problem(`no panel "${title}"`);
   }
   if (!dashboard.uid || !/^[a-z0-9-]{1,40}$/.test(dashboard.uid)) problem(`uid "${dashboard.uid}"`);
   const alerts = dashboard.annotations?.list?.find((a) => /ALERTS\{/.test(a.target?.expr ?? ""));
@@ -156,6 +171,18 @@ function structureProblems(dashboard, name) {
       for (const { name: family, matchers } of perPodSelectors(target.expr)) {
         if (!/\bpod=""/.test(matchers) && !podSelector(matchers)) {
           problem(`${where} ${target.refId}: ${family} adds pods' sockets to the node's: select pod="" or namespace=~"$namespace", pod=~"$pod"`);
+        }
+      }
+      // A query of pods aggregates and matches per pod: every by (...) and on (...) keeps
+      // namespace and pod (without/ignoring never drop them), else two pods add up, or two pods'
+      // series meet in one match group (an error for the whole query).
+      if (target.expr.includes('pod=~"$pod"')) {
+        for (const [, how, labels] of target.expr.matchAll(/\b(by|without|on|ignoring)\s*\(([^)]*)\)/g)) {
+          const list = labels.split(",").map((l) => l.trim());
+          const keeps = ["without", "ignoring"].includes(how)
+            ? !list.includes("namespace") && !list.includes("pod")
+            : list.includes("namespace") && list.includes("pod");
+          if (!keeps) problem(`${where} ${target.refId}: ${how} (${labels}) merges pods`);
         }
       }
       for (const [, matchers] of target.expr.matchAll(/portwatch_pod_sockets_age_seconds(\{[^}]*\})?/g)) {
@@ -224,4 +251,28 @@ test("a copy whose per-pod panel ignores $pod, or whose pod variable keeps the n
   const problems = structureProblems(copy, "portwatch-overview.json").join("\n");
   assert.ok(problems.includes(`panel "${perPod.title}" A: portwatch_`) && problems.includes("adds pods' sockets"), problems);
   assert.match(problems, /variable pod: /);
+});
+
+test("a copy that divides pods by one pod's limit, or lost a pod panel, fails", () => {
+  const copy = JSON.parse(fs.readFileSync(path.join(dashboardsDir, "portwatch-overview.json"), "utf8"));
+  const ratio = copy.panels.find((p) => p.title === "TIME_WAIT by pod vs its tcp_max_tw_buckets");
+  ratio.targets[0].expr = ratio.targets[0].expr.replaceAll("(job, instance, namespace, pod)", "(job, instance)");
+  copy.panels = copy.panels.filter((p) => p.title !== "Bind failures by pod");
+  const problems = structureProblems(copy, "portwatch-overview.json").join("\n");
+  assert.match(problems, /TIME_WAIT by pod vs its tcp_max_tw_buckets" A: by \(job, instance\) merges pods/);
+  assert.match(problems, /TIME_WAIT by pod vs its tcp_max_tw_buckets" A: on \(job, instance\) merges pods/);
+  assert.match(problems, /no panel "Bind failures by pod"/);
+});
+
+test("a services copy whose join ignores the pod, or whose pod variable drops the node's services, fails", () => {
+  const copy = JSON.parse(fs.readFileSync(path.join(dashboardsDir, "portwatch-services.json"), "utf8"));
+  const owners = copy.panels.find((p) => p.title === "Owners and holders of service ports");
+  owners.targets[0].expr = owners.targets[0].expr.replace("on (job, instance, namespace, pod, port, protocol)", "on (job, instance, port, protocol)");
+  const listeners = copy.panels.find((p) => p.title === "Listeners (netstat -tulpn)");
+  listeners.targets[0].expr = 'portwatch_listener_info{job=~"$job", instance=~"$instance"}';
+  copy.templating.list.find((v) => v.name === "pod").allValue = ".+";
+  const problems = structureProblems(copy, "portwatch-services.json").join("\n");
+  assert.match(problems, /Owners and holders of service ports" A: on \(job, instance, port, protocol\) merges pods/);
+  assert.match(problems, /Listeners \(netstat -tulpn\)" A: portwatch_listener_info adds pods' sockets/);
+  assert.match(problems, /variable pod: .*All = \.\*/);
 });

@@ -3,8 +3,9 @@
 // portwatch:threshold:* recording rules (no other number in an alert's PromQL); every alert has a
 // firing and a not-firing case in the promtool tests; the generated PrometheusRule and
 // Grafana-managed rules are up to date, and the sync check does notice a changed threshold. With
-// pods, the sockets collector's series also exist per pod: every rule selects the node's own
-// (pod="") or keeps each pod apart and names it.
+// pods, the per-pod families (sync.mjs kPerPodFamilies: sockets, kernel limits, bind failures,
+// services and listeners) also exist per pod: every rule selects the node's own (pod=""), or
+// keeps each pod apart (matching and aggregating on namespace and pod) and names it.
 //   node rules_test.mjs    (PORTWATCH_SOURCE_DIR, PORTWATCH_ALERTS_NODE_DIR)
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -20,11 +21,13 @@ const alerts = allRules(rules).filter((rule) => rule.alert);
 const runbooks = fs.readFileSync(path.join(sourceDir, "docs/runbooks.md"), "utf8");
 const kRunbookBase = "https://github.com/portwatch/portwatch/blob/main/docs/runbooks.md#";
 
-test("the rules file has the alerts of issue 6", () => {
+test("the rules file has the alerts of issues 6 and 12", () => {
   assert.deepEqual(alerts.map((a) => a.alert).sort(), [
     "PortwatchBindEventsUnavailable", "PortwatchBindFailures", "PortwatchCollectorFailing", "PortwatchConfigReloadFailed",
     "PortwatchEphemeralPortsExhaustionApproaching", "PortwatchExporterAbsent",
-    "PortwatchExporterDown", "PortwatchListenQueueOverflow", "PortwatchPodsUnreadable",
+    "PortwatchExporterDown", "PortwatchListenQueueOverflow",
+    "PortwatchPodEphemeralPortsExhaustionApproaching", "PortwatchPodSeriesFolded",
+    "PortwatchPodTimeWaitNearBucketLimit", "PortwatchPodsUnreadable",
     "PortwatchScrapeLabelsClash", "PortwatchServiceDown",
     "PortwatchServiceDuplicateInstances", "PortwatchServicePortHeldByOtherProcess",
     "PortwatchServicePortInEphemeralRange", "PortwatchServiceRestartBlocked",
@@ -58,43 +61,88 @@ for (const alert of alerts) {
   });
 }
 
-// The rules that keep each pod apart (namespace and pod), and the alerts built on them.
-const kPerPodRules = ["portwatch:port_time_wait_sockets:delta30m",
-  "portwatch:peer_port_time_wait_sockets:delta30m"];
-const kPerPodAlerts = ["PortwatchTimeWaitGrowthOnPort", "PortwatchTimeWaitGrowthToPeerPort"];
+// The rules that keep each pod apart (namespace and pod): "both" the node's series and every
+// pod's (no pod matcher), or the "pods" alone (pod!=""). Every other rule using a per-pod family
+// is about the node (pod=""). An alert built on a per-pod rule is per pod too.
+const kPerPodRules = {
+  "portwatch:port_time_wait_sockets:delta30m": "both",
+  "portwatch:peer_port_time_wait_sockets:delta30m": "both",
+  "portwatch:bind_failures:increase5m": "both",
+  "portwatch:pod_time_wait_sockets:sum": "pods",
+  "portwatch:pod_time_wait_sockets:ratio_max_tw_buckets": "pods",
+  "portwatch:pod_ephemeral_destination_sockets:ratio_available": "pods",
+  PortwatchServiceRestartBlocked: "both",
+  PortwatchServicePortHeldByOtherProcess: "both",
+  PortwatchServiceDuplicateInstances: "both",
+  PortwatchServiceDown: "both",
+  PortwatchServicePortInEphemeralRange: "both",
+};
+// An alert's pod, when it has one, in its summary and description.
+const kNamesPodIfAny = /\{\{ with \$labels\.pod \}\}[\s\S]*\{\{ end \}\}/;
+const kNamesPod = /\$labels\.pod\b/;
 
-test("pods: node rules select pod=\"\", per-pod rules keep namespace and pod", () => {
+/// Problems of one rule with the per-pod families: [] when it keeps to its kind.
+function perPodProblems(name, expr, kind) {
+  const problems = [];
+  for (const { name: family, matchers } of perPodSelectors(expr)) {
+    if (kind === "both" && /\bpod\s*!?=~?/.test(matchers)) {
+      problems.push(`${family}${matchers} must keep the node and every pod`);
+    } else if (kind === "pods" && !/\bpod\s*!=\s*""/.test(matchers)) {
+      problems.push(`${family}${matchers} must select the pods alone (pod!="")`);
+    } else if (kind === "node" && !/\bpod\s*=\s*""/.test(matchers)) {
+      problems.push(`${family}${matchers} adds pods' sockets to the node's: select pod=""`);
+    }
+  }
+  if (kind !== "node") {
+    // `sum without (...)` and `ignoring (...)` keep namespace and pod unless they list them;
+    // `by (...)` and `on (...)` need both, or two pods meet in one group (or one match group: an
+    // error for the whole rule once a second pod has the series).
+    for (const [, how, labels] of expr.matchAll(/\b(by|without|on|ignoring)\s*\(([^)]*)\)/g)) {
+      const list = labels.split(",").map((l) => l.trim());
+      const keeps = ["without", "ignoring"].includes(how)
+        ? !list.includes("namespace") && !list.includes("pod")
+        : list.includes("namespace") && list.includes("pod");
+      if (!keeps) problems.push(`${how} (${labels}) merges pods`);
+    }
+  }
+  return problems;
+}
+
+test("pods: node rules select pod=\"\", per-pod rules keep namespace and pod apart", () => {
+  const kinds = {};
   for (const rule of allRules(rules)) {
     const name = rule.record ?? rule.alert;
-    const perPod = kPerPodRules.includes(name);
-    for (const { name: family, matchers } of perPodSelectors(rule.expr)) {
-      if (perPod) {
-        assert.doesNotMatch(matchers, /\bpod\s*=/, `${name}: ${family} must keep every pod`);
-      } else {
-        assert.match(matchers, /\bpod\s*=\s*""/,
-          `${name}: ${family}${matchers} adds pods' sockets to the node's: select pod=""`);
-      }
-    }
-    if (perPod) {
-      // `sum without (...)` keeps namespace and pod unless it lists them; `by (...)` needs both.
-      for (const [, how, labels] of rule.expr.matchAll(/\b(by|without)\s*\(([^)]*)\)/g)) {
-        const list = labels.split(",").map((l) => l.trim());
-        if (how === "without") {
-          assert.ok(!list.includes("namespace") && !list.includes("pod"), `${name}: drops the pod`);
-        } else {
-          assert.ok(list.includes("namespace") && list.includes("pod"), `${name}: by (${labels}) merges pods`);
-        }
-      }
-    }
+    const builtOn = Object.keys(kPerPodRules).filter((r) => r.includes(":") &&
+      new RegExp(`(?<![\\w:])${r}(?![\\w:])`).test(rule.expr));
+    kinds[name] = kPerPodRules[name] ?? (builtOn.length ? kPerPodRules[builtOn[0]] : "node");
+    assert.deepEqual(perPodProblems(name, rule.expr, kinds[name]), [], name);
   }
-  const byName = Object.fromEntries(alerts.map((a) => [a.alert, a]));
-  for (const name of kPerPodAlerts) {
-    assert.ok(kPerPodRules.some((r) => byName[name].expr.includes(r)), `${name} is not per pod`);
+  for (const alert of alerts.filter((a) => kinds[a.alert] !== "node")) {
     for (const key of ["summary", "description"]) {
-      assert.match(byName[name].annotations[key], /\{\{ with \$labels\.pod \}\}[\s\S]*\{\{ end \}\}/,
-        `${name}: the ${key} names the pod when there is one`);
+      assert.match(alert.annotations[key], kinds[alert.alert] === "both" ? kNamesPodIfAny : kNamesPod,
+        `${alert.alert}: the ${key} names the pod${kinds[alert.alert] === "both" ? " when there is one" : ""}`);
     }
   }
+  // Each kind is in use, and every listed rule exists.
+  assert.deepEqual(new Set(Object.values(kinds)), new Set(["node", "both", "pods"]));
+  for (const name of Object.keys(kPerPodRules)) assert.ok(name in kinds, `${name} is not a rule`);
+});
+
+test("the pods check notices a merged pod, a node rule with pods, a per-pod rule without", () => {
+  assert.deepEqual(perPodProblems("x", 'sum by (job, instance) (portwatch_sockets{pod!=""})', "pods"),
+    ["by (job, instance) merges pods"]);
+  assert.deepEqual(perPodProblems("x", "portwatch_service_up * on (job, instance, service) portwatch_service_info", "both"),
+    ["on (job, instance, service) merges pods"]);
+  assert.deepEqual(perPodProblems("x", 'portwatch_sockets{pod=""}', "both"),
+    ['portwatch_sockets{pod=""} must keep the node and every pod']);
+  assert.deepEqual(perPodProblems("x", "portwatch_tcp_max_tw_buckets", "pods"),
+    ['portwatch_tcp_max_tw_buckets must select the pods alone (pod!="")']);
+  assert.deepEqual(perPodProblems("x", "portwatch_tcp_max_tw_buckets", "node"),
+    ["portwatch_tcp_max_tw_buckets adds pods' sockets to the node's: select pod=\"\""]);
+  assert.deepEqual(perPodProblems("x", 'sum without (pod) (portwatch_bind_failures_total)', "both"),
+    ["without (pod) merges pods"]);
+  assert.deepEqual(perPodProblems("x",
+    'portwatch_service_up * on (job, instance, namespace, pod, service) group_left (port) portwatch_service_info', "both"), []);
 });
 
 test("the pods check notices a node rule that adds pods' sockets", () => {
@@ -142,6 +190,8 @@ for (const [file, text] of generated()) {
 test("Grafana rules carry the Prometheus thresholds, fully inlined queries, same for/labels", () => {
   const grafana = grafanaRules(rules);
   assert.deepEqual(grafana.groups.map((g) => g.name), Object.keys(kGrafanaAlerts));
+  const uids = grafana.groups.flatMap((g) => g.rules.map((r) => r.uid));
+  assert.equal(new Set(uids).size, uids.length, `Grafana rule uids must be unique: ${uids}`);
   const byName = Object.fromEntries(alerts.map((a) => [a.alert, a]));
   const values = thresholds(rules);
   for (const rule of grafana.groups.flatMap((g) => g.rules)) {
@@ -154,6 +204,8 @@ test("Grafana rules carry the Prometheus thresholds, fully inlined queries, same
     assert.deepEqual(rule.labels, alert.labels);
     assert.equal(rule.annotations.runbook_url, alert.annotations.runbook_url);
     assert.doesNotMatch(JSON.stringify(rule.annotations), /\$value\b/, "Grafana has $values.A.Value");
+    assert.doesNotMatch(JSON.stringify(rule.annotations), /\|\s*query\b/,
+      "Grafana's annotation templates have no query function");
   }
 });
 

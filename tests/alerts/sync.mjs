@@ -26,25 +26,36 @@ const grafanaFile = path.join(sourceDir, "dashboards/alerting/portwatch-alerts.y
 
 // The alerts Grafana users get as Grafana-managed rules (issue 6: TIME_WAIT buildup, conflict,
 // ephemeral exhaustion, bind failures), by Grafana rule group.
+// Each pod's against its own limits too (issue 12).
 export const kGrafanaAlerts = {
-  "portwatch-time-wait": ["PortwatchTimeWaitNearBucketLimit", "PortwatchTimeWaitGrowthOnPort",
-    "PortwatchTimeWaitGrowthToPeerPort", "PortwatchTimeWaitBucketOverflow"],
+  "portwatch-time-wait": ["PortwatchTimeWaitNearBucketLimit", "PortwatchPodTimeWaitNearBucketLimit",
+    "PortwatchTimeWaitGrowthOnPort", "PortwatchTimeWaitGrowthToPeerPort",
+    "PortwatchTimeWaitBucketOverflow"],
   "portwatch-conflicts": ["PortwatchServicePortHeldByOtherProcess"],
-  "portwatch-ephemeral-ports": ["PortwatchEphemeralPortsExhaustionApproaching"],
+  "portwatch-ephemeral-ports": ["PortwatchEphemeralPortsExhaustionApproaching",
+    "PortwatchPodEphemeralPortsExhaustionApproaching"],
   "portwatch-bind-failures": ["PortwatchBindFailures"],
 };
 
-// The families the sockets and kernel_limits collectors write for the node's network namespace
-// and, with collectors.sockets.pods, once more per pod with the labels `namespace` and `pod`
-// (collectors/socket_table/socket_table.cc, SocketsCollector::CollectNamespace,
-// BuildKernelLimitFamilies). A query about the node selects pod=""; a query about pods keeps
-// namespace and pod apart.
+// The families written for the node's network namespace and once more per pod with the labels
+// `namespace` and `pod`; the node's own series have neither. The sockets and kernel_limits
+// collectors' (with collectors.sockets.pods: collectors/sockets/sockets_collector.cc,
+// BuildKernelLimitFamilies), the bind_events collector's failures inside a pod's namespace, and
+// the services collector's for services evaluated inside pods (a pods selector) and pods'
+// listeners. A query about the node selects pod=""; one about pods keeps namespace and pod
+// apart (portwatch_sock_diag_table_available and portwatch_scrape_sockets_read are the node's
+// alone, so not listed).
 export const kPerPodFamilies = ["portwatch_sockets", "portwatch_peer_sockets",
   "portwatch_ephemeral_destination_sockets", "portwatch_ephemeral_destination_untracked_sockets",
-  "portwatch_port_series_folded", "portwatch_sock_diag_table_available",
-  "portwatch_scrape_sockets_read", "portwatch_tcp_max_tw_buckets",
+  "portwatch_port_series_folded", "portwatch_tcp_max_tw_buckets",
   "portwatch_ephemeral_port_range_first", "portwatch_ephemeral_port_range_last",
-  "portwatch_ephemeral_ports_available"];
+  "portwatch_ephemeral_ports_available", "portwatch_bind_failures_total",
+  "portwatch_listener_info", "portwatch_service_info", "portwatch_service_up",
+  "portwatch_service_owner_processes", "portwatch_service_expected_instances",
+  "portwatch_service_matching_processes", "portwatch_service_conflict",
+  "portwatch_service_sockets", "portwatch_service_bind_prediction",
+  "portwatch_service_bind_blockers", "portwatch_service_time_wait_remaining_seconds",
+  "portwatch_service_port_in_ephemeral_range"];
 
 /// Every selector of a per-pod family in `expr`: {name, matchers} (matchers "" without braces).
 export function perPodSelectors(expr) {
