@@ -4,7 +4,6 @@
 
 #include <array>
 #include <chrono>
-#include <compare>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -61,7 +60,10 @@ struct PodLabels {
   std::string namespace_name;  ///< empty when the kubelet's pod log directory does not name it
   std::string pod;             ///< the pod's name, or its uid when the directory lacks it
 
-  auto operator<=>(const PodLabels&) const = default;
+  // std::tie rather than a defaulted <=>, which clang-tidy's use-nullptr misreads.
+  bool operator<(const PodLabels& other) const {
+    return std::tie(namespace_name, pod) < std::tie(other.namespace_name, other.pod);
+  }
   bool operator==(const PodLabels&) const = default;
 };
 
@@ -125,7 +127,11 @@ class BindFailureCounters {
     uint32_t netns = 0;
     std::optional<PodLabels> pod;  ///< no {namespace, pod} labels when not a pod's
 
-    auto operator<=>(const SeriesKey&) const = default;
+    bool operator<(const SeriesKey& other) const {
+      return std::tie(syscall, err, family, port, process, netns, pod) <
+             std::tie(other.syscall, other.err, other.family, other.port, other.process,
+                      other.netns, other.pod);
+    }
     bool operator==(const SeriesKey&) const = default;
   };
   const std::map<SeriesKey, uint64_t>& Series() const { return series_; }

@@ -147,7 +147,7 @@ std::optional<std::string> ReadKept(const netlink::UniqueFd& file) {
   if (!file.Valid()) {
     return std::nullopt;
   }
-  constexpr size_t kMaxSettingText = 64 * 1024;
+  constexpr size_t kMaxSettingText = size_t{64} * 1024;
   std::string text(256, '\0');
   size_t length = 0;
   while (length < kMaxSettingText) {

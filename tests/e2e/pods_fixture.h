@@ -75,17 +75,8 @@ class PodsE2eTest : public ::testing::Test {
   FakePod& StartPod(const std::string& uid, const fs::path& root, const fs::path& leaf,
                     const std::string& port_range, const ChildProcess::Setup& setup,
                     const ChildProcess::Setup& serve = nullptr) {
-    FakePod& pod = pods_.emplace_back();
-    pod.uid = uid;
-    fs::path path = root;
-    for (const fs::path& part : leaf) {
-      path /= part;
-      if (!fs::exists(path)) {
-        fs::create_directory(path);
-        pod.made.push_back(path);
-      }
-    }
-    const std::string procs = (path / "cgroup.procs").string();
+    FakePod& pod = NewPodCgroup(uid, root, leaf);
+    const std::string procs = (root / leaf / "cgroup.procs").string();
     pod.process = std::make_unique<ChildProcess>(
         "pod-" + uid.substr(0, 8),
         [=](auto& keep) {
@@ -108,6 +99,18 @@ class PodsE2eTest : public ::testing::Test {
   /// `root`: a hostNetwork pod. It runs `setup`.
   FakePod& StartHostNetworkPod(const std::string& uid, const fs::path& root, const fs::path& leaf,
                                const ChildProcess::Setup& setup) {
+    FakePod& pod = NewPodCgroup(uid, root, leaf);
+    const std::string procs = (root / leaf / "cgroup.procs").string();
+    pod.process = std::make_unique<ChildProcess>("pod-" + uid.substr(0, 8), [=](auto& keep) {
+      std::ofstream(procs) << ::getpid() << "\n";
+      setup(keep);
+    });
+    return pod;
+  }
+
+  /// A new pod (no process yet) and its cgroup `leaf` under `root`, recording the directories
+  /// that did not exist so TearDown removes them.
+  FakePod& NewPodCgroup(const std::string& uid, const fs::path& root, const fs::path& leaf) {
     FakePod& pod = pods_.emplace_back();
     pod.uid = uid;
     fs::path path = root;
@@ -118,11 +121,6 @@ class PodsE2eTest : public ::testing::Test {
         pod.made.push_back(path);
       }
     }
-    const std::string procs = (path / "cgroup.procs").string();
-    pod.process = std::make_unique<ChildProcess>("pod-" + uid.substr(0, 8), [=](auto& keep) {
-      std::ofstream(procs) << ::getpid() << "\n";
-      setup(keep);
-    });
     return pod;
   }
 
