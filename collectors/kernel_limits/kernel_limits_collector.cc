@@ -1,7 +1,6 @@
 #include "collectors/kernel_limits/kernel_limits_collector.h"
 
 #include <algorithm>
-#include <charconv>
 #include <iterator>
 #include <map>
 #include <utility>
@@ -18,22 +17,6 @@ namespace {
 constexpr const char* kMaxTimeWaitBuckets = "net.ipv4.tcp_max_tw_buckets";
 constexpr const char* kPortRange = "net.ipv4.ip_local_port_range";
 constexpr const char* kReservedPorts = "net.ipv4.ip_local_reserved_ports";
-
-/// One integer, as the kernel writes it ("262144\n").
-std::optional<int64_t> ParseSysctlInteger(const std::string& text) {
-  const size_t begin = text.find_first_not_of(" \t\n");
-  const size_t end = text.find_last_not_of(" \t\n");
-  if (begin == std::string::npos) {
-    return std::nullopt;
-  }
-  const std::string word = text.substr(begin, end - begin + 1);
-  int64_t value = 0;
-  const auto [next, error] = std::from_chars(word.data(), word.data() + word.size(), value);
-  if (error != std::errc() || next != word.data() + word.size()) {
-    return std::nullopt;
-  }
-  return value;
-}
 
 /// What one namespace's texts parse to; a field is nullopt when its text is missing or malformed.
 struct NamespaceLimits {
@@ -70,7 +53,7 @@ struct NamespaceLimits {
 NamespaceLimits Parse(const KernelLimitTexts& texts) {
   NamespaceLimits limits;
   if (texts.max_tw_buckets) {
-    limits.max_tw_buckets = ParseSysctlInteger(*texts.max_tw_buckets);
+    limits.max_tw_buckets = ParseSingleInteger(*texts.max_tw_buckets);
   }
   if (texts.port_range) {
     limits.range = ParseEphemeralRange(*texts.port_range);

@@ -62,7 +62,11 @@ std::optional<int64_t> ProcFs::ReadInteger(const std::string& relative_path) con
   if (!text) {
     return std::nullopt;
   }
-  std::vector<std::string> words = SplitWords(*text);
+  return ParseSingleInteger(*text);
+}
+
+std::optional<int64_t> ParseSingleInteger(const std::string& text) {
+  std::vector<std::string> words = SplitWords(text);
   int64_t value = 0;
   if (words.size() != 1 || !ParseInteger(words[0], value)) {
     return std::nullopt;

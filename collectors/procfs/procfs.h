@@ -40,6 +40,9 @@ struct EphemeralRange {
   uint32_t Size() const { return last >= first ? last - first + 1U : 0U; }
 };
 
+/// The one integer of a sysctl file's text ("262144\n"), as ProcFs::ReadInteger reads it.
+std::optional<int64_t> ParseSingleInteger(const std::string& text);
+
 /// Parses "32768\t60999". Returns nullopt on anything else.
 std::optional<EphemeralRange> ParseEphemeralRange(const std::string& text);
 
