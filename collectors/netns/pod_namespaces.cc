@@ -48,14 +48,13 @@ std::shared_ptr<const PodDiscovery> PodNamespaces::Discover(
   std::erase_if(namespaces, [](const NetworkNamespace& n) { return !n.pod; });
   const std::map<uint64_t, std::string> failures = sockets_.Refresh(namespaces);
 
-  const PodDirectory directory = PodDirectory::Read(pod_logs_dir);
-  discovery->directory_entries = directory.Size();
+  discovery->directory = PodDirectory::Read(pod_logs_dir);
   for (const NetworkNamespace& found : namespaces) {
     PodNamespace& pod = discovery->pods.emplace_back();
     pod.inode = found.inode;
     pod.pid = found.pid;
     pod.uid = found.pod->pod_uid;
-    const std::optional<PodName> name = directory.Find(pod.uid);
+    const std::optional<PodName> name = discovery->directory.Find(pod.uid);
     pod.namespace_name = name ? name->namespace_name : "";
     pod.name = name ? name->pod : pod.uid;
     const auto failure = failures.find(found.inode);

@@ -15,6 +15,7 @@
 #include "collectors/common/result.h"
 #include "collectors/netlink/transport.h"
 #include "collectors/netns/namespace_sockets.h"
+#include "collectors/pods/pod_identity.h"
 #include "collectors/procfs/procfs.h"
 
 namespace portwatch {
@@ -38,7 +39,9 @@ struct PodDiscovery {
   std::vector<PodNamespace> pods;     ///< by inode, ascending
   uint64_t processes_unreadable = 0;  ///< processes whose namespace could not be read
   size_t not_pods = 0;                ///< other namespaces outside Kubernetes (`ip netns`, ...)
-  size_t directory_entries = 0;       ///< pods named by the pod log directory
+  /// The kubelet's pod log directory as this discovery read it: it also names the pods that
+  /// share the node's namespace (hostNetwork), which are not in `pods`.
+  PodDirectory directory;
   std::chrono::steady_clock::time_point at;
 
   /// The pod of network namespace `inode`, or nullptr (the node's own, or not a pod).

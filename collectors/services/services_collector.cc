@@ -265,11 +265,11 @@ HolderPods ServicesCollector::PlaceHolders(const Scanned& scanned, const PodDisc
     }
   }
   if (unnamed_pods) {
-    // A hostNetwork pod: in the node's namespace, so not among the discovered pods.
-    const PodDirectory directory = PodDirectory::Read(config.sockets.pod_logs_dir);
+    // A hostNetwork pod: in the node's namespace, so not among the discovered pods, but named
+    // by the directory the discovery read.
     for (const auto& [pid, container] : placed.containers) {
       if (placed.pods.count(container.pod_uid) == 0) {
-        if (std::optional<PodName> name = directory.Find(container.pod_uid)) {
+        if (std::optional<PodName> name = discovery.directory.Find(container.pod_uid)) {
           placed.pods[container.pod_uid] = *name;
         }
       }

@@ -157,7 +157,7 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
                 "Pods named by the kubelet's pod log directory (collectors.sockets.pod_logs_dir); "
                 "a pod not found there is labelled with its UID as pod and an empty namespace.",
                 prometheus::MetricType::Gauge)
-      .Add(static_cast<double>(discovery->directory_entries))
+      .Add(static_cast<double>(discovery->directory.Size()))
       .MoveTo(out);
 }
 

@@ -477,6 +477,7 @@ TEST_F(PodServicesCollectorTest, OnePassOverProcFindsTheNodesAndEveryPodsHolders
   };
   std::sort(pods->discovery->pods.begin(), pods->discovery->pods.end(),
             [](const PodNamespace& a, const PodNamespace& b) { return a.inode < b.inode; });
+  pods->discovery->directory = PodDirectory::Read((dir_ / "pods").string());
   pods->kernels[web0] = KernelScript()
                             .Family(Family::kIpv4, {{8080, 2001}}, {8080})
                             .Family(Family::kIpv6, {}, {8080})
