@@ -373,6 +373,8 @@ struct PodsScrape {
   int wrong = 0;  ///< pods whose counts are not what they hold
   std::string first_wrong;
   uint64_t bytes = 0;
+  /// Every collector's own duration, "name=12.3ms ...": where a scrape's time goes (--verbose).
+  std::string collectors;
   std::string error;
 };
 
@@ -400,6 +402,16 @@ PodsScrape TimedScrape(uint16_t port, pid_t pid, const std::vector<PodSpec>* pod
   scrape.collector =
       metrics.Value("portwatch_scrape_collector_duration_seconds", {{"collector", "sockets"}})
           .value_or(0);
+  const std::string duration_prefix = "portwatch_scrape_collector_duration_seconds{";
+  for (auto it = metrics.Samples().lower_bound(duration_prefix);
+       it != metrics.Samples().end() && it->first.rfind(duration_prefix, 0) == 0; ++it) {
+    const size_t name = it->first.find("collector=\"");
+    if (name != std::string::npos) {
+      const size_t begin = name + 11;
+      scrape.collectors += it->first.substr(begin, it->first.find('"', begin) - begin) + "=" +
+                           Ms(it->second) + " ";
+    }
+  }
   for (const char* family : {"ipv4", "ipv6"}) {
     scrape.host_tcp += static_cast<uint64_t>(
         metrics.Value("portwatch_scrape_sockets_read", {{"family", family}, {"protocol", "tcp"}})
@@ -566,6 +578,7 @@ void RunCase(uint64_t size, bool private_hash, int pod_count, const Options& opt
   result.all_fresh = true;
   for (int run = 0; run < options.runs; ++run) {
     double round[3] = {};
+    std::string breakdown[3];
     for (int step = 0; step < 3; ++step) {
       const int what = (run + step) % 3;
       if (what == 0) {
@@ -586,6 +599,7 @@ void RunCase(uint64_t size, bool private_hash, int pod_count, const Options& opt
         round[1] = s.seconds;
         off_cpu.push_back(s.cpu);
         off_collectors.push_back(s.collector);
+        breakdown[1] = s.collectors;
       } else {
         const PodsScrape s = TimedScrape(kPodsOnPort, on.Pid(), &specs);
         if (!s.error.empty()) {
@@ -594,6 +608,7 @@ void RunCase(uint64_t size, bool private_hash, int pod_count, const Options& opt
         round[2] = s.seconds;
         on_cpu.push_back(s.cpu);
         collectors.push_back(s.collector);
+        breakdown[2] = s.collectors;
         read.push_back(s.fresh);
         result.max_age = std::max(result.max_age, s.max_age);
         result.body_bytes = s.bytes;
@@ -622,6 +637,8 @@ void RunCase(uint64_t size, bool private_hash, int pod_count, const Options& opt
       Say(label + "run " + std::to_string(run + 1) + ": bare " + Ms(round[0]) + ", pods off " +
           Ms(round[1]) + ", pods on " + Ms(round[2]) + " (" + Format("%g", read.back()) +
           " pods read, collector " + Ms(collectors.back()) + ")");
+      Say(label + "  collectors, pods off: " + breakdown[1]);
+      Say(label + "  collectors, pods on:  " + breakdown[2]);
     }
   }
   result.bare = Median(bares);
