@@ -17,7 +17,8 @@ const std::vector<CollectorSpec>& KnownCollectors() {
          config.sockets = ParseSocketsConfig(section, path);
        },
        [](const Config&, const SharedKernelViews& shared) -> std::unique_ptr<Collector> {
-         return std::make_unique<SocketsCollector>(ProcFs(), KernelTransportFactory(), shared.pods);
+         return std::make_unique<SocketsCollector>(ProcFs(), KernelTransportFactory(), shared.pods,
+                                                   shared.dumps);
        },
        [](const Config& config) {
          std::vector<CapabilityNeed> needs;
@@ -41,7 +42,8 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        },
        [](const Config&, const SharedKernelViews& shared) -> std::unique_ptr<Collector> {
          return std::make_unique<ServicesCollector>(ProcFs(), KernelTransportFactory(),
-                                                    std::make_shared<SharedPods>(shared.pods));
+                                                    std::make_shared<SharedPods>(shared.pods),
+                                                    shared.dumps);
        },
        [](const Config& config) {
          std::vector<CapabilityNeed> needs = {
@@ -102,7 +104,8 @@ const std::vector<CollectorSpec>& KnownCollectors() {
 std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::string>& enabled,
                                                         const Config& config) {
   std::vector<std::unique_ptr<Collector>> collectors;
-  const SharedKernelViews shared{std::make_shared<PodNamespaces>(ProcFs())};
+  const SharedKernelViews shared{std::make_shared<PodNamespaces>(ProcFs()),
+                                 std::make_shared<KeptDumps>()};
   for (const CollectorSpec& spec : KnownCollectors()) {
     if (enabled.count(spec.name) != 0) {
       collectors.push_back(spec.make(config, shared));

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/netns/kept_dumps.h"
 #include "collectors/netns/pod_namespaces.h"
 #include "exporter/privileges.h"
 
@@ -19,6 +20,8 @@ namespace portwatch {
 struct SharedKernelViews {
   /// The node's pods' network namespaces, entered once for every collector that looks inside.
   std::shared_ptr<PodNamespaces> pods;
+  /// The sockets collector's dumps of this scrape, answering the services collector's requests.
+  std::shared_ptr<KeptDumps> dumps;
 };
 
 /// One row per collector: everything the exporter needs to offer, configure and build it.

@@ -48,10 +48,12 @@ ServiceScope ScopeOf(const PodNamespace& pod) {
 }
 
 ServicesCollector::ServicesCollector(const ProcFs& procfs, netlink::TransportFactory open_transport,
-                                     std::shared_ptr<PodNetworks> pods)
+                                     std::shared_ptr<PodNetworks> pods,
+                                     std::shared_ptr<KeptDumps> dumps)
     : procfs_(procfs),
       open_transport_(std::move(open_transport)),
       pods_(std::move(pods)),
+      dumps_(std::move(dumps)),
       owner_cache_(procfs) {}
 
 Result<KernelFacts> ServicesCollector::NodeFacts() const {
@@ -87,8 +89,8 @@ KernelFacts ServicesCollector::PodFacts(uint64_t inode, const KernelFacts& node)
 }
 
 Result<std::unique_ptr<ServiceTable>> ServicesCollector::ReadNamespace(
-    netlink::Transport& transport, const Plan& plan, const ServicesOptions& options,
-    KernelFacts facts) const {
+    const netlink::TransportFactory& open, const netlink::RecordedDump* kept, const Plan& plan,
+    const ServicesOptions& options, KernelFacts facts) {
   std::set<uint16_t> tcp_ports;
   std::set<uint16_t> udp_ports;
   for (const ServiceConfig& service : plan.services) {
@@ -117,11 +119,26 @@ Result<std::unique_ptr<ServiceTable>> ServicesCollector::ReadNamespace(
   table_options.listener_info = plan.listeners;
   auto table =
       std::make_unique<ServiceTable>(plan.services, table_options, std::move(facts), plan.scope);
-  auto dump = [&transport, &table](const netlink::DumpRequest& request) -> Status {
-    netlink::DumpResult result =
-        netlink::Dump(transport, request, [&table, &request](const netlink::SocketRecord& record) {
-          table->Add(request.protocol, record);
-        });
+  std::unique_ptr<netlink::Transport> transport;
+  auto dump = [this, &open, kept, &transport,
+               &table](const netlink::DumpRequest& request) -> Status {
+    const auto add = [&table, &request](const netlink::SocketRecord& record) {
+      table->Add(request.protocol, record);
+    };
+    if (kept != nullptr && kept->Covers(request)) {
+      kept->Replay(request, add);
+      ++requests_replayed_;
+      return {};
+    }
+    if (transport == nullptr) {
+      Result<std::unique_ptr<netlink::Transport>> opened = open();
+      if (!opened) {
+        return Failure{opened.Error()};
+      }
+      transport = std::move(opened).Value();
+    }
+    ++requests_dumped_;
+    netlink::DumpResult result = netlink::Dump(*transport, request, add);
     if (result.outcome == DumpOutcome::kFailed || result.outcome == DumpOutcome::kInterrupted) {
       return Failure{result.TableError(request)};
     }
@@ -158,12 +175,15 @@ Result<ServicesCollector::Scanned> ServicesCollector::Scan(const std::vector<Pla
     if (in_pod && pods_ == nullptr) {
       return Failure{"no access to pods"};
     }
-    Result<std::unique_ptr<netlink::Transport>> opened =
-        in_pod ? pods_->Open(plan.scope.netns) : open_transport_();
+    const netlink::TransportFactory open =
+        in_pod ? netlink::TransportFactory([this, &plan] { return pods_->Open(plan.scope.netns); })
+               : open_transport_;
+    const std::shared_ptr<const netlink::RecordedDump> kept =
+        dumps_ != nullptr ? dumps_->Find(in_pod ? plan.scope.netns : KeptDumps::kOwnNamespace)
+                          : nullptr;
     Result<std::unique_ptr<ServiceTable>> table =
-        opened ? ReadNamespace(**opened, plan, options,
-                               in_pod ? PodFacts(plan.scope.netns, *node_facts) : *node_facts)
-               : Result<std::unique_ptr<ServiceTable>>(Failure{opened.Error()});
+        ReadNamespace(open, kept.get(), plan, options,
+                      in_pod ? PodFacts(plan.scope.netns, *node_facts) : *node_facts);
     if (table) {
       scanned.tables.push_back(std::move(table).Value());
       continue;
@@ -287,6 +307,8 @@ Status ServicesCollector::Collect(const Config& config,
   if (config.services.empty() && !options.listener_info) {
     return {};
   }
+  requests_dumped_ = 0;
+  requests_replayed_ = 0;
   std::vector<Plan> plans(1);
   plans.front().listeners = options.listener_info;
   std::map<std::string, size_t> pods_by_service;
@@ -346,6 +368,14 @@ Status ServicesCollector::Collect(const Config& config,
     AppendServiceMetrics(reports, out);
     AppendServicePods(pods_by_service, out);
   }
+  FamilyBuilder("portwatch_services_sock_diag_requests",
+                "This scrape's sock_diag requests for listeners and the services' ports, by what "
+                "answered them: the kernel, or the sockets collector's dumps of the same scrape "
+                "(sockets_collector: no second walk of the namespace's tables).",
+                prometheus::MetricType::Gauge)
+      .Add({{"answered_by", "kernel"}}, static_cast<double>(requests_dumped_))
+      .Add({{"answered_by", "sockets_collector"}}, static_cast<double>(requests_replayed_))
+      .MoveTo(out);
   FamilyBuilder("portwatch_process_scan_processes",
                 "Processes looked at by this scrape's pass over /proc (0: no pass was needed).",
                 prometheus::MetricType::Gauge)

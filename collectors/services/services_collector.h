@@ -1,11 +1,13 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 
 #include "collectors/collector.h"
+#include "collectors/netns/kept_dumps.h"
 #include "collectors/services/container_names.h"
 #include "collectors/services/pod_networks.h"
 #include "collectors/services/service_metrics.h"
@@ -24,8 +26,11 @@ namespace portwatch {
 /// (socket inodes are unique node-wide).
 class ServicesCollector : public Collector {
  public:
+  /// `dumps`: the sockets collector's dumps of this scrape; the requests they cover are answered
+  /// from them instead of the kernel.
   ServicesCollector(const ProcFs& procfs, netlink::TransportFactory open_transport,
-                    std::shared_ptr<PodNetworks> pods = nullptr);
+                    std::shared_ptr<PodNetworks> pods = nullptr,
+                    std::shared_ptr<KeptDumps> dumps = nullptr);
 
   std::string_view Name() const override { return "services"; }
   Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
@@ -59,10 +64,13 @@ class ServicesCollector : public Collector {
                        bool skip_unreadable_pods);
   Result<KernelFacts> NodeFacts() const;
   KernelFacts PodFacts(uint64_t inode, const KernelFacts& node) const;
-  Result<std::unique_ptr<ServiceTable>> ReadNamespace(netlink::Transport& transport,
+  /// Reads `plan`'s namespace: each request from `kept` when it covers it, else from the kernel
+  /// through a transport `open` makes at the first such request.
+  Result<std::unique_ptr<ServiceTable>> ReadNamespace(const netlink::TransportFactory& open,
+                                                      const netlink::RecordedDump* kept,
                                                       const Plan& plan,
                                                       const ServicesOptions& options,
-                                                      KernelFacts facts) const;
+                                                      KernelFacts facts);
   Result<Diagnosis> DiagnoseIn(const Plan& plan, const Config& config);
   /// The pod and container of each process holding a listener of `scanned`.
   HolderPods PlaceHolders(const Scanned& scanned, const PodDiscovery& discovery,
@@ -72,6 +80,10 @@ class ServicesCollector : public Collector {
   ProcFs procfs_;
   netlink::TransportFactory open_transport_;
   std::shared_ptr<PodNetworks> pods_;
+  std::shared_ptr<KeptDumps> dumps_;
+  /// This scrape's sock_diag requests: answered by the kernel, or by the sockets collector's dumps.
+  uint64_t requests_dumped_ = 0;
+  uint64_t requests_replayed_ = 0;
   ListenerMemory memory_;
   SocketOwnerCache owner_cache_;
   ContainerNamesCache container_names_;

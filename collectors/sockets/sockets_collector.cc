@@ -30,10 +30,12 @@ struct Table {
 }  // namespace
 
 SocketsCollector::SocketsCollector(ProcFs procfs, TransportFactory open_transport,
-                                   std::shared_ptr<PodNamespaces> pods)
+                                   std::shared_ptr<PodNamespaces> pods,
+                                   std::shared_ptr<KeptDumps> dumps)
     : procfs_(procfs),
       open_transport_(std::move(open_transport)),
-      pods_(pods ? std::move(pods) : std::make_shared<PodNamespaces>(std::move(procfs))) {}
+      pods_(pods ? std::move(pods) : std::make_shared<PodNamespaces>(std::move(procfs))),
+      dumps_(std::move(dumps)) {}
 
 Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) {
   std::optional<EphemeralRange> range = ReadEphemeralRange(procfs_);
@@ -50,12 +52,15 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
   for (const ServiceConfig& service : config.services) {
     service_ports_[service.protocol == ServiceProtocol::kTcp ? 0 : 1].set(service.port);
   }
+  if (dumps_ != nullptr) {
+    recorded_tcp_ports_ = std::make_shared<const netlink::RecordedDump::PortSet>(service_ports_[0]);
+  }
   const auto start = std::chrono::steady_clock::now();
   Status status =
       CollectNamespace(**opened, *range, config.sockets,
                        {config.sockets.max_port_series, config.sockets.max_peer_port_series,
                         config.sockets.top_destinations, &service_ports_},
-                       out);
+                       KeptDumps::kOwnNamespace, out);
   if (config.sockets.pods) {
     CollectPods(config.sockets, *range, std::chrono::steady_clock::now() - start, out);
   } else if (pods_->Entered() != 0 || !pod_readings_.empty()) {
@@ -77,7 +82,7 @@ Status SocketsCollector::ReadPod(const PodNamespace& pod, const EphemeralRange& 
                                    pods_->EphemeralRangeOf(pod.inode).value_or(host_range), options,
                                    {options.pod_max_port_series, options.pod_max_peer_port_series,
                                     options.pod_top_destinations, &service_ports_},
-                                   families);
+                                   pod.inode, families);
   if (!status) {
     return status;
   }
@@ -224,7 +229,7 @@ void SocketsCollector::AppendPodReadings(const SocketsConfig& options,
 
 Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
                                           const EphemeralRange& range, const SocketsConfig& options,
-                                          const SocketTable::Limits& limits,
+                                          const SocketTable::Limits& limits, uint64_t keep_as,
                                           std::vector<prometheus::MetricFamily>& out) {
   Status status;
   std::vector<Table> tables;
@@ -248,22 +253,33 @@ Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
   SocketTable::ListeningSet seed;
   const uint32_t states =
       netlink::kAllStates | (options.bound_inactive ? netlink::kBoundInactiveStates : 0);
+  std::shared_ptr<netlink::RecordedDump> recording;
   for (int pass = 0; pass < 2; ++pass) {
     if (table) {  // the second read counts into the first one's arrays
       count_arrays_ = table->ReleaseCountArrays();
     }
     table = std::make_unique<SocketTable>(range, limits, std::move(seed), std::move(count_arrays_));
+    if (dumps_ != nullptr) {
+      recording =
+          std::make_shared<netlink::RecordedDump>(recorded_tcp_ports_, dumps_->Room(keep_as));
+    }
     for (const Table& t : tables) {
       const netlink::DumpRequest request{t.protocol, t.family, states, {}};
       netlink::DumpResult result = netlink::Dump(
-          transport, request, [&table, protocol = t.protocol](const netlink::SocketRecord& record) {
-            table->Add(protocol, record);
+          transport, request, [&table, &recording, &t](const netlink::SocketRecord& record) {
+            table->Add(t.protocol, record);
+            if (recording) {
+              recording->Add(t.protocol, t.family, record);
+            }
           });
       sockets_read[{t.protocol, t.family}] = result.sockets;
       available[{t.protocol, t.family}] = result.outcome != DumpOutcome::kUnsupported;
       if (result.outcome == DumpOutcome::kFailed || result.outcome == DumpOutcome::kInterrupted) {
         status = Failure{result.TableError(request)};
         break;
+      }
+      if (recording) {
+        recording->Complete(t.protocol, t.family, states);
       }
     }
     if (!status || !table->HasLateListeners()) {
@@ -295,6 +311,9 @@ Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
   // A partial table would show wrong counts; a gap is the honest answer.
   if (status) {
     table->AppendMetrics(out, totals_);
+    if (recording) {
+      dumps_->Keep(keep_as, std::move(recording));
+    }
   }
   count_arrays_ = table->ReleaseCountArrays();
   return status;

@@ -8,6 +8,7 @@
 
 #include "collectors/collector.h"
 #include "collectors/netlink/transport.h"
+#include "collectors/netns/kept_dumps.h"
 #include "collectors/netns/pod_namespaces.h"
 #include "collectors/procfs/procfs.h"
 #include "collectors/socket_table/socket_table.h"
@@ -23,18 +24,21 @@ class SocketsCollector : public Collector {
   using TransportFactory = netlink::TransportFactory;
 
   /// `pods`: the node's pods, shared with the other collectors that look inside them (one is
-  /// made when none is given).
+  /// made when none is given). `dumps`: where each namespace's dumps are recorded for the
+  /// collectors after this one (nothing is recorded without it).
   SocketsCollector(ProcFs procfs, TransportFactory open_transport,
-                   std::shared_ptr<PodNamespaces> pods = nullptr);
+                   std::shared_ptr<PodNamespaces> pods = nullptr,
+                   std::shared_ptr<KeptDumps> dumps = nullptr);
 
   std::string_view Name() const override { return "sockets"; }
   Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
 
  private:
-  /// The tables of one network namespace, through `transport`, into `out`.
+  /// The tables of one network namespace, through `transport`, into `out`; what a complete read
+  /// returned is kept in dumps_ under `keep_as`.
   Status CollectNamespace(netlink::Transport& transport, const EphemeralRange& range,
                           const SocketsConfig& options, const SocketTable::Limits& limits,
-                          std::vector<prometheus::MetricFamily>& out);
+                          uint64_t keep_as, std::vector<prometheus::MetricFamily>& out);
   struct PodCounts {
     size_t read_failed = 0;  ///< pods whose dump failed this scrape
     size_t readable = 0;     ///< pods' namespaces entered
@@ -56,6 +60,9 @@ class SocketsCollector : public Collector {
   ProcFs procfs_;
   TransportFactory open_transport_;
   std::shared_ptr<PodNamespaces> pods_;
+  std::shared_ptr<KeptDumps> dumps_;
+  /// The TCP ports whose sockets a recording keeps in every state: the services'.
+  std::shared_ptr<const netlink::RecordedDump::PortSet> recorded_tcp_ports_;
   /// The last full reading of each pod, labelled: served until its turn to be read again.
   struct PodReading {
     std::vector<prometheus::ClientMetric::Label> labels;

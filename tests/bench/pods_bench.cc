@@ -408,8 +408,8 @@ PodsScrape TimedScrape(uint16_t port, pid_t pid, const std::vector<PodSpec>* pod
     const size_t name = it->first.find("collector=\"");
     if (name != std::string::npos) {
       const size_t begin = name + 11;
-      scrape.collectors += it->first.substr(begin, it->first.find('"', begin) - begin) + "=" +
-                           Ms(it->second) + " ";
+      scrape.collectors +=
+          it->first.substr(begin, it->first.find('"', begin) - begin) + "=" + Ms(it->second) + " ";
     }
   }
   for (const char* family : {"ipv4", "ipv6"}) {

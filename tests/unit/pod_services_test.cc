@@ -585,6 +585,127 @@ TEST_F(PodServicesCollectorTest, OnePassOverProcFindsTheNodesAndEveryPodsHolders
             (std::map<std::string, double>{{"{service=\"shop-web\"}", 0}}));
 }
 
+TEST_F(PodServicesCollectorTest, TheSocketsCollectorsDumpsAnswerLikeTheKernel) {
+  // The same node and pod read twice: once from the kernel, once from recordings of the
+  // sockets collector's full dumps (which also held a connection on a port of no service). The
+  // second collector must not open a transport anywhere and must say the same.
+  WriteProc("sys/net/ipv4/ip_local_port_range", "32768\t60999\n");
+  WriteProc("sys/net/ipv4/ip_local_reserved_ports", "\n");
+  WriteProc("sys/kernel/osrelease", "6.12.0\n");
+  fs::create_directories(dir_ / "proc" / "self" / "ns");
+  fs::create_hard_link(Namespace("node"), dir_ / "proc" / "self" / "ns" / "net");
+  const std::string web1_uid = "aaaaaaaa-0000-4000-8000-000000000002";
+  AddProcess(10, "sshd", "0::/system.slice/ssh.service\n", "node", 1001);
+  AddProcess(40, "java", CgroupOf(web1_uid, kIdC), "web-1", 2002);
+  const uint64_t web1 = InodeOf("web-1");
+  const std::string config_text =
+      "collectors:\n"
+      "  sockets:\n"
+      "    pod_logs_dir: " +
+      (dir_ / "pods").string() +
+      "\n"
+      "services:\n"
+      "  - name: ssh\n"
+      "    port: 22\n"
+      "    owner: {process: sshd}\n"
+      "  - name: shop-web\n"
+      "    port: 8080\n"
+      "    pods: {namespace: shop, name: \"web-.*\"}\n"
+      "    owner: {process: java}\n";
+  Result<Config> config = ParseConfig(config_text, "inline");
+  ASSERT_TRUE(config.Ok()) << config.Error();
+
+  auto make_pods = [&] {
+    auto pods = std::make_shared<FakePods>();
+    pods->discovery->pods = {{web1, 40, web1_uid, "shop", "web-1", true, ""}};
+    pods->ranges[web1] = {8000, 8999};
+    return pods;
+  };
+  auto kernel_pods = make_pods();
+  kernel_pods->kernels[web1] = KernelScript()
+                                   .Family(Family::kIpv4, {{8080, 2002}}, {8080})
+                                   .Family(Family::kIpv6, {}, {8080})
+                                   .Done();
+  const std::vector<netlink::Exchange> node_kernel = KernelScript()
+                                                         .Family(Family::kIpv4, {{22, 1001}}, {22})
+                                                         .Family(Family::kIpv6, {}, {22})
+                                                         .Done();
+  ServicesCollector from_kernel(
+      ProcFs((dir_ / "proc").string()),
+      [&node_kernel]() -> Result<std::unique_ptr<netlink::Transport>> {
+        return std::unique_ptr<netlink::Transport>(
+            std::make_unique<netlink::ReplayTransport>(node_kernel));
+      },
+      kernel_pods);
+
+  auto recorded_pods = make_pods();  // no kernel: Open() fails
+  auto dumps = std::make_shared<KeptDumps>();
+  auto listener = [](uint16_t port, uint32_t inode) {
+    netlink::SocketRecord record;
+    record.family = AF_INET;
+    record.state = netlink::kListen;
+    record.local_port = port;
+    record.inode = inode;
+    return record;
+  };
+  auto record = [&](uint64_t key, uint16_t port, uint32_t inode) {
+    auto dump = std::make_shared<netlink::RecordedDump>(
+        std::make_shared<netlink::RecordedDump::PortSet>(
+            netlink::RecordedDump::PortSet().set(22).set(8080)),
+        100);
+    dump->Add(Protocol::kTcp, Family::kIpv4, listener(port, inode));
+    netlink::SocketRecord elsewhere = listener(443, 9999);
+    elsewhere.state = netlink::kEstablished;
+    dump->Add(Protocol::kTcp, Family::kIpv4, elsewhere);
+    for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
+      for (Family family : {Family::kIpv4, Family::kIpv6}) {
+        dump->Complete(protocol, family, netlink::kAllStates);
+      }
+    }
+    dumps->Keep(key, dump);
+  };
+  record(KeptDumps::kOwnNamespace, 22, 1001);
+  record(web1, 8080, 2002);
+  ServicesCollector from_recordings(
+      ProcFs((dir_ / "proc").string()),
+      []() -> Result<std::unique_ptr<netlink::Transport>> { return Failure{"no kernel"}; },
+      recorded_pods, dumps);
+
+  std::vector<prometheus::MetricFamily> expected;
+  ASSERT_TRUE(from_kernel.Collect(*config, expected).Ok());
+  std::vector<prometheus::MetricFamily> got;
+  const Status status = from_recordings.Collect(*config, got);
+  ASSERT_TRUE(status.Ok()) << status.Error();
+
+  EXPECT_TRUE(recorded_pods->opened.empty());
+  EXPECT_EQ(Samples(expected, "portwatch_services_sock_diag_requests"),
+            (std::map<std::string, double>{{"{answered_by=\"kernel\"}", 12},
+                                           {"{answered_by=\"sockets_collector\"}", 0}}));
+  EXPECT_EQ(Samples(got, "portwatch_services_sock_diag_requests"),
+            (std::map<std::string, double>{{"{answered_by=\"kernel\"}", 0},
+                                           {"{answered_by=\"sockets_collector\"}", 12}}));
+  ASSERT_EQ(got.size(), expected.size());
+  for (const prometheus::MetricFamily& family : expected) {
+    if (family.name != "portwatch_services_sock_diag_requests") {
+      EXPECT_EQ(Samples(got, family.name), Samples(expected, family.name)) << family.name;
+    }
+  }
+  EXPECT_EQ(Samples(got, "portwatch_service_up"),
+            (std::map<std::string, double>{
+                {"{service=\"ssh\"}", 1},
+                {"{service=\"shop-web\",namespace=\"shop\",pod=\"web-1\"}", 1}}));
+
+  // The next scrape: the sockets collector did not record them again (a pod sharing the node's
+  // hash waiting its turn): the pod is read from the kernel, whose answer here is an error.
+  dumps->Clear();
+  record(KeptDumps::kOwnNamespace, 22, 1001);
+  got.clear();
+  ASSERT_TRUE(from_recordings.Collect(*config, got).Ok());
+  EXPECT_EQ(recorded_pods->opened, std::vector<uint64_t>{web1});
+  EXPECT_TRUE(Samples(got, "portwatch_service_up")
+                  .count("{service=\"shop-web\",namespace=\"shop\",pod=\"web-1\"}") == 0);
+}
+
 // --- diagnose --pod ---
 
 TEST(FindPodTest, ByNamespaceAndNameOrByUid) {

@@ -193,6 +193,77 @@ TEST(SocketsCollectorTest, OneDumpPerTableWhenListenersComeFirst) {
                     {R"({metric="portwatch_sockets"})", 0}}));
 }
 
+/// Every socket `dump` replays for `request`, as "state:port".
+std::vector<std::string> Replayed(const netlink::RecordedDump& dump, const DumpRequest& request) {
+  EXPECT_TRUE(dump.Covers(request));
+  std::vector<std::string> sockets;
+  dump.Replay(request, [&sockets](const netlink::SocketRecord& record) {
+    sockets.push_back(std::string(netlink::StateName(record.state)) + ":" +
+                      std::to_string(record.local_port));
+  });
+  return sockets;
+}
+
+TEST(SocketsCollectorTest, RecordsItsDumpsForTheCollectorsAfterIt) {
+  KernelScript kernel;
+  kernel
+      .Expect(Protocol::kTcp, Family::kIpv4,
+              [](DatagramBuilder d) {
+                return Datagrams{d.Socket(Socket(AF_INET, netlink::kListen, 5000, 0))
+                                     .Socket(Socket(AF_INET, netlink::kListen, 40500, 0))
+                                     .Socket(Socket(AF_INET, netlink::kEstablished, 5000, 40001))
+                                     .Socket(Socket(AF_INET, netlink::kEstablished, 40001, 5000))
+                                     .Done()
+                                     .Build()};
+              })
+      .ExpectEmpty(Protocol::kTcp, Family::kIpv6)
+      .Expect(Protocol::kUdp, Family::kIpv4,
+              [](DatagramBuilder d) {
+                return Datagrams{d.Socket(Socket(AF_INET, netlink::kClose, 5353, 0))
+                                     .Socket(Socket(AF_INET, netlink::kEstablished, 40004, 5353))
+                                     .Done()
+                                     .Build()};
+              })
+      .ExpectUnsupported(Protocol::kUdp, Family::kIpv6);
+  auto dumps = std::make_shared<KeptDumps>();
+  SocketsCollector collector(ProcFs(kProcFixture), kernel.Factory(), nullptr, dumps);
+  Config config = HostOnly();
+  ServiceConfig service;
+  service.name = "app";
+  service.port = 5000;
+  config.services.push_back(service);
+  std::vector<prometheus::MetricFamily> out;
+  ASSERT_TRUE(collector.Collect(config, out).Ok());
+
+  const std::shared_ptr<const netlink::RecordedDump> kept = dumps->Find(KeptDumps::kOwnNamespace);
+  ASSERT_NE(kept, nullptr);
+  EXPECT_EQ(kept->Records(), 5U);  // not the client end on 40001: no service's port
+  EXPECT_EQ(
+      Replayed(*kept, {Protocol::kTcp, Family::kIpv4, netlink::StateBit(netlink::kListen), {}}),
+      (std::vector<std::string>{"listen:5000", "listen:40500"}));
+  EXPECT_EQ(Replayed(*kept, {Protocol::kTcp,
+                             Family::kIpv4,
+                             netlink::kAllStates & ~netlink::StateBit(netlink::kListen),
+                             {5000}}),
+            (std::vector<std::string>{"established:5000"}));
+  EXPECT_FALSE(kept->Covers({Protocol::kTcp, Family::kIpv4, netlink::kAllStates, {40001}}));
+  EXPECT_TRUE(
+      Replayed(*kept, {Protocol::kTcp, Family::kIpv6, netlink::StateBit(netlink::kListen), {}})
+          .empty());
+  EXPECT_EQ(Replayed(*kept, {Protocol::kUdp, Family::kIpv4, netlink::kAllStates, {}}),
+            (std::vector<std::string>{"unconn:5353", "established:40004"}));
+  EXPECT_TRUE(Replayed(*kept, {Protocol::kUdp, Family::kIpv6, netlink::kAllStates, {}}).empty());
+
+  // A failed read keeps nothing, not even the last scrape's recording.
+  KernelScript failing;
+  failing.Expect(Protocol::kTcp, Family::kIpv4,
+                 [](DatagramBuilder d) { return Datagrams{d.Error(EPERM).Build()}; });
+  SocketsCollector next_scrape(ProcFs(kProcFixture), failing.Factory(), nullptr, dumps);
+  out.clear();
+  EXPECT_FALSE(next_scrape.Collect(config, out).Ok());
+  EXPECT_EQ(dumps->Find(KeptDumps::kOwnNamespace), nullptr);
+}
+
 /// TCP/IPv4 sockets on port 40600, listened on only over IPv6, plus the IPv4 listener on 5000.
 Datagrams Tcp4WithClientOn40600(DatagramBuilder d, bool extra_client) {
   d.Socket(Socket(AF_INET, netlink::kListen, 5000, 0))
