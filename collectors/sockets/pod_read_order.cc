@@ -25,4 +25,29 @@ std::vector<uint64_t> PodReadOrder(std::vector<PodReadState> pods) {
   return order;
 }
 
+SharedPodReads::SharedPodReads(Clock::duration budget, Clock::duration max_age,
+                               Clock::time_point scrape_start, Clock::duration spent)
+    : budget_(budget), max_age_(max_age), scrape_start_(scrape_start), spent_(spent) {}
+
+SharedPodReads::Verdict SharedPodReads::Decide(const PodReadState& pod,
+                                               Clock::duration estimate) const {
+  if (pod.private_hash || spent_ + estimate <= budget_) {
+    return Verdict::kWithinBudget;
+  }
+  const bool due = !pod.last_read || scrape_start_ - *pod.last_read >= max_age_;
+  if (!due || (read_past_budget_ > 0 && past_budget_spent_ + estimate > budget_)) {
+    return Verdict::kSkip;
+  }
+  return Verdict::kPastBudget;
+}
+
+void SharedPodReads::Read(Verdict verdict, Clock::duration took) {
+  if (verdict == Verdict::kPastBudget) {
+    past_budget_spent_ += took;
+    ++read_past_budget_;
+  } else {
+    spent_ += took;
+  }
+}
+
 }  // namespace portwatch

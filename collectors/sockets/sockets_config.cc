@@ -23,7 +23,7 @@ SocketsConfig ParseSocketsConfig(const YAML::Node& node, const std::string& path
       node, path,
       {"protocols", "families", "max_port_series", "max_peer_port_series", "top_destinations",
        "bound_inactive", "pods", "pod_logs_dir", "pod_max_port_series", "pod_max_peer_port_series",
-       "pod_top_destinations", "max_pod_series"});
+       "pod_top_destinations", "max_pod_series", "pod_counts_max_age_seconds"});
   if (const YAML::Node protocols = node["protocols"]) {
     std::set<std::string> chosen = ParseChoiceList(protocols, path + ".protocols", {"tcp", "udp"});
     sockets.tcp = chosen.count("tcp") != 0;
@@ -54,6 +54,9 @@ SocketsConfig ParseSocketsConfig(const YAML::Node& node, const std::string& path
   }
   if (const YAML::Node cap = node["max_pod_series"]) {
     sockets.max_pod_series = ParseCount(cap, path + ".max_pod_series", 0);
+  }
+  if (const YAML::Node age = node["pod_counts_max_age_seconds"]) {
+    sockets.pod_counts_max_age_seconds = ParseCount(age, path + ".pod_counts_max_age_seconds", 1);
   }
   if (const YAML::Node flag = node["bound_inactive"]) {
     sockets.bound_inactive = ParseBool(flag, path + ".bound_inactive");

@@ -38,6 +38,11 @@ struct SocketsConfig {
   /// The series every pod's sockets may add to a scrape together; beyond it, the pods with the
   /// most series fold theirs into per-state totals (see FitPodsToBudget).
   size_t max_pod_series = 20000;
+  /// Pods sharing the node's TCP hash are re-read in turn within a cost budget per scrape; a
+  /// pod's counts older than this are re-read even past the budget (one a scrape, more while a
+  /// second budget of the same size lasts): portwatch_pod_sockets_age_seconds stays under it
+  /// whenever the node can afford that.
+  size_t pod_counts_max_age_seconds = 600;
 
   bool operator==(const SocketsConfig&) const = default;
 };

@@ -195,7 +195,8 @@ TEST(ConfigTest, UnknownNestedKey) {
             kConfigDir +
                 "bad_unknown_nested_key.yaml:4:5: unknown key \"max_ports\" in "
                 "collectors.sockets (known: bound_inactive, families, max_peer_port_series, "
-                "max_pod_series, max_port_series, pod_logs_dir, pod_max_peer_port_series, "
+                "max_pod_series, max_port_series, pod_counts_max_age_seconds, pod_logs_dir, "
+                "pod_max_peer_port_series, "
                 "pod_max_port_series, pod_top_destinations, pods, protocols, top_destinations)");
 }
 
@@ -565,6 +566,16 @@ TEST(ConfigTest, ServicesMayNamePods) {
   EXPECT_FALSE(any_web->Matches("shop", "web-"));
   EXPECT_TRUE(shop_any->Matches("shop", "anything"));
   EXPECT_FALSE(shop_any->Matches("shop-2", "anything"));
+}
+
+TEST(ConfigTest, PodCountsMaxAge) {
+  EXPECT_EQ(Config().sockets.pod_counts_max_age_seconds, 600U);
+  Result<Config> result =
+      ParseConfig("collectors:\n  sockets:\n    pod_counts_max_age_seconds: 120\n", "inline");
+  ASSERT_TRUE(result.Ok()) << result.Error();
+  EXPECT_EQ(result->sockets.pod_counts_max_age_seconds, 120U);
+  EXPECT_EQ(InlineError("collectors:\n  sockets:\n    pod_counts_max_age_seconds: 0\n"),
+            "inline:3:33: collectors.sockets.pod_counts_max_age_seconds must be at least 1, got 0");
 }
 
 TEST(ConfigTest, PodSelectorErrorsNameTheLine) {
