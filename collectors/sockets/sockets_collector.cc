@@ -1,5 +1,7 @@
 #include "collectors/sockets/sockets_collector.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <bitset>
 #include <map>
@@ -26,6 +28,19 @@ struct Table {
   Protocol protocol;
   Family family;
 };
+
+/// What a scrape may always spend on pods sharing the node's hash, however cheap the host's own
+/// dump was: about twelve pods' reads on a small node.
+constexpr std::chrono::milliseconds kSharedPodsMinBudget{25};
+
+/// The CPU time of the calling thread (user and system: a dump's walk of the kernel's tables is
+/// system time). Pods' reads are budgeted in it rather than in wall-clock time, so that a busy
+/// node's preemptions neither starve the pods of reads nor let a slow scrape read more.
+std::chrono::nanoseconds ThreadCpuTime() {
+  timespec now{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
+}
 
 }  // namespace
 
@@ -55,14 +70,14 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
   if (dumps_ != nullptr) {
     recorded_tcp_ports_ = std::make_shared<const netlink::RecordedDump::PortSet>(service_ports_[0]);
   }
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = ThreadCpuTime();
   Status status =
       CollectNamespace(**opened, *range, config.sockets,
                        {config.sockets.max_port_series, config.sockets.max_peer_port_series,
                         config.sockets.top_destinations, &service_ports_},
                        KeptDumps::kOwnNamespace, out);
   if (config.sockets.pods) {
-    CollectPods(config.sockets, *range, std::chrono::steady_clock::now() - start, out);
+    CollectPods(config.sockets, *range, ThreadCpuTime() - start, out);
   } else if (pods_->Entered() != 0 || !pod_readings_.empty()) {
     // Turned off by a reload: the kept sockets would keep gone pods' namespaces alive.
     pod_readings_.clear();
@@ -101,11 +116,13 @@ Status SocketsCollector::ReadPod(const PodNamespace& pod, const EphemeralRange& 
 }
 
 void SocketsCollector::CollectPods(const SocketsConfig& options, const EphemeralRange& host_range,
-                                   std::chrono::steady_clock::duration host_read_time,
+                                   std::chrono::steady_clock::duration host_read_cpu,
                                    std::vector<prometheus::MetricFamily>& out) {
   const auto scrape_start = std::chrono::steady_clock::now();
+  const auto discovery_start = ThreadCpuTime();
   PodCounts counts;
   const std::shared_ptr<const PodDiscovery> discovery = pods_->Discover(options.pod_logs_dir);
+  const auto discovery_cpu = ThreadCpuTime() - discovery_start;
   std::erase_if(pod_readings_, [&discovery](const auto& entry) {
     return discovery->Find(entry.first) == nullptr;
   });
@@ -126,10 +143,11 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
   // the whole host time as the budget, 1.92x with three quarters, 100 pods at 100k sockets);
   // past it only the pods whose counts reached pod_counts_max_age_seconds, so that pods never
   // cost a scrape much more than one host dump. The rest keep their last reading, whose age is
-  // exposed.
-  SharedPodReads shared(host_read_time / 2,
+  // exposed. A small node's host dump takes a millisecond or two, less than one pod's walk of
+  // the node's empty hash buckets (~2 ms): kSharedPodsMinBudget keeps those nodes' pods fresh.
+  SharedPodReads shared(std::max<std::chrono::nanoseconds>(host_read_cpu / 2, kSharedPodsMinBudget),
                         std::chrono::seconds(options.pod_counts_max_age_seconds), scrape_start,
-                        std::chrono::steady_clock::now() - scrape_start);
+                        discovery_cpu);
   std::map<uint64_t, const PodReadState*> state_of;
   for (const PodReadState& state : states) {
     state_of[state.inode] = &state;
@@ -140,7 +158,7 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
     if (verdict == SharedPodReads::Verdict::kSkip) {
       continue;
     }
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = ThreadCpuTime();
     const PodNamespace& pod = *readable[inode];
     if (const Status status = ReadPod(pod, host_range, options); !status) {
       ++counts.read_failed;
@@ -151,7 +169,7 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
                               .Text());
     }
     if (!state.private_hash) {
-      last_shared_read_ = std::chrono::steady_clock::now() - start;
+      last_shared_read_ = ThreadCpuTime() - start;
       shared.Read(verdict, last_shared_read_);
     }
   }

@@ -48,10 +48,10 @@ class SocketsCollector : public Collector {
                  const SocketsConfig& options);
   /// Every pod's network namespace, each labelled; a pod that cannot be read is skipped and
   /// counted, never a failed scrape. Pods sharing the node's TCP hash are read in turn within a
-  /// budget of half `host_read_time`, and past it when their counts reach
-  /// pod_counts_max_age_seconds (see PodReadOrder).
+  /// budget of half `host_read_cpu` (the CPU time the host's own dump took), and past it when their
+  /// counts reach pod_counts_max_age_seconds (see PodReadOrder).
   void CollectPods(const SocketsConfig& options, const EphemeralRange& host_range,
-                   std::chrono::steady_clock::duration host_read_time,
+                   std::chrono::steady_clock::duration host_read_cpu,
                    std::vector<prometheus::MetricFamily>& out);
   void AppendPodReadings(const SocketsConfig& options, const PodDiscovery& discovery,
                          const PodCounts& counts,
@@ -71,7 +71,7 @@ class SocketsCollector : public Collector {
     std::chrono::steady_clock::time_point read_at;
   };
   std::map<uint64_t, PodReading> pod_readings_;
-  /// How long the last dump of a pod sharing the node's hash took: the next one's estimate.
+  /// The CPU time the last dump of a pod sharing the node's hash took: the next one's estimate.
   std::chrono::steady_clock::duration last_shared_read_{};
   /// Pods sharing the node's hash read past the budget because their counts were due.
   uint64_t reads_past_budget_total_ = 0;

@@ -101,6 +101,47 @@ TEST_F(PodsE2eTest, APodTheKubeletDirectoryDoesNotNameIsLabelledWithItsUid) {
       << metrics.Text();
 }
 
+TEST_F(PodsE2eTest, ASmallNodesPodsSharingTheHashAreReadAtEveryScrape) {
+  // Each dump of a pod sharing the node's hash walks the whole hash (~2 ms even when it is
+  // empty), more than half this host's own tiny dump: the scrape's minimum budget for them still
+  // reads a few such pods at every scrape, so their new sockets show at once.
+  ASSERT_EQ(WriteSysctl("net/ipv4/tcp_child_ehash_entries", "0"), "");
+  std::mt19937_64 random(std::random_device{}());
+  for (int i = 0; i < 2; ++i) {
+    const std::string uid = NewPodUid(random);
+    StartPod(
+        uid, CgroupfsRoot(), fs::path("kubepods") / ("pod" + uid) / RandomHex(random, 64),
+        "30000 30999",
+        [i](std::vector<UniqueFd>& keep) { keep.push_back(Listen("127.0.0.1", 7000 + i)); },
+        [i](std::vector<UniqueFd>& keep) {
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+          keep.push_back(Listen("127.0.0.1", 9000 + i));
+        });
+    NamePod("batch", "shared-" + std::to_string(i), uid);
+  }
+  for (const FakePod& pod : pods_) {
+    ASSERT_TRUE(pod.process->Ready());
+  }
+  AppendConfig("    pod_counts_max_age_seconds: 42\n");
+  ASSERT_NO_FATAL_FAILURE(StartExporter());
+  Exposition metrics = ScrapeUntilEveryPodWasRead();
+  EXPECT_EQ(metrics.Value("portwatch_pod_sockets_max_age_seconds"), 42) << metrics.Text();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  metrics = Scrape();
+  for (int i = 0; i < 2; ++i) {
+    const std::string pod = "shared-" + std::to_string(i);
+    EXPECT_EQ(metrics.Value("portwatch_sockets",
+                            Labels("batch", pod, "tcp", std::to_string(9000 + i), "listen")),
+              1)
+        << pod << metrics.Text();
+    EXPECT_EQ(
+        metrics.Value("portwatch_pod_sockets_age_seconds", {{"namespace", "batch"}, {"pod", pod}}),
+        0)
+        << pod;
+  }
+  EXPECT_EQ(metrics.Value("portwatch_pod_reads_past_budget_total"), 0);
+}
+
 TEST_F(PodsE2eTest, PodsWithAPrivateHashAreReadAtEveryScrape) {
   // Namespaces created from here on get a TCP hash of their own (Linux 6.1+): a pod's dump then
   // walks only its own sockets, and the exporter reads every such pod at every scrape.
