@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <type_traits>
@@ -179,7 +180,18 @@ std::optional<std::string> NamespaceSockets::Setting(uint64_t inode,
   if (found == entered_.end()) {
     return std::nullopt;
   }
-  return ReadKept(found->second.settings[static_cast<size_t>(setting)]);
+  const auto index = static_cast<size_t>(setting);
+  const netlink::UniqueFd& file = found->second.settings[index];
+  const std::lock_guard lock(recent_mutex_);
+  return found->second.recent[index].Get(now_(), kSettingFreshFor, [this, &file] {
+    setting_reads_ += file.Valid() ? 1 : 0;
+    return ReadKept(file);
+  });
+}
+
+uint64_t NamespaceSockets::SettingReads() const {
+  const std::lock_guard lock(recent_mutex_);
+  return setting_reads_;
 }
 
 std::optional<EphemeralRange> NamespaceSockets::EphemeralRangeOf(uint64_t inode) const {

@@ -16,7 +16,8 @@ class ProcFs {
   explicit ProcFs(std::string root = "/proc") : root_(std::move(root)) {}
 
   const std::string& Root() const { return root_; }
-  /// Whole file below the root, or nullopt when it cannot be read.
+  /// Whole file below the root (read to its end: /proc files have no size), or nullopt when it
+  /// cannot be opened or a read fails. A directory reads as empty.
   std::optional<std::string> ReadFile(const std::string& relative_path) const;
   /// One integer sysctl, e.g. "sys/net/ipv4/tcp_max_tw_buckets".
   std::optional<int64_t> ReadInteger(const std::string& relative_path) const;

@@ -1,6 +1,12 @@
 #include "collectors/procfs/procfs.h"
 
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -154,6 +160,75 @@ TEST(ProcFsTest, ReadFileReturnsExactBytes) {
   const ProcFs procfs(kIntegerFixtures);
   EXPECT_EQ(procfs.ReadFile("integer_padded"), "  42 \n\n");
   EXPECT_EQ(procfs.ReadFile("integer_empty"), "");
+}
+
+/// A ProcFs rooted at a fresh temporary directory, removed afterwards.
+class ReadFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "/portwatch-readfile-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+  }
+  void TearDown() override {
+    if (!root_.empty()) {
+      std::filesystem::remove_all(root_);
+    }
+  }
+  void Write(const std::string& name, const std::string& contents) const {
+    std::ofstream(root_ + "/" + name, std::ios::binary) << contents;
+  }
+
+  std::string root_;
+};
+
+TEST_F(ReadFileTest, SmallFileExactly) {
+  using namespace std::string_literals;
+  Write("comm", "nginx\n");
+  Write("cmdline", "nginx: master\0-g\0daemon off;\0"s);
+  EXPECT_EQ(ProcFs(root_).ReadFile("comm"), "nginx\n");
+  EXPECT_EQ(ProcFs(root_).ReadFile("cmdline"), "nginx: master\0-g\0daemon off;\0"s);
+}
+
+TEST_F(ReadFileTest, FileOfManyReadsComesBackWhole) {
+  // 200 KB and a few bytes: many times what one read() asks for, and not a multiple of it.
+  std::string contents;
+  for (size_t i = 0; contents.size() < 200 * 1024 + 7; ++i) {
+    contents += std::to_string(i) + (i % 7 == 0 ? '\0' : ' ');
+  }
+  Write("cmdline", contents);
+  const std::optional<std::string> read = ProcFs(root_).ReadFile("cmdline");
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->size(), contents.size());
+  EXPECT_EQ(*read, contents);
+}
+
+TEST_F(ReadFileTest, MissingFileIsNullopt) {
+  EXPECT_EQ(ProcFs(root_).ReadFile("no_such_file"), std::nullopt);
+  EXPECT_EQ(ProcFs(root_).ReadFile("no_such_dir/comm"), std::nullopt);
+}
+
+TEST_F(ReadFileTest, DirectoryReadsAsEmpty) {
+  // As std::ifstream read it (ReadFile used one before): it opens, and holds no text.
+  std::filesystem::create_directories(root_ + "/42/fd");
+  EXPECT_EQ(ProcFs(root_).ReadFile("42"), "");
+  EXPECT_EQ(ProcFs(root_).ReadFile("42/fd"), "");
+}
+
+TEST(ProcFsTest, ReadFailureIsNullopt) {
+  // /proc/self/mem opens, but reading at offset 0 (never mapped) fails with EIO.
+  EXPECT_EQ(ProcFs().ReadFile("self/mem"), std::nullopt);
+}
+
+TEST(ProcFsTest, ReadsTheRealProcAsStdIfstreamDoes) {
+  // Files that do not change while the test runs; /proc reports a size of 0 for each.
+  for (const char* file : {"self/comm", "self/cmdline", "sys/kernel/osrelease"}) {
+    std::ifstream in(std::string("/proc/") + file, std::ios::binary);
+    ASSERT_TRUE(in) << file;
+    const std::string expected{std::istreambuf_iterator<char>(in), {}};
+    EXPECT_FALSE(expected.empty()) << file;
+    EXPECT_EQ(ProcFs().ReadFile(file), expected) << file;
+  }
 }
 
 TEST(ParsePortListTest, ReservedPortsSyntax) {
