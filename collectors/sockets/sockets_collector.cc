@@ -1,9 +1,8 @@
 #include "collectors/sockets/sockets_collector.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <bitset>
+#include <ctime>
 #include <map>
 #include <utility>
 
