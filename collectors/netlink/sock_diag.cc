@@ -26,6 +26,12 @@ struct DumpRequestMessage {
   inet_diag_req_v2 body;
 };
 
+/// The older request (TCPDIAG_GETSOCK): the kernel reads it as family AF_UNSPEC.
+struct BothFamiliesRequestMessage {
+  nlmsghdr header;
+  inet_diag_req body;
+};
+
 /// The errno of a kernel error code (-errno). INT_MIN, which no kernel sends, has no negation.
 int ErrnoOf(int code) {
   return code == std::numeric_limits<int>::min() ? std::numeric_limits<int>::max() : -code;
@@ -107,8 +113,15 @@ std::string TableName(Protocol protocol, Family family) {
   return std::string(ProtocolName(protocol)) + "/" + std::string(FamilyName(family));
 }
 
+Family FamilyOf(const SocketRecord& record) {
+  return record.family == AF_INET6 ? Family::kIpv6 : Family::kIpv4;
+}
+
 std::string DumpResult::TableError(const DumpRequest& request) const {
-  return TableName(request.protocol, request.family) + ": " + error;
+  const std::string table = request.both_families
+                                ? std::string(ProtocolName(request.protocol)) + "/ipv4+ipv6"
+                                : TableName(request.protocol, request.family);
+  return table + ": " + error;
 }
 
 std::string_view StateName(uint8_t state) {
@@ -141,21 +154,14 @@ std::string_view StateName(uint8_t state) {
   }
 }
 
-std::vector<std::byte> BuildDumpRequest(const DumpRequest& request, uint32_t sequence) {
-  DumpRequestMessage message{};
-  std::vector<inet_diag_bc_op> bytecode;
-  if (!request.local_ports.empty()) {
-    bytecode = PortFilterBytecode(request.local_ports);
-  }
+namespace {
+
+/// `message` (a header and request body), then the port filter's bytecode attribute if any.
+template <typename Message>
+std::vector<std::byte> WithBytecode(Message message, const std::vector<inet_diag_bc_op>& bytecode) {
   const size_t bytecode_bytes = bytecode.size() * sizeof(inet_diag_bc_op);
   const size_t attribute_bytes = bytecode.empty() ? 0 : RTA_SPACE(bytecode_bytes);
   message.header.nlmsg_len = static_cast<uint32_t>(sizeof(message) + attribute_bytes);
-  message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  message.header.nlmsg_seq = sequence;
-  message.body.sdiag_family = request.family == Family::kIpv4 ? AF_INET : AF_INET6;
-  message.body.sdiag_protocol = request.protocol == Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
-  message.body.idiag_states = request.states;
   std::vector<std::byte> bytes(message.header.nlmsg_len);
   std::memcpy(bytes.data(), &message, sizeof(message));
   if (!bytecode.empty()) {
@@ -168,6 +174,31 @@ std::vector<std::byte> BuildDumpRequest(const DumpRequest& request, uint32_t seq
   return bytes;
 }
 
+}  // namespace
+
+std::vector<std::byte> BuildDumpRequest(const DumpRequest& request, uint32_t sequence) {
+  std::vector<inet_diag_bc_op> bytecode;
+  if (!request.local_ports.empty()) {
+    bytecode = PortFilterBytecode(request.local_ports);
+  }
+  if (request.both_families && request.protocol == Protocol::kTcp) {
+    BothFamiliesRequestMessage message{};
+    message.header.nlmsg_type = TCPDIAG_GETSOCK;
+    message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    message.header.nlmsg_seq = sequence;
+    message.body.idiag_states = request.states;
+    return WithBytecode(message, bytecode);
+  }
+  DumpRequestMessage message{};
+  message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  message.header.nlmsg_seq = sequence;
+  message.body.sdiag_family = request.family == Family::kIpv4 ? AF_INET : AF_INET6;
+  message.body.sdiag_protocol = request.protocol == Protocol::kTcp ? IPPROTO_TCP : IPPROTO_UDP;
+  message.body.idiag_states = request.states;
+  return WithBytecode(message, bytecode);
+}
+
 DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVisitor& visit) {
   const uint32_t sequence = transport.NextSequence();
   DumpResult result;
@@ -177,6 +208,10 @@ DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVi
     return Failed(result, sent.Error());
   }
   const uint32_t port_id = transport.PortId();
+  // The older request's replies carry its type.
+  const uint16_t socket_message_type = request.both_families && request.protocol == Protocol::kTcp
+                                           ? TCPDIAG_GETSOCK
+                                           : SOCK_DIAG_BY_FAMILY;
 
   // 8-byte alignment is what NLMSG_ALIGN assumes for the headers we cast to.
   alignas(8) static thread_local std::byte buffer[kReceiveBufferBytes];
@@ -230,7 +265,7 @@ DumpResult Dump(Transport& transport, const DumpRequest& request, const SocketVi
         }
         return Failed(result, std::string("kernel error: ") + std::strerror(error));
       }
-      if (header->nlmsg_type != SOCK_DIAG_BY_FAMILY) {
+      if (header->nlmsg_type != socket_message_type) {
         continue;
       }
       if (header->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) {

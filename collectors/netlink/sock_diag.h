@@ -56,6 +56,11 @@ struct DumpRequest {
   /// When not empty, the kernel returns only sockets whose local port is one of these
   /// (inet_diag bytecode), so a few ports cost no user-space work for the rest of the table.
   std::vector<uint16_t> local_ports;
+  /// TCP only: IPv4 and IPv6 sockets together, `family` ignored. The kernel's TCP hash holds both
+  /// families; a per-family request walks all of it and skips the other family's sockets, so two
+  /// requests walk every socket twice (what `ss -t` does), this one once. Sent as the older
+  /// inet_diag request (TCPDIAG_GETSOCK), whose family is AF_UNSPEC; each record carries its own.
+  bool both_families = false;
 };
 
 /// One socket as sock_diag reports it, with the fields portwatch aggregates on.
@@ -74,6 +79,9 @@ struct SocketRecord {
   uint32_t uid = 0;
   uint32_t inode = 0;
 };
+
+/// The family of a record's address family (AF_INET6: kIpv6, else kIpv4).
+Family FamilyOf(const SocketRecord& record);
 
 enum class DumpOutcome {
   kComplete,     ///< every socket was read

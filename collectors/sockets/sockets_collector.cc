@@ -1,7 +1,9 @@
 #include "collectors/sockets/sockets_collector.h"
 
 #include <algorithm>
+#include <array>
 #include <bitset>
+#include <cstddef>
 #include <ctime>
 #include <map>
 #include <utility>
@@ -26,6 +28,7 @@ using netlink::Protocol;
 struct Table {
   Protocol protocol;
   Family family;
+  bool both_families = false;  ///< TCP: IPv4 and IPv6 in one walk (family unused)
 };
 
 /// What a scrape may always spend on pods sharing the node's hash, however cheap the host's own
@@ -69,6 +72,10 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
   if (dumps_ != nullptr) {
     recorded_tcp_ports_ = std::make_shared<const netlink::RecordedDump::PortSet>(service_ports_[0]);
   }
+  // Both families in one TCP walk needs both asked for and the kernel to have IPv6 (else the
+  // per-family dump says "unsupported" for IPv6, as portwatch_sock_diag_table_available shows).
+  tcp_both_families_ = config.sockets.tcp && config.sockets.ipv4 && config.sockets.ipv6 &&
+                       !both_families_refused_ && procfs_.ReadFile("net/if_inet6").has_value();
   const auto start = ThreadCpuTime();
   Status status =
       CollectNamespace(**opened, *range, config.sockets,
@@ -275,8 +282,10 @@ Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
     }
   }
 
-  // One dump per protocol and family. A second read happens only when a listener showed up
-  // after sockets on its port had been counted as client-side (see SocketTable).
+  // One dump per protocol and family, TCP's two families in one walk where the kernel takes it
+  // (netlink::DumpRequest::both_families: listeners of both come first, then every other
+  // socket). A second read happens only when a listener showed up after sockets on its port had
+  // been counted as client-side (see SocketTable).
   std::unique_ptr<SocketTable> table;
   // Per table, what its latest read got: a failed second read leaves the tables it did not reach
   // with their first read's count.
@@ -295,23 +304,59 @@ Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
       recording =
           std::make_shared<netlink::RecordedDump>(recorded_tcp_ports_, dumps_->Room(keep_as));
     }
+    std::vector<Table> dumps;
     for (const Table& t : tables) {
-      const netlink::DumpRequest request{t.protocol, t.family, states, {}};
+      if (t.protocol == Protocol::kTcp && tcp_both_families_) {
+        if (t.family == Family::kIpv4) {
+          dumps.push_back({Protocol::kTcp, Family::kIpv4, true});
+        }
+      } else {
+        dumps.push_back(t);
+      }
+    }
+    for (size_t i = 0; i < dumps.size(); ++i) {
+      const Table t = dumps[i];
+      const netlink::DumpRequest request{t.protocol, t.family, states, {}, t.both_families};
+      std::array<uint64_t, 2> read_by_family{};
       netlink::DumpResult result = netlink::Dump(
-          transport, request, [&table, &recording, &t](const netlink::SocketRecord& record) {
+          transport, request,
+          [&table, &recording, &t, &read_by_family](const netlink::SocketRecord& record) {
+            const Family family = t.both_families ? netlink::FamilyOf(record) : t.family;
             table->Add(t.protocol, record);
             if (recording) {
-              recording->Add(t.protocol, t.family, record);
+              recording->Add(t.protocol, family, record);
             }
+            ++read_by_family[family == Family::kIpv4 ? 0 : 1];
           });
-      sockets_read[{t.protocol, t.family}] = result.sockets;
-      available[{t.protocol, t.family}] = result.outcome != DumpOutcome::kUnsupported;
+      if (t.both_families && (result.outcome == DumpOutcome::kUnsupported ||
+                              (result.outcome == DumpOutcome::kFailed && result.sockets == 0))) {
+        // A kernel that does not take the older request: one walk per family from now on.
+        tcp_both_families_ = false;
+        both_families_refused_ = true;
+        spdlog::info("{}", LogLine("sockets: the kernel refuses one TCP dump for both families; "
+                                   "dumping IPv4 and IPv6 apart")
+                               .Add("err", result.error)
+                               .Text());
+        dumps.insert(dumps.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                     {Table{Protocol::kTcp, Family::kIpv4}, Table{Protocol::kTcp, Family::kIpv6}});
+        continue;
+      }
+      for (const Family family : {Family::kIpv4, Family::kIpv6}) {
+        if (t.both_families || family == t.family) {
+          sockets_read[{t.protocol, family}] = read_by_family[family == Family::kIpv4 ? 0 : 1];
+          available[{t.protocol, family}] = result.outcome != DumpOutcome::kUnsupported;
+        }
+      }
       if (result.outcome == DumpOutcome::kFailed || result.outcome == DumpOutcome::kInterrupted) {
         status = Failure{result.TableError(request)};
         break;
       }
       if (recording) {
-        recording->Complete(t.protocol, t.family, states);
+        for (const Family family : {Family::kIpv4, Family::kIpv6}) {
+          if (t.both_families || family == t.family) {
+            recording->Complete(t.protocol, family, states);
+          }
+        }
       }
     }
     if (!status || !table->HasLateListeners()) {

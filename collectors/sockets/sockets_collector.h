@@ -73,6 +73,10 @@ class SocketsCollector : public Collector {
   std::map<uint64_t, PodReading> pod_readings_;
   /// The CPU time the last dump of a pod sharing the node's hash took: the next one's estimate.
   std::chrono::steady_clock::duration last_shared_read_{};
+  /// This scrape dumps TCP's two families in one walk (see CollectNamespace).
+  bool tcp_both_families_ = false;
+  /// The kernel refused that once: never asked again.
+  bool both_families_refused_ = false;
   /// Pods sharing the node's hash read past the budget because their counts were due.
   uint64_t reads_past_budget_total_ = 0;
   /// Reused by every scrape rather than allocated by each (the runner never runs one collector

@@ -112,8 +112,9 @@ TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
   // A client bound to a fixed port outside the ephemeral range keeps its port label.
   held.push_back(ConnectFrom(SOCK_STREAM, "127.0.0.1", 6000, "127.0.0.1", 5000));
   held.push_back(Accept(listener_v4));
-  // An IPv4 client on an in-range port that an IPv6-only socket listens on: the IPv4 table is
-  // read first, so the listener shows up late and the table is read again.
+  // An IPv4 client on an in-range port that an IPv6-only socket listens on: read per family,
+  // the IPv4 table comes first, so the listener shows up late and the table is read again; in
+  // one walk of both families (the default here) every listener comes first.
   UniqueFd listener_v6_in_range = Listen("::1", 40600);
   held.push_back(ConnectFrom(SOCK_STREAM, "127.0.0.1", 40600, "127.0.0.1", 5000));
   held.push_back(Accept(listener_v4));

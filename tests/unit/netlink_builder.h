@@ -131,6 +131,10 @@ class DatagramBuilder {
   DatagramBuilder& Socket(const DiagSocket& socket, uint16_t flags = NLM_F_MULTI) {
     return Message(SOCK_DIAG_BY_FAMILY, flags, Bytes(ToMessage(socket)));
   }
+  /// A socket in a reply to the older request (TCPDIAG_GETSOCK), whose replies carry its type.
+  DatagramBuilder& OlderReplySocket(const DiagSocket& socket) {
+    return Message(TCPDIAG_GETSOCK, NLM_F_MULTI, Bytes(ToMessage(socket)));
+  }
 
   /// A socket followed by attributes, each padded to RTA_ALIGNTO.
   DatagramBuilder& Socket(const DiagSocket& socket, const std::vector<Attribute>& attributes) {

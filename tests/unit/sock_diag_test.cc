@@ -135,6 +135,65 @@ TEST(BuildDumpRequestTest, TcpIpv4AllStates) {
   EXPECT_EQ(body.idiag_states, 0x1ffeU);
 }
 
+TEST(BuildDumpRequestTest, BothFamiliesIsTheOlderTcpRequestWithItsPortFilter) {
+  DumpRequest request = unit::Request(Protocol::kTcp, Family::kIpv6, kAllStates, {8080});
+  request.both_families = true;
+  const std::vector<std::byte> bytes = BuildDumpRequest(request, 5);
+  // nlmsghdr (16) + inet_diag_req (60) + the bytecode attribute: rtattr (4) + 2 ops (8).
+  ASSERT_EQ(bytes.size(), 88U);
+  nlmsghdr header{};
+  std::memcpy(&header, bytes.data(), sizeof(header));
+  EXPECT_EQ(header.nlmsg_len, 88U);
+  EXPECT_EQ(header.nlmsg_type, TCPDIAG_GETSOCK);
+  EXPECT_EQ(header.nlmsg_type, 18);
+  EXPECT_EQ(header.nlmsg_flags, 0x301);
+  EXPECT_EQ(header.nlmsg_seq, 5U);
+  inet_diag_req body{};
+  std::memcpy(&body, bytes.data() + sizeof(header), sizeof(body));
+  EXPECT_EQ(body.idiag_family, AF_UNSPEC);  // ignored: the kernel takes it as AF_UNSPEC
+  EXPECT_EQ(body.idiag_states, 0x1ffeU);
+  EXPECT_EQ(body.idiag_ext, 0);
+  EXPECT_EQ(body.idiag_dbs, 0U);
+  rtattr attribute{};
+  std::memcpy(&attribute, bytes.data() + 76, sizeof(attribute));
+  EXPECT_EQ(attribute.rta_type, INET_DIAG_REQ_BYTECODE);
+  EXPECT_EQ(attribute.rta_len, 12);
+  inet_diag_bc_op port{};
+  std::memcpy(&port, bytes.data() + 84, sizeof(port));
+  EXPECT_EQ(port.no, 8080);
+  // UDP has no such request: the flag is ignored.
+  DumpRequest udp = unit::Request(Protocol::kUdp, Family::kIpv6, kAllStates);
+  udp.both_families = true;
+  nlmsghdr udp_header{};
+  std::memcpy(&udp_header, BuildDumpRequest(udp, 6).data(), sizeof(udp_header));
+  EXPECT_EQ(udp_header.nlmsg_type, SOCK_DIAG_BY_FAMILY);
+}
+
+TEST(DumpTest, BothFamiliesReadsTheOlderRequestsRepliesOfEitherFamily) {
+  DumpRequest request = unit::Request(Protocol::kTcp, Family::kIpv4, kAllStates);
+  request.both_families = true;
+  DiagSocket ipv4 = Established(40001, 443);
+  DiagSocket ipv6 = Established(40002, 443);
+  ipv6.family = AF_INET6;
+  ipv6.local_address = "::1";
+  ipv6.remote_address = "::1";
+  std::vector<Exchange> exchanges;
+  exchanges.push_back(MakeExchange(
+      request, kSequence, kPortId,
+      {Datagram().OlderReplySocket(ipv4).OlderReplySocket(ipv6).Socket(ipv4).Done().Build()}));
+  const DumpRun run = RunDump(std::move(exchanges), request);
+  EXPECT_EQ(run.result.outcome, DumpOutcome::kComplete);
+  ASSERT_EQ(run.records.size(), 2U);  // the SOCK_DIAG_BY_FAMILY message answers no such request
+  EXPECT_EQ(run.records[0].family, AF_INET);
+  EXPECT_EQ(FamilyOf(run.records[0]), Family::kIpv4);
+  EXPECT_EQ(run.records[1].family, AF_INET6);
+  EXPECT_EQ(FamilyOf(run.records[1]), Family::kIpv6);
+  EXPECT_EQ(run.records[1].local_port, 40002);
+  DumpResult failed;
+  failed.error = "kernel error: Invalid argument";
+  EXPECT_EQ(failed.TableError(request), "tcp/ipv4+ipv6: kernel error: Invalid argument");
+}
+
 TEST(DumpTest, DecodesEverySocketOfANormalDump) {
   DiagSocket listener;
   listener.state = kListen;

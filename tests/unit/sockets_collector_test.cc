@@ -1,6 +1,10 @@
 #include "collectors/sockets/sockets_collector.h"
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -67,6 +71,16 @@ class KernelScript {
                        const std::function<Datagrams(DatagramBuilder)>& answer,
                        uint32_t states = netlink::kAllStates) {
     const DumpRequest request = unit::Request(protocol, family, states);
+    const auto sequence = static_cast<uint32_t>(exchanges_.size()) + 500;
+    exchanges_.push_back(
+        unit::MakeExchange(request, sequence, kPortId, answer(DatagramBuilder(sequence, kPortId))));
+    return *this;
+  }
+  /// The next dump, of TCP's two families in one walk (the older request), answered by
+  /// `answer` (sockets through DatagramBuilder::OlderReplySocket).
+  KernelScript& ExpectBothFamilies(const std::function<Datagrams(DatagramBuilder)>& answer) {
+    DumpRequest request = unit::Request(Protocol::kTcp, Family::kIpv4, netlink::kAllStates);
+    request.both_families = true;
     const auto sequence = static_cast<uint32_t>(exchanges_.size()) + 500;
     exchanges_.push_back(
         unit::MakeExchange(request, sequence, kPortId, answer(DatagramBuilder(sequence, kPortId))));
@@ -191,6 +205,110 @@ TEST(SocketsCollectorTest, OneDumpPerTableWhenListenersComeFirst) {
   EXPECT_EQ(Samples(out, "portwatch_port_series_folded"),
             (Counts{{R"({metric="portwatch_peer_sockets"})", 0},
                     {R"({metric="portwatch_sockets"})", 0}}));
+}
+
+/// A /proc with IPv6 (net/if_inet6) and the fixture's port range, 40000-40999.
+class Ipv6ProcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() /
+            ("portwatch-ipv6-proc-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(root_ / "sys/net/ipv4");
+    std::filesystem::create_directories(root_ / "net");
+    std::ofstream(root_ / "sys/net/ipv4/ip_local_port_range") << "40000\t40999\n";
+    std::ofstream(root_ / "net/if_inet6")
+        << "00000000000000000000000000000001 01 80 10 80       lo\n";
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+  ProcFs Proc() const { return ProcFs(root_.string()); }
+
+  std::filesystem::path root_;
+};
+
+DiagSocket OldReply(uint8_t family, uint8_t state, uint16_t local_port, uint16_t remote_port) {
+  return Socket(family, state, local_port, remote_port);
+}
+
+TEST_F(Ipv6ProcTest, OneTcpWalkForBothFamilies) {
+  KernelScript kernel;
+  // Listeners of both families come first in the walk, then the rest, mixed.
+  kernel
+      .ExpectBothFamilies([](DatagramBuilder d) {
+        return Datagrams{
+            d.OlderReplySocket(OldReply(AF_INET, netlink::kListen, 5000, 0))
+                .OlderReplySocket(OldReply(AF_INET6, netlink::kListen, 5001, 0))
+                .OlderReplySocket(OldReply(AF_INET6, netlink::kEstablished, 5001, 40003))
+                .OlderReplySocket(OldReply(AF_INET, netlink::kEstablished, 5000, 40001))
+                .OlderReplySocket(OldReply(AF_INET, netlink::kEstablished, 40001, 5000))
+                .Done()
+                .Build()};
+      })
+      .ExpectEmpty(Protocol::kUdp, Family::kIpv4)
+      .ExpectEmpty(Protocol::kUdp, Family::kIpv6);
+  auto dumps = std::make_shared<KeptDumps>();
+  SocketsCollector collector(Proc(), kernel.Factory(), nullptr, dumps);
+  std::vector<prometheus::MetricFamily> out;
+  const Status status = collector.Collect(HostOnly(), out);
+  ASSERT_TRUE(status.Ok()) << status.Error();
+  EXPECT_EQ(kernel.Served(), 3U);
+  EXPECT_EQ(Samples(out, "portwatch_sock_diag_table_available"),
+            (Counts{{kTcp4, 1}, {kTcp6, 1}, {kUdp4, 1}, {kUdp6, 1}}));
+  EXPECT_EQ(Samples(out, "portwatch_scrape_sockets_read"),
+            (Counts{{kTcp4, 3}, {kTcp6, 2}, {kUdp4, 0}, {kUdp6, 0}}));
+  EXPECT_EQ(Samples(out, "portwatch_sockets"),
+            (Counts{
+                {SocketKey("ipv4", "5000", "tcp", "listen"), 1},
+                {SocketKey("ipv4", "5000", "tcp", "established"), 1},
+                {SocketKey("ipv4", "ephemeral", "tcp", "established"), 1},
+                {SocketKey("ipv6", "5001", "tcp", "listen"), 1},
+                {SocketKey("ipv6", "5001", "tcp", "established"), 1},
+            }));
+  // The recording is per family, as the services collector asks.
+  const std::shared_ptr<const netlink::RecordedDump> kept = dumps->Find(KeptDumps::kOwnNamespace);
+  ASSERT_NE(kept, nullptr);
+  EXPECT_EQ(kept->Records(), 2U);  // the listeners; no service port
+  const DumpRequest ipv6_listeners =
+      unit::Request(Protocol::kTcp, Family::kIpv6, netlink::StateBit(netlink::kListen));
+  ASSERT_TRUE(kept->Covers(ipv6_listeners));
+  std::vector<uint16_t> ports;
+  kept->Replay(ipv6_listeners, [&ports](const netlink::SocketRecord& record) {
+    ports.push_back(record.local_port);
+  });
+  EXPECT_EQ(ports, std::vector<uint16_t>{5001});
+}
+
+TEST_F(Ipv6ProcTest, AKernelRefusingTheOneWalkIsReadPerFamilyFromThenOn) {
+  KernelScript kernel;
+  kernel.ExpectBothFamilies([](DatagramBuilder d) { return Datagrams{d.Error(EINVAL).Build()}; })
+      .Expect(
+          Protocol::kTcp, Family::kIpv4,
+          [](DatagramBuilder d) {
+            return Datagrams{d.Socket(Socket(AF_INET, netlink::kListen, 5000, 0)).Done().Build()};
+          })
+      .ExpectEmpty(Protocol::kTcp, Family::kIpv6)
+      .ExpectEmpty(Protocol::kUdp, Family::kIpv4)
+      .ExpectEmpty(Protocol::kUdp, Family::kIpv6);
+  KernelScript next_scrape;
+  next_scrape.ExpectEmpty(Protocol::kTcp, Family::kIpv4)
+      .ExpectEmpty(Protocol::kTcp, Family::kIpv6)
+      .ExpectEmpty(Protocol::kUdp, Family::kIpv4)
+      .ExpectEmpty(Protocol::kUdp, Family::kIpv6);
+  int scrape = 0;
+  SocketsCollector collector(Proc(),
+                             [&]() { return (scrape == 0 ? kernel : next_scrape).Factory()(); });
+  std::vector<prometheus::MetricFamily> out;
+  Status status = collector.Collect(HostOnly(), out);
+  ASSERT_TRUE(status.Ok()) << status.Error();
+  EXPECT_EQ(kernel.Served(), 5U);
+  EXPECT_EQ(Samples(out, "portwatch_sockets"),
+            (Counts{{SocketKey("ipv4", "5000", "tcp", "listen"), 1}}));
+  EXPECT_EQ(Samples(out, "portwatch_sock_diag_table_available"),
+            (Counts{{kTcp4, 1}, {kTcp6, 1}, {kUdp4, 1}, {kUdp6, 1}}));
+  scrape = 1;
+  out.clear();
+  status = collector.Collect(HostOnly(), out);
+  ASSERT_TRUE(status.Ok()) << status.Error();
+  EXPECT_EQ(next_scrape.Served(), 4U);  // no second try of the one walk
 }
 
 /// Every socket `dump` replays for `request`, as "state:port".
