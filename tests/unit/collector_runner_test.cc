@@ -223,9 +223,12 @@ TEST(CollectorRunnerTest, ConcurrentScrapesShareOneCollection) {
   for (int i = 0; i < kScrapes; ++i) {
     threads.emplace_back([&runner, &results, i] { results[i] = Serialize(runner.Collect()); });
   }
-  // One scrape collects (and blocks); the other three must queue behind it.
+  // One scrape collects (and blocks); the other three must queue behind it. The collecting
+  // scrape may reach its collector after the others queued: wait for both (a CI run read the
+  // run count between the two).
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (runner.Waiting() < kScrapes - 1 && std::chrono::steady_clock::now() < deadline) {
+  while ((runner.Waiting() < kScrapes - 1 || runs < 1) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const size_t waiting = runner.Waiting();
