@@ -29,6 +29,12 @@ struct Table {
   Protocol protocol;
   Family family;
   bool both_families = false;  ///< TCP: IPv4 and IPv6 in one walk (family unused)
+
+  /// The families one dump of this table returns.
+  std::vector<Family> Families() const {
+    return both_families ? std::vector<Family>{Family::kIpv4, Family::kIpv6}
+                         : std::vector<Family>{family};
+  }
 };
 
 /// What a scrape may always spend on pods sharing the node's hash, however cheap the host's own
@@ -341,21 +347,17 @@ Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
                      {Table{Protocol::kTcp, Family::kIpv4}, Table{Protocol::kTcp, Family::kIpv6}});
         continue;
       }
-      for (const Family family : {Family::kIpv4, Family::kIpv6}) {
-        if (t.both_families || family == t.family) {
-          sockets_read[{t.protocol, family}] = read_by_family[family == Family::kIpv4 ? 0 : 1];
-          available[{t.protocol, family}] = result.outcome != DumpOutcome::kUnsupported;
-        }
+      for (const Family family : t.Families()) {
+        sockets_read[{t.protocol, family}] = read_by_family[family == Family::kIpv4 ? 0 : 1];
+        available[{t.protocol, family}] = result.outcome != DumpOutcome::kUnsupported;
       }
       if (result.outcome == DumpOutcome::kFailed || result.outcome == DumpOutcome::kInterrupted) {
         status = Failure{result.TableError(request)};
         break;
       }
       if (recording) {
-        for (const Family family : {Family::kIpv4, Family::kIpv6}) {
-          if (t.both_families || family == t.family) {
-            recording->Complete(t.protocol, family, states);
-          }
+        for (const Family family : t.Families()) {
+          recording->Complete(t.protocol, family, states);
         }
       }
     }

@@ -429,6 +429,14 @@ class PodServicesCollectorTest : public TempDirTest {
     EXPECT_EQ(::stat(Namespace(name).c_str(), &status), 0);
     return status.st_ino;
   }
+  /// The node's port range, no reserved port, a 6.12 kernel, and the exporter in namespace "node".
+  void WriteNodeKernel() {
+    WriteProc("sys/net/ipv4/ip_local_port_range", "32768\t60999\n");
+    WriteProc("sys/net/ipv4/ip_local_reserved_ports", "\n");
+    WriteProc("sys/kernel/osrelease", "6.12.0\n");
+    fs::create_directories(dir_ / "proc" / "self" / "ns");
+    fs::create_hard_link(Namespace("node"), dir_ / "proc" / "self" / "ns" / "net");
+  }
   void WriteProc(const std::string& relative, const std::string& text) {
     fs::create_directories((dir_ / "proc" / relative).parent_path());
     std::ofstream(dir_ / "proc" / relative) << text;
@@ -445,11 +453,7 @@ TEST_F(PodServicesCollectorTest, OnePassOverProcFindsTheNodesAndEveryPodsHolders
   // pod's. web-0: nginx on 8080 (the wrong holder) and an idle java. web-1: java on 8080, the
   // port reserved in the pod. db-0: postgres on 5432, outside the service's selector. gone-0:
   // not entered.
-  WriteProc("sys/net/ipv4/ip_local_port_range", "32768\t60999\n");
-  WriteProc("sys/net/ipv4/ip_local_reserved_ports", "\n");
-  WriteProc("sys/kernel/osrelease", "6.12.0\n");
-  fs::create_directories(dir_ / "proc" / "self" / "ns");
-  fs::create_hard_link(Namespace("node"), dir_ / "proc" / "self" / "ns" / "net");
+  WriteNodeKernel();
   const std::string web0_uid = "aaaaaaaa-0000-4000-8000-000000000001";
   const std::string web1_uid = "aaaaaaaa-0000-4000-8000-000000000002";
   const std::string db0_uid = "aaaaaaaa-0000-4000-8000-000000000003";
@@ -589,11 +593,7 @@ TEST_F(PodServicesCollectorTest, TheSocketsCollectorsDumpsAnswerLikeTheKernel) {
   // The same node and pod read twice: once from the kernel, once from recordings of the
   // sockets collector's full dumps (which also held a connection on a port of no service). The
   // second collector must not open a transport anywhere and must say the same.
-  WriteProc("sys/net/ipv4/ip_local_port_range", "32768\t60999\n");
-  WriteProc("sys/net/ipv4/ip_local_reserved_ports", "\n");
-  WriteProc("sys/kernel/osrelease", "6.12.0\n");
-  fs::create_directories(dir_ / "proc" / "self" / "ns");
-  fs::create_hard_link(Namespace("node"), dir_ / "proc" / "self" / "ns" / "net");
+  WriteNodeKernel();
   const std::string web1_uid = "aaaaaaaa-0000-4000-8000-000000000002";
   AddProcess(10, "sshd", "0::/system.slice/ssh.service\n", "node", 1001);
   AddProcess(40, "java", CgroupOf(web1_uid, kIdC), "web-1", 2002);
