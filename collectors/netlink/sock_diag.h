@@ -75,6 +75,12 @@ struct SocketRecord {
   /// IPV6_V6ONLY of an IPv6 socket (INET_DIAG_SKV6ONLY): 1 or 0, -1 when the kernel did not say
   /// (IPv4, TIME_WAIT and request sockets).
   int8_t v6only = -1;
+  /// SO_REUSEADDR as the kernel holds it (sk_reuse, nonzero: set): 1 or 0, -1 when the source did
+  /// not say (sock_diag never does; the BPF socket iterator always does). A TIME_WAIT socket
+  /// carries the flag of the listener that accepted it, a request socket its listener's.
+  int8_t reuse = -1;
+  /// SO_REUSEPORT (sk_reuseport) the same way.
+  int8_t reuseport = -1;
   uint32_t timer_expires_ms = 0;
   uint32_t uid = 0;
   uint32_t inode = 0;
