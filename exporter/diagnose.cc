@@ -91,8 +91,11 @@ int RunDiagnose(const DiagnoseRequest& request, const Config& config, std::ostre
   one_service.services = {service};
   one_service.services_options.listener_info = false;
 
-  ServicesCollector collector(ProcFs(), KernelTransportFactory(),
-                              pods ? std::make_shared<SharedPods>(pods) : nullptr);
+  // The iterators' records carry every socket's SO_REUSEADDR, TIME_WAIT included: the one-shot
+  // answer needs no listener seen alive before.
+  ServicesCollector collector(
+      ProcFs(), KernelTransportFactory(), pods ? std::make_shared<SharedPods>(pods) : nullptr,
+      nullptr, std::make_shared<SocketSources>(KernelTransportFactory(), SocketIterators::Load));
   Result<ServicesCollector::Diagnosis> diagnosis =
       pod != nullptr ? collector.Diagnose(one_service, *pod) : collector.Diagnose(one_service);
   if (!diagnosis || diagnosis->reports.size() != 1) {

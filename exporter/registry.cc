@@ -10,6 +10,24 @@
 
 namespace portwatch {
 
+namespace {
+
+/// What the BPF socket iterators need, when the config may use them (the sockets and services
+/// collectors share one loaded copy).
+void AddSocketIteratorNeeds(const Config& config, std::vector<CapabilityNeed>& needs) {
+  if (config.sockets.backend == SocketBackendSetting::kNetlink) {
+    return;
+  }
+  const std::string without =
+      "the BPF socket iterators cannot be loaded: sockets are read through sock_diag, which "
+      "does not report SO_REUSEADDR (TIME_WAIT left by a listener portwatch never saw reads "
+      "unknown)";
+  needs.push_back({CAP_BPF, without});
+  needs.push_back({CAP_PERFMON, without});
+}
+
+}  // namespace
+
 const std::vector<CollectorSpec>& KnownCollectors() {
   static const std::vector<CollectorSpec> kCollectors = {
       {"sockets", "TCP/UDP sockets per protocol, family, state and port (netlink sock_diag)", true,
@@ -18,7 +36,7 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        },
        [](const Config&, const SharedKernelViews& shared) -> std::unique_ptr<Collector> {
          return std::make_unique<SocketsCollector>(ProcFs(), KernelTransportFactory(), shared.pods,
-                                                   shared.dumps);
+                                                   shared.dumps, shared.sources);
        },
        [](const Config& config) {
          std::vector<CapabilityNeed> needs;
@@ -31,6 +49,7 @@ const std::vector<CollectorSpec>& KnownCollectors() {
                      "other users' /proc/<pid>/ns/net cannot be opened: those "
                      "pods' sockets are not counted"}};
          }
+         AddSocketIteratorNeeds(config, needs);
          return needs;
        }},
       {"services",
@@ -43,7 +62,7 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        [](const Config&, const SharedKernelViews& shared) -> std::unique_ptr<Collector> {
          return std::make_unique<ServicesCollector>(ProcFs(), KernelTransportFactory(),
                                                     std::make_shared<SharedPods>(shared.pods),
-                                                    shared.dumps);
+                                                    shared.dumps, shared.sources);
        },
        [](const Config& config) {
          std::vector<CapabilityNeed> needs = {
@@ -59,6 +78,7 @@ const std::vector<CollectorSpec>& KnownCollectors() {
                             "listeners and the services scoped to pods are not read",
                             /*raised_on_use=*/true});
          }
+         AddSocketIteratorNeeds(config, needs);
          return needs;
        }},
       {"kernel_limits",
@@ -104,8 +124,9 @@ const std::vector<CollectorSpec>& KnownCollectors() {
 std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::string>& enabled,
                                                         const Config& config) {
   std::vector<std::unique_ptr<Collector>> collectors;
-  const SharedKernelViews shared{std::make_shared<PodNamespaces>(ProcFs()),
-                                 std::make_shared<KeptDumps>()};
+  const SharedKernelViews shared{
+      std::make_shared<PodNamespaces>(ProcFs()), std::make_shared<KeptDumps>(),
+      std::make_shared<SocketSources>(KernelTransportFactory(), SocketIterators::Load)};
   for (const CollectorSpec& spec : KnownCollectors()) {
     if (enabled.count(spec.name) != 0) {
       collectors.push_back(spec.make(config, shared));

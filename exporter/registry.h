@@ -8,6 +8,7 @@
 #include "collectors/collector.h"
 #include "collectors/netns/kept_dumps.h"
 #include "collectors/netns/pod_namespaces.h"
+#include "collectors/socket_source/socket_iterators.h"
 #include "exporter/privileges.h"
 
 namespace YAML {
@@ -22,6 +23,8 @@ struct SharedKernelViews {
   std::shared_ptr<PodNamespaces> pods;
   /// The sockets collector's dumps of this scrape, answering the services collector's requests.
   std::shared_ptr<KeptDumps> dumps;
+  /// What reads the exporter's own namespace: BPF socket iterators (loaded once) or sock_diag.
+  std::shared_ptr<SocketSources> sources;
 };
 
 /// One row per collector: everything the exporter needs to offer, configure and build it.

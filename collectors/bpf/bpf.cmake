@@ -1,4 +1,4 @@
-# The bind_events collector's eBPF program, included by the top-level CMakeLists.txt after the
+# The eBPF programs (the bind_events collector's, the socket iterators), included by the top-level CMakeLists.txt after the
 # portwatch_collectors target exists.
 #
 # With PORTWATCH_BPF (default ON), at build time:
@@ -35,36 +35,45 @@ if(PORTWATCH_BPF)
 
   set(PORTWATCH_BPF_DIR ${CMAKE_BINARY_DIR}/bpf)
   file(MAKE_DIRECTORY ${PORTWATCH_BPF_DIR})
-  set(PORTWATCH_BPF_SOURCE ${CMAKE_SOURCE_DIR}/collectors/bpf/bind_events.bpf.c)
+  # One BPF object and its skeleton: NAME.bpf.c (with NAME_abi.h) -> NAME.skel.h, whose typed
+  # functions are named NAME_bpf__*.
+  function(portwatch_bpf_skeleton name)
+    set(source ${CMAKE_SOURCE_DIR}/collectors/bpf/${name}.bpf.c)
+    add_custom_command(
+      OUTPUT ${PORTWATCH_BPF_DIR}/${name}.bpf.o
+      COMMAND ${PORTWATCH_CLANG} -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${PORTWATCH_BPF_ARCH}
+              -I${PORTWATCH_BPF_DIR} -I${CMAKE_SOURCE_DIR} -c ${source}
+              -o ${PORTWATCH_BPF_DIR}/${name}.bpf.o
+      DEPENDS ${source} ${CMAKE_SOURCE_DIR}/collectors/bpf/${name}_abi.h
+              ${PORTWATCH_BPF_DIR}/vmlinux.h
+      COMMENT "clang -target bpf: ${name}.bpf.o")
+    add_custom_command(
+      OUTPUT ${PORTWATCH_BPF_DIR}/${name}.skel.h
+      # gen object keeps the BTF that CO-RE needs and drops the DWARF: a smaller embedded object.
+      COMMAND ${PORTWATCH_BPFTOOL} gen object ${name}.linked.o ${name}.bpf.o
+      COMMAND ${PORTWATCH_BPFTOOL} gen skeleton ${name}.linked.o name ${name}_bpf
+              > ${name}.skel.h.tmp
+      COMMAND ${CMAKE_COMMAND} -E rename ${name}.skel.h.tmp ${name}.skel.h
+      DEPENDS ${PORTWATCH_BPF_DIR}/${name}.bpf.o
+      WORKING_DIRECTORY ${PORTWATCH_BPF_DIR}
+      COMMENT "bpftool gen skeleton: ${name}.skel.h")
+  endfunction()
   add_custom_command(
     OUTPUT ${PORTWATCH_BPF_DIR}/vmlinux.h
     COMMAND ${PORTWATCH_BPFTOOL} btf dump file ${PORTWATCH_VMLINUX_BTF} format c > vmlinux.h.tmp
     COMMAND ${CMAKE_COMMAND} -E rename vmlinux.h.tmp vmlinux.h
     WORKING_DIRECTORY ${PORTWATCH_BPF_DIR}
     COMMENT "bpftool: vmlinux.h from ${PORTWATCH_VMLINUX_BTF}")
-  add_custom_command(
-    OUTPUT ${PORTWATCH_BPF_DIR}/bind_events.bpf.o
-    COMMAND ${PORTWATCH_CLANG} -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${PORTWATCH_BPF_ARCH}
-            -I${PORTWATCH_BPF_DIR} -I${CMAKE_SOURCE_DIR} -c ${PORTWATCH_BPF_SOURCE}
-            -o ${PORTWATCH_BPF_DIR}/bind_events.bpf.o
-    DEPENDS ${PORTWATCH_BPF_SOURCE} ${CMAKE_SOURCE_DIR}/collectors/bpf/bind_events_abi.h
-            ${PORTWATCH_BPF_DIR}/vmlinux.h
-    COMMENT "clang -target bpf: bind_events.bpf.o")
-  add_custom_command(
-    OUTPUT ${PORTWATCH_BPF_DIR}/bind_events.skel.h
-    # gen object keeps the BTF that CO-RE needs and drops the DWARF: a smaller embedded object.
-    COMMAND ${PORTWATCH_BPFTOOL} gen object bind_events.linked.o bind_events.bpf.o
-    COMMAND ${PORTWATCH_BPFTOOL} gen skeleton bind_events.linked.o name bind_events_bpf
-            > bind_events.skel.h.tmp
-    COMMAND ${CMAKE_COMMAND} -E rename bind_events.skel.h.tmp bind_events.skel.h
-    DEPENDS ${PORTWATCH_BPF_DIR}/bind_events.bpf.o
-    WORKING_DIRECTORY ${PORTWATCH_BPF_DIR}
-    COMMENT "bpftool gen skeleton: bind_events.skel.h")
+  # bind_events: the bind_events collector's programs; socket_iter: the socket iterators of the
+  # BPF socket backend (collectors/socket_source).
+  portwatch_bpf_skeleton(bind_events)
+  portwatch_bpf_skeleton(socket_iter)
   # The skeleton is used only by a small C file, its own translation unit: generated code is
   # never seen by clang-tidy (which lints collectors/*.cc).
   enable_language(C)
   add_library(portwatch_bpf_skeleton STATIC
-    ${CMAKE_SOURCE_DIR}/collectors/bpf/bind_events_skel.c ${PORTWATCH_BPF_DIR}/bind_events.skel.h)
+    ${CMAKE_SOURCE_DIR}/collectors/bpf/bind_events_skel.c ${PORTWATCH_BPF_DIR}/bind_events.skel.h
+    ${CMAKE_SOURCE_DIR}/collectors/bpf/socket_iter_skel.c ${PORTWATCH_BPF_DIR}/socket_iter.skel.h)
   target_include_directories(portwatch_bpf_skeleton PRIVATE ${PORTWATCH_BPF_DIR} ${CMAKE_SOURCE_DIR})
   target_compile_options(portwatch_bpf_skeleton PRIVATE -Wno-overlength-strings)
   target_link_libraries(portwatch_bpf_skeleton PUBLIC PkgConfig::LIBBPF)

@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -49,9 +50,16 @@ ServiceScope ScopeOf(const PodNamespace& pod) {
 
 ServicesCollector::ServicesCollector(const ProcFs& procfs, netlink::TransportFactory open_transport,
                                      std::shared_ptr<PodNetworks> pods,
-                                     std::shared_ptr<KeptDumps> dumps)
+                                     std::shared_ptr<KeptDumps> dumps,
+                                     std::shared_ptr<SocketSources> sources)
     : procfs_(procfs),
       open_transport_(std::move(open_transport)),
+      sources_(sources ? std::move(sources)
+                       : std::make_shared<SocketSources>(
+                             open_transport_,
+                             []() -> Result<std::shared_ptr<const SocketIterators>> {
+                               return Failure{"socket iterators: not offered to this collector"};
+                             })),
       pods_(std::move(pods)),
       dumps_(std::move(dumps)),
       owner_cache_(procfs) {}
@@ -89,7 +97,7 @@ KernelFacts ServicesCollector::PodFacts(uint64_t inode, const KernelFacts& node)
 }
 
 Result<std::unique_ptr<ServiceTable>> ServicesCollector::ReadNamespace(
-    const netlink::TransportFactory& open, const netlink::RecordedDump* kept, const Plan& plan,
+    SocketSource& source, const netlink::RecordedDump* kept, const Plan& plan,
     const ServicesOptions& options, KernelFacts facts) {
   std::set<uint16_t> tcp_ports;
   std::set<uint16_t> udp_ports;
@@ -119,33 +127,45 @@ Result<std::unique_ptr<ServiceTable>> ServicesCollector::ReadNamespace(
   table_options.listener_info = plan.listeners;
   auto table =
       std::make_unique<ServiceTable>(plan.services, table_options, std::move(facts), plan.scope);
-  std::unique_ptr<netlink::Transport> transport;
-  auto dump = [this, &open, kept, &transport,
-               &table](const netlink::DumpRequest& request) -> Status {
-    const auto add = [&table, &request](const netlink::SocketRecord& record) {
-      table->Add(request.protocol, record);
-    };
-    if (kept != nullptr && kept->Covers(request)) {
-      kept->Replay(request, add);
-      ++requests_replayed_;
-      return {};
-    }
-    if (transport == nullptr) {
-      Result<std::unique_ptr<netlink::Transport>> opened = open();
-      if (!opened) {
-        return Failure{opened.Error()};
-      }
-      transport = std::move(opened).Value();
-    }
+  const auto add = [&table](Protocol protocol) {
+    return
+        [&table, protocol](const netlink::SocketRecord& record) { table->Add(protocol, record); };
+  };
+  auto dump = [this, &source, &add](const netlink::DumpRequest& request) -> Status {
     ++requests_dumped_;
-    netlink::DumpResult result = netlink::Dump(*transport, request, add);
+    netlink::DumpResult result = source.Walk(request, add(request.protocol));
     if (result.outcome == DumpOutcome::kFailed || result.outcome == DumpOutcome::kInterrupted) {
       return Failure{result.TableError(request)};
     }
     return {};
   };
+  // A source that filters in user space walks the whole table for any request: one walk of
+  // every socket of the protocol, both families, from which the table keeps what the requests
+  // would return; unless the sockets collector's recording answers them all.
+  std::set<Protocol> walk_whole;
+  for (const Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
+    const bool asked_and_not_kept =
+        std::any_of(requests.begin(), requests.end(), [kept, protocol](const auto& request) {
+          return request.protocol == protocol && (kept == nullptr || !kept->Covers(request));
+        });
+    if (asked_and_not_kept && !source.FiltersInKernel(protocol)) {
+      walk_whole.insert(protocol);
+    }
+  }
+  std::set<Protocol> walked;
   for (const netlink::DumpRequest& request : requests) {
-    if (Status status = dump(request); !status) {
+    Status status;
+    if (walk_whole.count(request.protocol) != 0) {
+      if (walked.insert(request.protocol).second) {
+        status = dump({request.protocol, Family::kIpv4, netlink::kAllStates, {}, true});
+      }
+    } else if (kept != nullptr && kept->Covers(request)) {
+      kept->Replay(request, add(request.protocol));
+      ++requests_replayed_;
+    } else {
+      status = dump(request);
+    }
+    if (!status) {
       return Failure{status.Error()};
     }
   }
@@ -163,7 +183,7 @@ Result<std::unique_ptr<ServiceTable>> ServicesCollector::ReadNamespace(
 }
 
 Result<ServicesCollector::Scanned> ServicesCollector::Scan(const std::vector<Plan>& plans,
-                                                           const ServicesOptions& options,
+                                                           const Config& config,
                                                            bool skip_unreadable_pods) {
   Result<KernelFacts> node_facts = NodeFacts();
   if (!node_facts) {
@@ -175,14 +195,16 @@ Result<ServicesCollector::Scanned> ServicesCollector::Scan(const std::vector<Pla
     if (in_pod && pods_ == nullptr) {
       return Failure{"no access to pods"};
     }
-    const netlink::TransportFactory open =
-        in_pod ? netlink::TransportFactory([this, &plan] { return pods_->Open(plan.scope.netns); })
-               : open_transport_;
+    // Pods through sock_diag: a BPF iterator walks the namespace of the thread creating it.
+    const std::unique_ptr<SocketSource> source =
+        in_pod ? std::make_unique<NetlinkSocketSource>(
+                     [this, &plan] { return pods_->Open(plan.scope.netns); })
+               : sources_->Open(config.sockets.backend);
     const std::shared_ptr<const netlink::RecordedDump> kept =
         dumps_ != nullptr ? dumps_->Find(in_pod ? plan.scope.netns : KeptDumps::kOwnNamespace)
                           : nullptr;
     Result<std::unique_ptr<ServiceTable>> table =
-        ReadNamespace(open, kept.get(), plan, options,
+        ReadNamespace(*source, kept.get(), plan, config.services_options,
                       in_pod ? PodFacts(plan.scope.netns, *node_facts) : *node_facts);
     if (table) {
       scanned.tables.push_back(std::move(table).Value());
@@ -230,7 +252,7 @@ ReuseLookup ServicesCollector::ReuseFromFds(const SocketOwners& owners) {
 
 Result<ServicesCollector::Diagnosis> ServicesCollector::DiagnoseIn(const Plan& plan,
                                                                    const Config& config) {
-  Result<Scanned> scanned = Scan({plan}, config.services_options, false);
+  Result<Scanned> scanned = Scan({plan}, config, false);
   if (!scanned) {
     return Failure{scanned.Error()};
   }
@@ -338,7 +360,7 @@ Status ServicesCollector::Collect(const Config& config,
     }
   }
 
-  Result<Scanned> scanned = Scan(plans, options, true);
+  Result<Scanned> scanned = Scan(plans, config, true);
   if (!scanned) {
     return Failure{scanned.Error()};
   }

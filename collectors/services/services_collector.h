@@ -12,6 +12,7 @@
 #include "collectors/services/pod_networks.h"
 #include "collectors/services/service_metrics.h"
 #include "collectors/services/service_table.h"
+#include "collectors/socket_source/socket_iterators.h"
 #include "collectors/sockets/sockets_collector.h"
 
 namespace portwatch {
@@ -27,10 +28,13 @@ namespace portwatch {
 class ServicesCollector : public Collector {
  public:
   /// `dumps`: the sockets collector's dumps of this scrape; the requests they cover are answered
-  /// from them instead of the kernel.
+  /// from them instead of the kernel. `sources`: what reads the exporter's own namespace (BPF
+  /// iterators, whose records carry every socket's SO_REUSEADDR, or sock_diag); without it,
+  /// sock_diag through `open_transport`.
   ServicesCollector(const ProcFs& procfs, netlink::TransportFactory open_transport,
                     std::shared_ptr<PodNetworks> pods = nullptr,
-                    std::shared_ptr<KeptDumps> dumps = nullptr);
+                    std::shared_ptr<KeptDumps> dumps = nullptr,
+                    std::shared_ptr<SocketSources> sources = nullptr);
 
   std::string_view Name() const override { return "services"; }
   Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
@@ -60,13 +64,13 @@ class ServicesCollector : public Collector {
   };
   /// Reads the kernel (sock_diag, sysctls) for every plan, then /proc once for them all. The
   /// node's plan must be read; a pod that cannot be read is skipped when `skip_unreadable_pods`.
-  Result<Scanned> Scan(const std::vector<Plan>& plans, const ServicesOptions& options,
+  Result<Scanned> Scan(const std::vector<Plan>& plans, const Config& config,
                        bool skip_unreadable_pods);
   Result<KernelFacts> NodeFacts() const;
   KernelFacts PodFacts(uint64_t inode, const KernelFacts& node) const;
-  /// Reads `plan`'s namespace: each request from `kept` when it covers it, else from the kernel
-  /// through a transport `open` makes at the first such request.
-  Result<std::unique_ptr<ServiceTable>> ReadNamespace(const netlink::TransportFactory& open,
+  /// Reads `plan`'s namespace: each request from `kept` when it covers it, else from `source`
+  /// (one whole walk per protocol when it filters in user space).
+  Result<std::unique_ptr<ServiceTable>> ReadNamespace(SocketSource& source,
                                                       const netlink::RecordedDump* kept,
                                                       const Plan& plan,
                                                       const ServicesOptions& options,
@@ -79,6 +83,7 @@ class ServicesCollector : public Collector {
 
   ProcFs procfs_;
   netlink::TransportFactory open_transport_;
+  std::shared_ptr<SocketSources> sources_;
   std::shared_ptr<PodNetworks> pods_;
   std::shared_ptr<KeptDumps> dumps_;
   /// This scrape's sock_diag requests: answered by the kernel, or by the sockets collector's dumps.

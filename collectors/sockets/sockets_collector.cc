@@ -54,9 +54,16 @@ std::chrono::nanoseconds ThreadCpuTime() {
 
 SocketsCollector::SocketsCollector(ProcFs procfs, TransportFactory open_transport,
                                    std::shared_ptr<PodNamespaces> pods,
-                                   std::shared_ptr<KeptDumps> dumps)
+                                   std::shared_ptr<KeptDumps> dumps,
+                                   std::shared_ptr<SocketSources> sources)
     : procfs_(procfs),
       open_transport_(std::move(open_transport)),
+      sources_(sources ? std::move(sources)
+                       : std::make_shared<SocketSources>(
+                             open_transport_,
+                             []() -> Result<std::shared_ptr<const SocketIterators>> {
+                               return Failure{"socket iterators: not offered to this collector"};
+                             })),
       pods_(pods ? std::move(pods) : std::make_shared<PodNamespaces>(std::move(procfs))),
       dumps_(std::move(dumps)) {}
 
@@ -65,8 +72,8 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
   if (!range) {
     return Failure{"cannot read net.ipv4.ip_local_port_range"};
   }
-  Result<std::unique_ptr<netlink::Transport>> opened = open_transport_();
-  if (!opened) {
+  const std::unique_ptr<SocketSource> source = sources_->Open(config.sockets.backend);
+  if (Status opened = source->Open(); !opened) {
     return Failure{opened.Error()};
   }
   for (std::bitset<65536>& ports : service_ports_) {
@@ -84,10 +91,11 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
                        !both_families_refused_ && procfs_.ReadFile("net/if_inet6").has_value();
   const auto start = ThreadCpuTime();
   Status status =
-      CollectNamespace(**opened, *range, config.sockets,
+      CollectNamespace(*source, *range, config.sockets,
                        {config.sockets.max_port_series, config.sockets.max_peer_port_series,
                         config.sockets.top_destinations, &service_ports_},
                        KeptDumps::kOwnNamespace, out);
+  AppendBackendMetrics(*source, config.sockets, out);
   if (config.sockets.pods) {
     CollectPods(config.sockets, *range, ThreadCpuTime() - start, out);
   } else if (pods_->Entered() != 0 || !pod_readings_.empty()) {
@@ -104,12 +112,18 @@ Status SocketsCollector::ReadPod(const PodNamespace& pod, const EphemeralRange& 
   if (!transport) {
     return Failure{transport.Error()};
   }
+  // Pods are read through sock_diag: a BPF iterator walks the namespace of the thread that
+  // creates it, and this thread stays in the node's.
+  NetlinkSocketSource source([&transport]() { return std::move(transport); });
+  if (Status opened = source.Open(); !opened) {
+    return opened;
+  }
   std::vector<prometheus::MetricFamily> families;
-  Status status = CollectNamespace(**transport,
-                                   pods_->EphemeralRangeOf(pod.inode).value_or(host_range), options,
-                                   {options.pod_max_port_series, options.pod_max_peer_port_series,
-                                    options.pod_top_destinations, &service_ports_},
-                                   pod.inode, families);
+  Status status =
+      CollectNamespace(source, pods_->EphemeralRangeOf(pod.inode).value_or(host_range), options,
+                       {options.pod_max_port_series, options.pod_max_peer_port_series,
+                        options.pod_top_destinations, &service_ports_},
+                       pod.inode, families);
   if (!status) {
     return status;
   }
@@ -272,8 +286,8 @@ void SocketsCollector::AppendPodReadings(const SocketsConfig& options,
       .MoveTo(out);
 }
 
-Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
-                                          const EphemeralRange& range, const SocketsConfig& options,
+Status SocketsCollector::CollectNamespace(SocketSource& source, const EphemeralRange& range,
+                                          const SocketsConfig& options,
                                           const SocketTable::Limits& limits, uint64_t keep_as,
                                           std::vector<prometheus::MetricFamily>& out) {
   Status status;
@@ -312,21 +326,21 @@ Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
     }
     std::vector<Table> dumps;
     for (const Table& t : tables) {
-      if (t.protocol == Protocol::kTcp && tcp_both_families_) {
-        if (t.family == Family::kIpv4) {
-          dumps.push_back({Protocol::kTcp, Family::kIpv4, true});
-        }
-      } else {
+      const bool both_families = options.ipv4 && options.ipv6 &&
+                                 (source.WalksBothFamilies(t.protocol) ||
+                                  (t.protocol == Protocol::kTcp && tcp_both_families_));
+      if (!both_families) {
         dumps.push_back(t);
+      } else if (t.family == Family::kIpv4) {
+        dumps.push_back({t.protocol, Family::kIpv4, true});
       }
     }
     for (size_t i = 0; i < dumps.size(); ++i) {
       const Table t = dumps[i];
       const netlink::DumpRequest request{t.protocol, t.family, states, {}, t.both_families};
       std::array<uint64_t, 2> read_by_family{};
-      netlink::DumpResult result = netlink::Dump(
-          transport, request,
-          [&table, &recording, &t, &read_by_family](const netlink::SocketRecord& record) {
+      netlink::DumpResult result = source.Walk(
+          request, [&table, &recording, &t, &read_by_family](const netlink::SocketRecord& record) {
             const Family family = t.both_families ? netlink::FamilyOf(record) : t.family;
             table->Add(t.protocol, record);
             if (recording) {
@@ -334,8 +348,9 @@ Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
             }
             ++read_by_family[family == Family::kIpv4 ? 0 : 1];
           });
-      if (t.both_families && (result.outcome == DumpOutcome::kUnsupported ||
-                              (result.outcome == DumpOutcome::kFailed && result.sockets == 0))) {
+      if (t.both_families && source.Backend(t.protocol) == SocketBackend::kNetlink &&
+          (result.outcome == DumpOutcome::kUnsupported ||
+           (result.outcome == DumpOutcome::kFailed && result.sockets == 0))) {
         // A kernel that does not take the older request: one walk per family from now on.
         tcp_both_families_ = false;
         both_families_refused_ = true;
@@ -396,6 +411,45 @@ Status SocketsCollector::CollectNamespace(netlink::Transport& transport,
   }
   count_arrays_ = table->ReleaseCountArrays();
   return status;
+}
+
+void SocketsCollector::AppendBackendMetrics(const SocketSource& source,
+                                            const SocketsConfig& options,
+                                            std::vector<prometheus::MetricFamily>& out) const {
+  FamilyBuilder backend(
+      "portwatch_socket_table_backend",
+      "What read the protocol's sockets in the exporter's network namespace this scrape (1): BPF "
+      "socket iterators (SO_REUSEADDR of every socket, TIME_WAIT included) or netlink sock_diag "
+      "(collectors.sockets.backend). Pods are read through sock_diag.",
+      prometheus::MetricType::Gauge);
+  for (const Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
+    if (protocol == Protocol::kTcp ? options.tcp : options.udp) {
+      backend.Add({{"backend", std::string(BackendName(source.Backend(protocol)))},
+                   {"protocol", std::string(netlink::ProtocolName(protocol))}},
+                  1);
+    }
+  }
+  backend.MoveTo(out);
+  const SocketSources::Snapshot sources = sources_->Current();
+  FamilyBuilder available(
+      "portwatch_socket_iterator_available",
+      "Whether BPF socket iterators can read the protocol's table (loaded, and a kernel that walks "
+      "each socket exactly once: TCP Linux 6.17+, UDP 6.16+); 0 with backend netlink, without "
+      "CAP_BPF and CAP_PERFMON, or on older kernels. The log says why at start.",
+      prometheus::MetricType::Gauge);
+  for (const Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
+    available.Add({{"protocol", std::string(netlink::ProtocolName(protocol))}},
+                  sources.available[SocketIterators::Index(protocol)] ? 1 : 0);
+  }
+  available.MoveTo(out);
+  FamilyBuilder fallbacks("portwatch_socket_iterator_fallbacks_total",
+                          "Reads meant for a BPF socket iterator that sock_diag answered because "
+                          "the walk could not be started (reason create; the log says why once).",
+                          prometheus::MetricType::Counter);
+  const auto created = sources.fallbacks.find("create");
+  fallbacks.Add({{"reason", "create"}},
+                static_cast<double>(created != sources.fallbacks.end() ? created->second : 0));
+  fallbacks.MoveTo(out);
 }
 
 netlink::TransportFactory KernelTransportFactory() { return netlink::KernelTransportFactory(); }

@@ -11,6 +11,7 @@
 #include "collectors/netns/kept_dumps.h"
 #include "collectors/netns/pod_namespaces.h"
 #include "collectors/procfs/procfs.h"
+#include "collectors/socket_source/socket_iterators.h"
 #include "collectors/socket_table/socket_table.h"
 
 namespace portwatch {
@@ -25,18 +26,21 @@ class SocketsCollector : public Collector {
 
   /// `pods`: the node's pods, shared with the other collectors that look inside them (one is
   /// made when none is given). `dumps`: where each namespace's dumps are recorded for the
-  /// collectors after this one (nothing is recorded without it).
+  /// collectors after this one (nothing is recorded without it). `sources`: what reads the
+  /// exporter's own namespace (BPF iterators or sock_diag); without it, sock_diag through
+  /// `open_transport`.
   SocketsCollector(ProcFs procfs, TransportFactory open_transport,
                    std::shared_ptr<PodNamespaces> pods = nullptr,
-                   std::shared_ptr<KeptDumps> dumps = nullptr);
+                   std::shared_ptr<KeptDumps> dumps = nullptr,
+                   std::shared_ptr<SocketSources> sources = nullptr);
 
   std::string_view Name() const override { return "sockets"; }
   Status Collect(const Config& config, std::vector<prometheus::MetricFamily>& out) override;
 
  private:
-  /// The tables of one network namespace, through `transport`, into `out`; what a complete read
+  /// The tables of one network namespace, through `source`, into `out`; what a complete read
   /// returned is kept in dumps_ under `keep_as`.
-  Status CollectNamespace(netlink::Transport& transport, const EphemeralRange& range,
+  Status CollectNamespace(SocketSource& source, const EphemeralRange& range,
                           const SocketsConfig& options, const SocketTable::Limits& limits,
                           uint64_t keep_as, std::vector<prometheus::MetricFamily>& out);
   struct PodCounts {
@@ -58,8 +62,14 @@ class SocketsCollector : public Collector {
                          std::chrono::steady_clock::time_point scrape_start,
                          std::vector<prometheus::MetricFamily>& out) const;
 
+  /// Which backend read each protocol of the exporter's own namespace, and whether the
+  /// iterators can be used: portwatch_socket_table_backend and its companions.
+  void AppendBackendMetrics(const SocketSource& source, const SocketsConfig& options,
+                            std::vector<prometheus::MetricFamily>& out) const;
+
   ProcFs procfs_;
   TransportFactory open_transport_;
+  std::shared_ptr<SocketSources> sources_;
   std::shared_ptr<PodNamespaces> pods_;
   std::shared_ptr<KeptDumps> dumps_;
   /// The TCP ports whose sockets a recording keeps in every state: the services'.

@@ -1,6 +1,7 @@
 #include "collectors/sockets/sockets_config.h"
 
 #include <filesystem>
+#include <map>
 #include <set>
 #include <system_error>
 
@@ -23,7 +24,7 @@ SocketsConfig ParseSocketsConfig(const YAML::Node& node, const std::string& path
       node, path,
       {"protocols", "families", "max_port_series", "max_peer_port_series", "top_destinations",
        "bound_inactive", "pods", "pod_logs_dir", "pod_max_port_series", "pod_max_peer_port_series",
-       "pod_top_destinations", "max_pod_series", "pod_counts_max_age_seconds"});
+       "pod_top_destinations", "max_pod_series", "pod_counts_max_age_seconds", "backend"});
   if (const YAML::Node protocols = node["protocols"]) {
     std::set<std::string> chosen = ParseChoiceList(protocols, path + ".protocols", {"tcp", "udp"});
     sockets.tcp = chosen.count("tcp") != 0;
@@ -63,6 +64,20 @@ SocketsConfig ParseSocketsConfig(const YAML::Node& node, const std::string& path
   }
   if (const YAML::Node flag = node["pods"]) {
     sockets.pods = ParseBool(flag, path + ".pods");
+  }
+  if (const YAML::Node backend = node["backend"]) {
+    const std::string name = ParseString(backend, path + ".backend");
+    static const std::map<std::string, SocketBackendSetting> kBackends = {
+        {"auto", SocketBackendSetting::kAuto},
+        {"netlink", SocketBackendSetting::kNetlink},
+        {"bpf", SocketBackendSetting::kBpf}};
+    const auto found = kBackends.find(name);
+    if (found == kBackends.end()) {
+      throw ConfigProblem(
+          backend.Mark(),
+          path + ".backend must be one of auto, netlink, bpf, got " + DescribeNode(backend));
+    }
+    sockets.backend = found->second;
   }
   if (const YAML::Node dir = node["pod_logs_dir"]) {
     sockets.pod_logs_dir = ParseString(dir, path + ".pod_logs_dir");

@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <string>
 
+#include "collectors/socket_source/socket_source.h"
+
 namespace YAML {
 class Node;
 }  // namespace YAML
@@ -43,6 +45,10 @@ struct SocketsConfig {
   /// second budget of the same size lasts): portwatch_pod_sockets_age_seconds stays under it
   /// whenever the node can afford that.
   size_t pod_counts_max_age_seconds = 600;
+  /// What reads the socket tables of the exporter's network namespace: BPF socket iterators
+  /// (SO_REUSEADDR of every socket, one walk for both families) or sock_diag; `auto` takes the
+  /// iterators where they load and the kernel walks exactly once.
+  SocketBackendSetting backend = SocketBackendSetting::kAuto;
 
   bool operator==(const SocketsConfig&) const = default;
 };

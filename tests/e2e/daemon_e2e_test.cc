@@ -254,9 +254,16 @@ std::vector<std::string> ThreadCapabilities(pid_t pid) {
 
 TEST_F(DaemonE2eTest, EveryThreadKeepsOnlyTheCapabilitiesOfTheEnabledCollectors) {
   // Run as root: the exporter starts with every capability and must drop all but the services
-  // collector's two (bind_events is off) from every set of every thread, bounding set included.
-  ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY, {kListen, "--no-collector.bind_events"});
-  ASSERT_TRUE(exporter.WaitReady(kPort)) << exporter.Log();
+  // collector's two (bind_events is off, sockets are read through sock_diag) from every set of
+  // every thread, bounding set included.
+  const std::string config =
+      ::testing::TempDir() + "/portwatch-caps-" + std::to_string(::getpid()) + ".yaml";
+  std::ofstream(config) << "collectors:\n  sockets:\n    backend: netlink\n";
+  ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY,
+                           {kListen, "--no-collector.bind_events", "--config.file=" + config});
+  const bool ready = exporter.WaitReady(kPort);
+  ::unlink(config.c_str());
+  ASSERT_TRUE(ready) << exporter.Log();
   // CAP_DAC_READ_SEARCH is bit 2, CAP_SYS_PTRACE bit 19.
   const std::string kept = "0000000000080004";
   const std::string expected = "CapInh:\t0000000000000000 CapPrm:\t" + kept + " CapEff:\t" + kept +
@@ -277,6 +284,26 @@ TEST_F(DaemonE2eTest, EveryThreadKeepsOnlyTheCapabilitiesOfTheEnabledCollectors)
                                 "kept=CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE"),
             std::string::npos)
       << exporter.Log();
+}
+
+TEST_F(DaemonE2eTest, TheSocketIteratorsKeepCapBpfAndCapPerfmonWithoutBindEvents) {
+  // The default backend (auto) reads sockets through BPF iterators: the sockets and services
+  // collectors keep what loading them needs, though bind_events is off.
+  ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY, {kListen, "--no-collector.bind_events"});
+  ASSERT_TRUE(exporter.WaitReady(kPort)) << exporter.Log();
+  // CAP_DAC_READ_SEARCH bit 2, CAP_SYS_PTRACE bit 19, CAP_PERFMON bit 38, CAP_BPF bit 39.
+  const std::string kept = "000000c000080004";
+  for (const std::string& thread : ThreadCapabilities(exporter.Pid())) {
+    EXPECT_EQ(thread, "CapInh:\t0000000000000000 CapPrm:\t" + kept + " CapEff:\t" + kept +
+                          " CapBnd:\t" + kept + " CapAmb:\t0000000000000000 ");
+  }
+  const Exposition metrics(HttpRequest(kPort, "GET", "/metrics").body);
+  EXPECT_EQ(metrics.Value("portwatch_collector_capability_held",
+                          {{"capability", "CAP_BPF"}, {"collector", "sockets"}}),
+            1);
+  EXPECT_EQ(
+      metrics.Value("portwatch_socket_table_backend", {{"protocol", "tcp"}, {"backend", "bpf"}}), 1)
+      << metrics.Text();
 }
 
 TEST_F(DaemonE2eTest, MissingCapabilitiesAreLoggedOncePerCollectorAndExposed) {

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/e2e/known_socket_table.h"
 #include "tests/support/exporter_process.h"
 #include "tests/support/http.h"
 #include "tests/support/netns.h"
@@ -70,61 +71,8 @@ std::string Peers(const std::string& protocol, const std::string& state,
 }
 
 TEST_F(SocketTableE2eTest, CountsEveryKindOfSocketExactly) {
-  // TCP listeners: IPv4, IPv6 (V6ONLY), and one inside the ephemeral range.
-  UniqueFd listener_v4 = Listen("127.0.0.1", 5000);
-  UniqueFd listener_v6 = Listen("::1", 5001);
-  UniqueFd listener_in_range = Listen("127.0.0.1", 40500);
-  ASSERT_TRUE(listener_v4.Valid() && listener_v6.Valid() && listener_in_range.Valid());
-
-  // Three held connections to 5000 and one to the in-range listener.
-  std::vector<UniqueFd> held;
-  for (int i = 0; i < 3; ++i) {
-    held.push_back(Connect(SOCK_STREAM, "127.0.0.1", 5000));
-    held.push_back(Accept(listener_v4));
-  }
-  held.push_back(Connect(SOCK_STREAM, "127.0.0.1", 40500));
-  held.push_back(Accept(listener_in_range));
-
-  // Server-side TIME_WAIT on 5000: the server closes first.
-  for (int i = 0; i < 2; ++i) {
-    UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", 5000);
-    UniqueFd server = Accept(listener_v4);
-    server = UniqueFd();
-    ASSERT_TRUE(WaitForEof(client));
-  }
-  // Client-side TIME_WAIT toward [::1]:5001: the client closes first.
-  for (int i = 0; i < 4; ++i) {
-    UniqueFd client = Connect(SOCK_STREAM, "::1", 5001);
-    UniqueFd server = Accept(listener_v6);
-    client = UniqueFd();
-    ASSERT_TRUE(WaitForEof(server));
-  }
-  // SYN-RECV request sockets: with TCP_DEFER_ACCEPT the server keeps a connection that sent no
-  // data as a request socket, though the client side is established.
-  UniqueFd deferring_listener = Listen("127.0.0.1", 5002);
-  const int defer_seconds = 30;
-  ASSERT_EQ(::setsockopt(deferring_listener.Get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds,
-                         sizeof(defer_seconds)),
-            0);
-  for (int i = 0; i < 2; ++i) {
-    held.push_back(Connect(SOCK_STREAM, "127.0.0.1", 5002));
-  }
-  // A client bound to a fixed port outside the ephemeral range keeps its port label.
-  held.push_back(ConnectFrom(SOCK_STREAM, "127.0.0.1", 6000, "127.0.0.1", 5000));
-  held.push_back(Accept(listener_v4));
-  // An IPv4 client on an in-range port that an IPv6-only socket listens on: read per family,
-  // the IPv4 table comes first, so the listener shows up late and the table is read again; in
-  // one walk of both families (the default here) every listener comes first.
-  UniqueFd listener_v6_in_range = Listen("::1", 40600);
-  held.push_back(ConnectFrom(SOCK_STREAM, "127.0.0.1", 40600, "127.0.0.1", 5000));
-  held.push_back(Accept(listener_v4));
-  // UDP: two bound servers, a connected client from an ephemeral port, one from a fixed port.
-  UniqueFd udp_v4 = Bind(SOCK_DGRAM, "127.0.0.1", 5353);
-  UniqueFd udp_v6 = Bind(SOCK_DGRAM, "::1", 5354);
-  UniqueFd udp_client = Connect(SOCK_DGRAM, "127.0.0.1", 5353);
-  UniqueFd udp_fixed = Bind(SOCK_DGRAM, "127.0.0.1", 7000);
-  ASSERT_TRUE(udp_v4.Valid() && udp_v6.Valid() && udp_client.Valid() && udp_fixed.Valid());
-  ASSERT_GE(LocalPort(udp_client), 40000);
+  KnownSocketTable table;
+  ASSERT_TRUE(table.Build());
 
   ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY,
                            {"--web.listen-address=127.0.0.1:" + std::to_string(kExporterPort)});

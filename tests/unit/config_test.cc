@@ -191,13 +191,14 @@ TEST(ConfigTest, UnknownTopLevelKey) {
 }
 
 TEST(ConfigTest, UnknownNestedKey) {
-  EXPECT_EQ(LoadError("bad_unknown_nested_key.yaml"),
-            kConfigDir +
-                "bad_unknown_nested_key.yaml:4:5: unknown key \"max_ports\" in "
-                "collectors.sockets (known: bound_inactive, families, max_peer_port_series, "
-                "max_pod_series, max_port_series, pod_counts_max_age_seconds, pod_logs_dir, "
-                "pod_max_peer_port_series, "
-                "pod_max_port_series, pod_top_destinations, pods, protocols, top_destinations)");
+  EXPECT_EQ(
+      LoadError("bad_unknown_nested_key.yaml"),
+      kConfigDir +
+          "bad_unknown_nested_key.yaml:4:5: unknown key \"max_ports\" in "
+          "collectors.sockets (known: backend, bound_inactive, families, max_peer_port_series, "
+          "max_pod_series, max_port_series, pod_counts_max_age_seconds, pod_logs_dir, "
+          "pod_max_peer_port_series, "
+          "pod_max_port_series, pod_top_destinations, pods, protocols, top_destinations)");
 }
 
 TEST(ConfigTest, UnknownCollector) {
@@ -566,6 +567,22 @@ TEST(ConfigTest, ServicesMayNamePods) {
   EXPECT_FALSE(any_web->Matches("shop", "web-"));
   EXPECT_TRUE(shop_any->Matches("shop", "anything"));
   EXPECT_FALSE(shop_any->Matches("shop-2", "anything"));
+}
+
+TEST(ConfigTest, SocketBackend) {
+  EXPECT_EQ(Config().sockets.backend, SocketBackendSetting::kAuto);
+  for (const auto& [text, backend] : std::vector<std::pair<std::string, SocketBackendSetting>>{
+           {"auto", SocketBackendSetting::kAuto},
+           {"netlink", SocketBackendSetting::kNetlink},
+           {"bpf", SocketBackendSetting::kBpf}}) {
+    Result<Config> result =
+        ParseConfig("collectors:\n  sockets:\n    backend: " + text + "\n", "inline");
+    ASSERT_TRUE(result.Ok()) << result.Error();
+    EXPECT_EQ(result->sockets.backend, backend) << text;
+  }
+  EXPECT_EQ(
+      InlineError("collectors:\n  sockets:\n    backend: ebpf\n"),
+      "inline:3:14: collectors.sockets.backend must be one of auto, netlink, bpf, got \"ebpf\"");
 }
 
 TEST(ConfigTest, PodCountsMaxAge) {

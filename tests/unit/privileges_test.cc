@@ -40,17 +40,19 @@ ProcessCapabilities Held(CapabilityMask permitted, CapabilityMask bounding,
 }
 
 /// A plain host: pods on (the default) but no kubelet pod log directory, so entering pods asks
-/// for nothing.
+/// for nothing; sockets read through sock_diag (the BPF socket iterators' needs are tested apart).
 Config PlainHost() {
   Config config;
   config.sockets.pod_logs_dir = "/nonexistent/portwatch-test/pods";
+  config.sockets.backend = SocketBackendSetting::kNetlink;
   return config;
 }
 
-/// A Kubernetes node: the default config with the pod log directory present.
+/// A Kubernetes node: the default config with the pod log directory present (sock_diag).
 Config KubernetesNode() {
   Config config;
   config.sockets.pod_logs_dir = PORTWATCH_SOURCE_DIR;  // any directory that exists
+  config.sockets.backend = SocketBackendSetting::kNetlink;
   return config;
 }
 
@@ -145,6 +147,27 @@ TEST(PrivilegesTest, MissingCapabilitiesAreReportedPerCollector) {
   EXPECT_THAT(Exposed(plan, plan.keep),
               ::testing::HasSubstr("portwatch_collector_capability_held{capability=\"CAP_BPF\","
                                    "collector=\"bind_events\"} 0\n"));
+}
+
+TEST(PrivilegesTest, SocketIteratorsAskCapBpfAndCapPerfmonForSocketsAndServices) {
+  Config config = PlainHost();
+  config.sockets.backend = SocketBackendSetting::kAuto;
+  const PrivilegePlan plan =
+      PlanPrivileges(CollectorCapabilityNeeds({"sockets", "services"}, config), Held(kRoot, kRoot));
+  EXPECT_EQ(plan.keep, kServices | kBindEvents);
+  EXPECT_EQ(plan.permitted_only, 0U);
+  std::set<std::string> asked;
+  for (const PrivilegePlan::Requirement& requirement : plan.requirements) {
+    asked.insert(requirement.collector + ":" + CapabilityName(requirement.capability));
+  }
+  EXPECT_EQ(asked, (std::set<std::string>{"services:CAP_BPF", "services:CAP_DAC_READ_SEARCH",
+                                          "services:CAP_PERFMON", "services:CAP_SYS_PTRACE",
+                                          "sockets:CAP_BPF", "sockets:CAP_PERFMON"}));
+  // The defaults of a plain host keep exactly what they kept before: bind_events asked for both.
+  EXPECT_EQ(
+      PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors(), Config{}), Held(kRoot, kRoot))
+          .keep,
+      kServices | kBindEvents);
 }
 
 TEST(PrivilegesTest, OnlyTheBoundingSetLeftIsDroppedToo) {

@@ -129,9 +129,14 @@ const std::vector<std::string> kAllFamilies = {"portwatch_sock_diag_table_availa
                                                "portwatch_peer_sockets",
                                                "portwatch_ephemeral_destination_sockets",
                                                "portwatch_ephemeral_destination_untracked_sockets",
-                                               "portwatch_port_series_folded"};
-const std::vector<std::string> kStatusFamilies = {"portwatch_sock_diag_table_available",
-                                                  "portwatch_scrape_sockets_read"};
+                                               "portwatch_port_series_folded",
+                                               "portwatch_socket_table_backend",
+                                               "portwatch_socket_iterator_available",
+                                               "portwatch_socket_iterator_fallbacks_total"};
+const std::vector<std::string> kStatusFamilies = {
+    "portwatch_sock_diag_table_available", "portwatch_scrape_sockets_read",
+    "portwatch_socket_table_backend", "portwatch_socket_iterator_available",
+    "portwatch_socket_iterator_fallbacks_total"};
 
 constexpr const char* kTcp4 = R"({family="ipv4",protocol="tcp"})";
 constexpr const char* kTcp6 = R"({family="ipv6",protocol="tcp"})";

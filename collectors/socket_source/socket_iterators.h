@@ -1,0 +1,119 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "collectors/common/result.h"
+#include "collectors/socket_source/socket_source.h"
+
+struct portwatch_socket_iter;
+
+namespace portwatch {
+
+/// The socket iterator programs (collectors/bpf/socket_iter.bpf.c), loaded and attached once per
+/// process: each walk is a new iterator fd made from them.
+class SocketIterators {
+ public:
+  /// Loads them, or says why not (a build without BPF, no CAP_BPF/CAP_PERFMON, no BTF, a
+  /// seccomp filter or lockdown refusing bpf()).
+  static Result<std::shared_ptr<const SocketIterators>> Load();
+
+  SocketIterators(const SocketIterators&) = delete;
+  SocketIterators& operator=(const SocketIterators&) = delete;
+  ~SocketIterators();
+
+  /// A new walk of `protocol`'s table in the network namespace of the calling thread.
+  Result<netlink::UniqueFd> Create(netlink::Protocol protocol) const;
+  /// Whether this kernel walks `protocol`'s table exactly once under churn (its BTF has the
+  /// 2025 batching fixes); probed at load.
+  bool Exact(netlink::Protocol protocol) const { return exact_[Index(protocol)]; }
+
+  static size_t Index(netlink::Protocol protocol) {
+    return protocol == netlink::Protocol::kTcp ? 0 : 1;
+  }
+
+ private:
+  SocketIterators(portwatch_socket_iter* programs, std::array<bool, 2> exact)
+      : programs_(programs), exact_(exact) {}
+
+  portwatch_socket_iter* programs_;
+  std::array<bool, 2> exact_;
+};
+
+/// Loads the iterators (SocketIterators::Load in production).
+using LoadSocketIterators = std::function<Result<std::shared_ptr<const SocketIterators>>()>;
+/// Makes one BPF walk's fd: the bytes of the walk in the calling thread's namespace.
+using CreateWalk = std::function<Result<netlink::UniqueFd>(netlink::Protocol protocol)>;
+
+/// BPF iterators for the protocols in `use_bpf`, `fallback` (sock_diag) for the others and for
+/// what an iterator cannot see (bound-inactive TCP sockets). One walk per request, both families
+/// in it, filtered in user space.
+class BpfSocketSource : public SocketSource {
+ public:
+  /// `on_fallback` is told the reason when a walk could not even start and sock_diag answered.
+  BpfSocketSource(CreateWalk create, std::array<bool, 2> use_bpf,
+                  std::unique_ptr<SocketSource> fallback,
+                  std::function<void(const std::string&)> on_fallback);
+
+  SocketBackend Backend(netlink::Protocol protocol) const override;
+  bool FiltersInKernel(netlink::Protocol protocol) const override;
+  bool WalksBothFamilies(netlink::Protocol protocol) const override;
+  netlink::DumpResult Walk(const netlink::DumpRequest& request,
+                           const netlink::SocketVisitor& visit) override;
+
+ private:
+  bool UsesBpf(netlink::Protocol protocol) const {
+    return use_bpf_[SocketIterators::Index(protocol)];
+  }
+
+  CreateWalk create_;
+  std::array<bool, 2> use_bpf_;
+  std::unique_ptr<SocketSource> fallback_;
+  std::function<void(const std::string&)> on_fallback_;
+};
+
+/// Chooses the backend of the exporter's own network namespace from the config and what the
+/// kernel and the process's privileges allow, loads the iterators at the first scrape that may
+/// use them (once: a failure is not retried), and says what it chose for the metrics.
+class SocketSources {
+ public:
+  SocketSources(netlink::TransportFactory open_netlink, LoadSocketIterators load);
+
+  /// The source of one scrape.
+  std::unique_ptr<SocketSource> Open(SocketBackendSetting setting);
+
+  struct Snapshot {
+    /// Per protocol (SocketIterators::Index): whether the iterators can be used by `auto`.
+    std::array<bool, 2> available{};
+    /// Why they cannot (load failure, or a kernel without exact iteration), when not available.
+    std::array<std::string, 2> unavailable_because;
+    /// Walks that started on sock_diag instead, by reason ("create").
+    std::map<std::string, uint64_t> fallbacks;
+  };
+  Snapshot Current() const;
+
+ private:
+  /// Loads the iterators once; null when they cannot be loaded.
+  std::shared_ptr<const SocketIterators> Iterators();
+
+  netlink::TransportFactory open_netlink_;
+  LoadSocketIterators load_;
+  mutable std::mutex mutex_;
+  bool load_tried_ = false;
+  std::shared_ptr<const SocketIterators> iterators_;
+  std::string load_error_;
+  std::map<std::string, uint64_t> fallbacks_;
+};
+
+/// Which protocols (SocketIterators::Index) a source uses BPF for, given `setting`, whether the
+/// iterators loaded, and per protocol whether the kernel iterates exactly once.
+std::array<bool, 2> ChooseBpfProtocols(SocketBackendSetting setting, bool loaded,
+                                       std::array<bool, 2> exact);
+
+}  // namespace portwatch

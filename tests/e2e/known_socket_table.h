@@ -1,0 +1,101 @@
+#pragma once
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/sockets.h"
+
+namespace portwatch::testing {
+
+/// Every kind of socket the sockets collector counts, built in the calling thread's network
+/// namespace (a private one, ephemeral range 40000-40999): TCP listeners of both families, one
+/// inside the ephemeral range, held connections, server- and client-side TIME_WAIT, request
+/// sockets, a client on a fixed port, an IPv4 client on a port an IPv6-only socket listens on,
+/// UDP servers and clients. The sockets live as long as the object.
+class KnownSocketTable {
+ public:
+  /// Builds it; false (with the test failure recorded) when a socket could not be made.
+  ::testing::AssertionResult Build() {
+    listener_v4_ = Listen("127.0.0.1", 5000);
+    listener_v6_ = Listen("::1", 5001);
+    listener_in_range_ = Listen("127.0.0.1", 40500);
+    if (!listener_v4_.Valid() || !listener_v6_.Valid() || !listener_in_range_.Valid()) {
+      return ::testing::AssertionFailure() << "listeners";
+    }
+    // Three held connections to 5000 and one to the in-range listener.
+    for (int i = 0; i < 3; ++i) {
+      Keep(Connect(SOCK_STREAM, "127.0.0.1", 5000));
+      Keep(Accept(listener_v4_));
+    }
+    Keep(Connect(SOCK_STREAM, "127.0.0.1", 40500));
+    Keep(Accept(listener_in_range_));
+    // Server-side TIME_WAIT on 5000: the server closes first.
+    for (int i = 0; i < 2; ++i) {
+      UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", 5000);
+      UniqueFd server = Accept(listener_v4_);
+      server = UniqueFd();
+      if (!WaitForEof(client)) {
+        return ::testing::AssertionFailure() << "server-side TIME_WAIT";
+      }
+    }
+    // Client-side TIME_WAIT toward [::1]:5001: the client closes first.
+    for (int i = 0; i < 4; ++i) {
+      UniqueFd client = Connect(SOCK_STREAM, "::1", 5001);
+      UniqueFd server = Accept(listener_v6_);
+      client = UniqueFd();
+      if (!WaitForEof(server)) {
+        return ::testing::AssertionFailure() << "client-side TIME_WAIT";
+      }
+    }
+    // SYN-RECV request sockets: with TCP_DEFER_ACCEPT the server keeps a connection that sent
+    // no data as a request socket, though the client side is established.
+    Keep(Listen("127.0.0.1", 5002));
+    const int defer_seconds = 30;
+    if (::setsockopt(held_.back().Get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds,
+                     sizeof(defer_seconds)) != 0) {
+      return ::testing::AssertionFailure() << "TCP_DEFER_ACCEPT";
+    }
+    for (int i = 0; i < 2; ++i) {
+      Keep(Connect(SOCK_STREAM, "127.0.0.1", 5002));
+    }
+    // A client bound to a fixed port outside the ephemeral range keeps its port label.
+    Keep(ConnectFrom(SOCK_STREAM, "127.0.0.1", 6000, "127.0.0.1", 5000));
+    Keep(Accept(listener_v4_));
+    // An IPv4 client on an in-range port that an IPv6-only socket listens on: read per family,
+    // the IPv4 table comes first, so the listener shows up late and the table is read again; in
+    // one walk of both families every listener comes first.
+    Keep(Listen("::1", 40600));
+    Keep(ConnectFrom(SOCK_STREAM, "127.0.0.1", 40600, "127.0.0.1", 5000));
+    Keep(Accept(listener_v4_));
+    // UDP: two bound servers, a connected client from an ephemeral port, one from a fixed port.
+    Keep(Bind(SOCK_DGRAM, "127.0.0.1", 5353));
+    Keep(Bind(SOCK_DGRAM, "::1", 5354));
+    Keep(Connect(SOCK_DGRAM, "127.0.0.1", 5353));
+    const uint16_t udp_client_port = LocalPort(held_.back());
+    Keep(Bind(SOCK_DGRAM, "127.0.0.1", 7000));
+    for (const UniqueFd& fd : held_) {
+      if (!fd.Valid()) {
+        return ::testing::AssertionFailure() << "a socket of the table could not be made";
+      }
+    }
+    if (udp_client_port < 40000) {
+      return ::testing::AssertionFailure() << "UDP client port " << udp_client_port;
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+ private:
+  void Keep(UniqueFd fd) { held_.push_back(std::move(fd)); }
+
+  UniqueFd listener_v4_;
+  UniqueFd listener_v6_;
+  UniqueFd listener_in_range_;
+  std::vector<UniqueFd> held_;
+};
+
+}  // namespace portwatch::testing

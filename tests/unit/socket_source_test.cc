@@ -1,0 +1,169 @@
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "collectors/bpf/socket_iter_abi.h"
+#include "collectors/socket_source/socket_iterators.h"
+
+namespace portwatch {
+namespace {
+
+using netlink::DumpOutcome;
+using netlink::DumpRequest;
+using netlink::Family;
+using netlink::Protocol;
+using netlink::SocketRecord;
+
+/// Answers every walk with one IPv4 socket on port 7 and counts the requests it got.
+class FakeNetlink : public SocketSource {
+ public:
+  explicit FakeNetlink(std::vector<DumpRequest>& asked) : asked_(asked) {}
+  SocketBackend Backend(Protocol /*protocol*/) const override { return SocketBackend::kNetlink; }
+  bool FiltersInKernel(Protocol /*protocol*/) const override { return true; }
+  bool WalksBothFamilies(Protocol /*protocol*/) const override { return false; }
+  netlink::DumpResult Walk(const DumpRequest& request,
+                           const netlink::SocketVisitor& visit) override {
+    asked_.push_back(request);
+    SocketRecord record;
+    record.family = AF_INET;
+    record.state = netlink::kClose;
+    record.local_port = 7;
+    visit(record);
+    netlink::DumpResult result;
+    result.outcome = DumpOutcome::kComplete;
+    result.sockets = 1;
+    return result;
+  }
+
+ private:
+  std::vector<DumpRequest>& asked_;
+};
+
+/// A walk as the kernel would hand it: the read end of a pipe holding `records` sockets on
+/// port 9 (SO_REUSEADDR set) and the trailer.
+Result<netlink::UniqueFd> PipeWalk(int records) {
+  int ends[2];
+  if (::pipe(ends) != 0) {
+    return Failure{"pipe"};
+  }
+  netlink::UniqueFd read_end(ends[0]);
+  netlink::UniqueFd write_end(ends[1]);
+  for (int i = 0; i < records; ++i) {
+    portwatch_socket_record raw{};
+    raw.kind = PORTWATCH_SOCKET_ITER_RECORD;
+    raw.family = AF_INET6;
+    raw.state = netlink::kEstablished;
+    raw.local_port = 9;
+    raw.reuse = 1;
+    raw.v6only = 0;
+    EXPECT_EQ(::write(write_end.Get(), &raw, sizeof(raw)), static_cast<ssize_t>(sizeof(raw)));
+  }
+  portwatch_socket_trailer trailer{};
+  trailer.kind = PORTWATCH_SOCKET_ITER_TRAILER;
+  trailer.objects = static_cast<uint64_t>(records);
+  EXPECT_EQ(::write(write_end.Get(), &trailer, sizeof(trailer)),
+            static_cast<ssize_t>(sizeof(trailer)));
+  return read_end;
+}
+
+struct Harness {
+  std::vector<DumpRequest> netlink_asked;
+  std::vector<Protocol> walks_created;
+  std::vector<std::string> fallbacks;
+  bool create_fails = false;
+
+  BpfSocketSource Source(std::array<bool, 2> use_bpf) {
+    return BpfSocketSource(
+        [this](Protocol protocol) -> Result<netlink::UniqueFd> {
+          walks_created.push_back(protocol);
+          if (create_fails) {
+            return Failure{"socket iterator: create: Operation not permitted"};
+          }
+          return PipeWalk(3);
+        },
+        use_bpf, std::make_unique<FakeNetlink>(netlink_asked),
+        [this](const std::string& error) { fallbacks.push_back(error); });
+  }
+};
+
+std::vector<SocketRecord> WalkAll(SocketSource& source, const DumpRequest& request,
+                                  DumpOutcome expected = DumpOutcome::kComplete) {
+  std::vector<SocketRecord> seen;
+  const netlink::DumpResult result =
+      source.Walk(request, [&seen](const SocketRecord& record) { seen.push_back(record); });
+  EXPECT_EQ(result.outcome, expected) << result.error;
+  EXPECT_EQ(result.sockets, seen.size());
+  return seen;
+}
+
+TEST(BpfSocketSourceTest, ReadsTheIteratorsWalkWithItsFlags) {
+  Harness harness;
+  BpfSocketSource source = harness.Source({true, true});
+  EXPECT_EQ(source.Backend(Protocol::kTcp), SocketBackend::kBpf);
+  EXPECT_FALSE(source.FiltersInKernel(Protocol::kTcp));
+  EXPECT_TRUE(source.WalksBothFamilies(Protocol::kUdp));
+  const std::vector<SocketRecord> seen =
+      WalkAll(source, {Protocol::kTcp, Family::kIpv4, netlink::kAllStates, {}, true});
+  ASSERT_EQ(seen.size(), 3U);
+  EXPECT_EQ(seen[0].local_port, 9);
+  EXPECT_EQ(seen[0].reuse, 1);
+  EXPECT_EQ(harness.walks_created, std::vector<Protocol>{Protocol::kTcp});
+  EXPECT_TRUE(harness.netlink_asked.empty());
+  // The records are IPv6: a request for IPv4 alone gets none of them.
+  EXPECT_TRUE(WalkAll(source, {Protocol::kTcp, Family::kIpv4, netlink::kAllStates, {}}).empty());
+}
+
+TEST(BpfSocketSourceTest, BoundInactiveSocketsAndNetlinkProtocolsGoToSockDiag) {
+  Harness harness;
+  BpfSocketSource source = harness.Source({true, false});
+  EXPECT_EQ(source.Backend(Protocol::kUdp), SocketBackend::kNetlink);
+  EXPECT_TRUE(source.FiltersInKernel(Protocol::kUdp));
+  EXPECT_EQ(WalkAll(source, {Protocol::kUdp, Family::kIpv4, netlink::kAllStates, {}}).size(), 1U);
+  EXPECT_EQ(WalkAll(source, {Protocol::kTcp, Family::kIpv6, netlink::kBoundInactiveStates, {8080}})
+                .size(),
+            1U);
+  ASSERT_EQ(harness.netlink_asked.size(), 2U);
+  EXPECT_EQ(harness.netlink_asked[1].states, netlink::kBoundInactiveStates);
+  EXPECT_TRUE(harness.walks_created.empty());
+}
+
+TEST(BpfSocketSourceTest, AWalkThatCannotStartIsAnsweredBySockDiagAndReported) {
+  Harness harness;
+  harness.create_fails = true;
+  BpfSocketSource source = harness.Source({true, true});
+  EXPECT_EQ(WalkAll(source, {Protocol::kTcp, Family::kIpv4, netlink::kAllStates, {}}).size(), 1U);
+  EXPECT_EQ(harness.fallbacks,
+            std::vector<std::string>{"socket iterator: create: Operation not permitted"});
+  EXPECT_EQ(harness.netlink_asked.size(), 1U);
+}
+
+TEST(SocketSourcesTest, LoadsTheIteratorsOnceAndSaysWhyTheyAreUnavailable) {
+  int loads = 0;
+  SocketSources sources(
+      []() -> Result<std::unique_ptr<netlink::Transport>> { return Failure{"no netlink here"}; },
+      [&loads]() -> Result<std::shared_ptr<const SocketIterators>> {
+        ++loads;
+        return Failure{"socket iterators: load: Operation not permitted"};
+      });
+  EXPECT_EQ(sources.Current().unavailable_because[0],
+            "not loaded (collectors.sockets.backend: netlink)");
+  EXPECT_EQ(sources.Open(SocketBackendSetting::kNetlink)->Backend(Protocol::kTcp),
+            SocketBackend::kNetlink);
+  EXPECT_EQ(loads, 0);
+  for (int scrape = 0; scrape < 3; ++scrape) {
+    EXPECT_EQ(sources.Open(SocketBackendSetting::kAuto)->Backend(Protocol::kTcp),
+              SocketBackend::kNetlink);
+  }
+  EXPECT_EQ(loads, 1);
+  const SocketSources::Snapshot snapshot = sources.Current();
+  EXPECT_EQ(snapshot.available, (std::array<bool, 2>{false, false}));
+  EXPECT_EQ(snapshot.unavailable_because[1], "socket iterators: load: Operation not permitted");
+}
+
+}  // namespace
+}  // namespace portwatch
