@@ -46,17 +46,22 @@ class PredictionBuilder {
   std::vector<std::string> unknowns_;
 };
 
-/// TIME_WAIT sockets block a reusing bind unless the listener that accepted them set the flag.
+/// TIME_WAIT sockets block a reusing bind unless their own flag is set: a copy of the flag of the
+/// listener that accepted them. Those whose record did not carry it are taken to have the
+/// listener's flag as portwatch saw it.
 void AddTimeWaitBlockers(const PortObservation& observed, const BindContext& context,
                          PredictionBuilder& builder) {
-  const uint64_t time_waits = observed.overlapping_by_state[netlink::kTimeWait];
-  if (time_waits == 0) {
+  const InodelessReuse& known = observed.reuse_without_inode;
+  builder.Block(netlink::kTimeWait, known.unset[netlink::kTimeWait]);
+  const uint64_t unknown = observed.overlapping_by_state[netlink::kTimeWait] -
+                           known.set[netlink::kTimeWait] - known.unset[netlink::kTimeWait];
+  if (unknown == 0) {
     return;
   }
   if (!context.time_wait_reuse) {
     builder.Unknown("TIME_WAIT sockets left by a listener whose SO_REUSEADDR portwatch never saw");
   } else if (!*context.time_wait_reuse) {
-    builder.Block(netlink::kTimeWait, time_waits);
+    builder.Block(netlink::kTimeWait, unknown);
   }
 }
 
@@ -72,6 +77,22 @@ void AddFlaggedSocketBlockers(const std::vector<uint32_t>& inodes, const BindCon
       builder.Block(context.protocol == Protocol::kUdp ? netlink::kClose : netlink::kEstablished,
                     1);
     }
+  }
+}
+
+/// Sockets without an fd other than TIME_WAIT (orphans) block a reusing bind unless their flag
+/// is set; without a record that carried it, no fd is left to read it from.
+void AddInodelessBlockers(const PortObservation& observed, PredictionBuilder& builder) {
+  const InodelessReuse& known = observed.reuse_without_inode;
+  uint64_t with_known_flag = 0;
+  for (size_t state = 1; state < kStateSlots; ++state) {
+    if (state != netlink::kTimeWait) {
+      builder.Block(static_cast<uint8_t>(state), known.unset[state]);
+      with_known_flag += known.set[state] + known.unset[state];
+    }
+  }
+  if (observed.others_without_inode > with_known_flag) {
+    builder.Unknown("sockets on the port that no process holds");
   }
 }
 
@@ -102,7 +123,7 @@ BindPrediction PredictBindWithoutReuse(const PortObservation& observed,
                                        const BindContext& context) {
   PredictionBuilder builder(context);
   for (size_t state = 1; state < kStateSlots; ++state) {
-    if (state != netlink::kSynRecv) {
+    if (!IsRequestSocket(static_cast<uint8_t>(state))) {
       builder.Block(static_cast<uint8_t>(state), observed.overlapping_by_state[state]);
     }
   }
@@ -120,9 +141,7 @@ BindPrediction PredictBindWithReuse(const PortObservation& observed, const BindC
   if (context.protocol == Protocol::kUdp) {
     AddFlaggedSocketBlockers(observed.listener_inodes, context, builder);
   }
-  if (observed.others_without_inode > 0) {
-    builder.Unknown("sockets on the port that no process holds");
-  }
+  AddInodelessBlockers(observed, builder);
   return std::move(builder).Finish();
 }
 

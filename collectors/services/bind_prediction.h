@@ -33,16 +33,15 @@ struct BindPrediction {
   std::string unknown_because;  ///< set when verdict is kUnknown
 };
 
-/// SO_REUSEADDR of the port's sockets, by inode, as read from a duplicate of their fd. An inode
-/// missing here could not be read (no fd, no privilege).
-using ReuseFlags = std::map<uint32_t, bool>;
-
 /// What a prediction needs besides the sockets on the port.
 struct BindContext {
   netlink::Protocol protocol = netlink::Protocol::kTcp;
+  /// SO_REUSEADDR of the port's sockets with an fd: the flags their records carried
+  /// (PortObservation::reuse_by_inode), completed by reading the fds of the others.
   ReuseFlags reuse_by_inode;
   /// SO_REUSEADDR of the listener that accepted the port's TIME_WAIT sockets (they carry its
   /// flag): the current listener's, else the remembered one; nullopt when neither is known.
+  /// Only asked for TIME_WAIT sockets whose records did not carry their own flag.
   std::optional<bool> time_wait_reuse;
   /// KernelFacts::bound_inactive_visible.
   bool bound_inactive_visible = true;
@@ -56,9 +55,11 @@ std::optional<bool> CurrentListenerReuse(const PortObservation& observed, const 
 /// overlapping address blocks it, whatever its state (request sockets aside: they hold no port).
 BindPrediction PredictBindWithoutReuse(const PortObservation& observed, const BindContext& context);
 
-/// The same bind with SO_REUSEADDR: a socket blocks when it listens (TCP), or when it did not
-/// set the flag itself; TIME_WAIT sockets carry the flag of the listener that accepted them.
-/// "unknown" when a flag that decides it cannot be known.
+/// The same bind with SO_REUSEADDR, as the kernel decides it (inet_bind_conflict,
+/// udp_lib_lport_inuse): a socket blocks when it listens (TCP), or when its own flag is unset;
+/// TIME_WAIT sockets carry the flag of the listener that accepted them. A flag a record carried
+/// decides exactly; without one, TIME_WAIT falls back to context.time_wait_reuse. "unknown" when
+/// a flag that decides it cannot be known.
 BindPrediction PredictBindWithReuse(const PortObservation& observed, const BindContext& context);
 
 }  // namespace portwatch

@@ -9,12 +9,16 @@ namespace portwatch {
 
 namespace {
 
-/// Reads the flag of every socket on the port that has an fd, each once: the prediction is a
-/// pure function of these, and each read duplicates an fd from another process.
-ReuseFlags ReadReuseFlags(const PortObservation& observed, const ReuseLookup& reuse) {
-  ReuseFlags flags;
+/// The flags the records carried, completed by reading the fd of every other socket on the port,
+/// each once: the prediction is a pure function of these, and each read duplicates an fd from
+/// another process (pidfd_getfd, CAP_SYS_PTRACE). With flags in every record, nothing is read.
+ReuseFlags KnownReuseFlags(const PortObservation& observed, const ReuseLookup& reuse) {
+  ReuseFlags flags = observed.reuse_by_inode;
   for (const std::vector<uint32_t>* inodes : {&observed.listener_inodes, &observed.other_inodes}) {
     for (uint32_t inode : *inodes) {
+      if (flags.contains(inode)) {
+        continue;
+      }
       if (std::optional<bool> flag = reuse(inode)) {
         flags[inode] = *flag;
       }
@@ -102,7 +106,7 @@ ServiceReport ServiceTable::Report(size_t index, const SocketOwners& owners,
 
   BindContext context;
   context.protocol = ProtocolOf(service);
-  context.reuse_by_inode = ReadReuseFlags(observed, reuse);
+  context.reuse_by_inode = KnownReuseFlags(observed, reuse);
   context.bound_inactive_visible = facts_.bound_inactive_visible;
   // The current listener's flag is remembered for the TIME_WAIT sockets it will leave behind.
   report.listener_reuse = CurrentListenerReuse(observed, context.reuse_by_inode);

@@ -44,8 +44,8 @@ class ServiceTable {
   /// Whether some service names an owner, so every process must be identified (`ps -ef`).
   bool NeedsAllProcesses() const;
 
-  /// One report per service. `reuse` reads sockets' SO_REUSEADDR; `memory` is read and updated
-  /// with the flags of the listeners seen at `now`.
+  /// One report per service. `reuse` reads the SO_REUSEADDR of sockets whose records did not
+  /// carry it; `memory` is read and updated with the flags of the listeners seen at `now`.
   std::vector<ServiceReport> Reports(const SocketOwners& owners, const ReuseLookup& reuse,
                                      ListenerMemory& memory,
                                      std::chrono::steady_clock::time_point now) const;

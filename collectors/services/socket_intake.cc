@@ -8,14 +8,35 @@ namespace portwatch {
 
 namespace {
 
-void AddUnique(std::vector<uint32_t>& inodes, uint32_t inode) {
-  if (inodes.size() < kMaxInodesPerService &&
-      std::find(inodes.begin(), inodes.end(), inode) == inodes.end()) {
-    inodes.push_back(inode);
+/// Keeps the record's inode in `inodes` (each once, at most kMaxInodesPerService), with the flag
+/// the record carried. Inode 0 is no socket's key: sockets without an fd would share it.
+void KeepInode(const netlink::SocketRecord& record, std::vector<uint32_t>& inodes,
+               PortObservation& observation) {
+  if (inodes.size() >= kMaxInodesPerService) {
+    return;
+  }
+  if (std::find(inodes.begin(), inodes.end(), record.inode) == inodes.end()) {
+    inodes.push_back(record.inode);
+  }
+  if (record.inode != 0 && record.reuse >= 0) {
+    observation.reuse_by_inode[record.inode] = record.reuse != 0;
+  }
+}
+
+void CountInodelessReuse(const netlink::SocketRecord& record, size_t state,
+                         PortObservation& observation) {
+  if (record.reuse > 0) {
+    observation.reuse_without_inode.set[state]++;
+  } else if (record.reuse == 0) {
+    observation.reuse_without_inode.unset[state]++;
   }
 }
 
 }  // namespace
+
+bool IsRequestSocket(uint8_t state) {
+  return state == netlink::kSynRecv || state == netlink::kNewSynRecv;
+}
 
 bool PortObservation::AnythingOverlaps() const {
   return std::any_of(overlapping_by_state.begin(), overlapping_by_state.end(),
@@ -39,16 +60,18 @@ void ObserveSocket(const ServiceConfig& service, netlink::Protocol protocol,
   }
   observation.overlapping_by_state[state]++;
   if (SocketTable::IsListening(protocol, record.state)) {
-    AddUnique(observation.listener_inodes, record.inode);
+    KeepInode(record, observation.listener_inodes, observation);
   } else if (record.state == netlink::kTimeWait) {
     observation.longest_time_wait_ms =
         std::max(observation.longest_time_wait_ms, record.timer_expires_ms);
-  } else if (record.state == netlink::kSynRecv) {
-    // Request sockets hold no port of their own: their listener does.
+    CountInodelessReuse(record, state, observation);
+  } else if (IsRequestSocket(record.state)) {
+    // Their listener holds the port.
   } else if (record.inode != 0) {
-    AddUnique(observation.other_inodes, record.inode);
+    KeepInode(record, observation.other_inodes, observation);
   } else {
     observation.others_without_inode++;
+    CountInodelessReuse(record, state, observation);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "collectors/netlink/sock_diag.h"
@@ -20,6 +21,17 @@ using StateCounts = std::array<uint64_t, kStateSlots>;
 /// must not make the /proc pass look for thousands of sockets.
 inline constexpr size_t kMaxInodesPerService = 256;
 
+/// SO_REUSEADDR of sockets by inode: as the kernel reported it in their records, or as read from
+/// a duplicate of their fd. An inode missing here has a flag nobody knows.
+using ReuseFlags = std::map<uint32_t, bool>;
+
+/// Overlapping sockets without an fd (TIME_WAIT, orphans) by state, split by the SO_REUSEADDR
+/// their record carried. A socket whose record did not say is in neither: its flag is unknown.
+struct InodelessReuse {
+  StateCounts set{};
+  StateCounts unset{};
+};
+
 /// What one scrape saw on one service's port, aggregated while the dump is read: the records
 /// themselves are never stored.
 struct PortObservation {
@@ -28,12 +40,21 @@ struct PortObservation {
   std::vector<uint32_t> listener_inodes;  ///< overlapping TCP LISTEN / UDP unconnected
   /// Other overlapping sockets with an fd (not TIME_WAIT, not request sockets: neither has one).
   std::vector<uint32_t> other_inodes;
+  /// The flags the records carried for the inodes kept above (a source without flags: none).
+  ReuseFlags reuse_by_inode;
   uint64_t others_without_inode = 0;  ///< other overlapping sockets without an fd
+  /// Flags the records carried for the overlapping TIME_WAIT sockets and those counted in
+  /// others_without_inode.
+  InodelessReuse reuse_without_inode;
   uint32_t longest_time_wait_ms = 0;  ///< overlapping TIME_WAIT socket that expires last
 
   /// Whether any socket's address competes with the service's.
   bool AnythingOverlaps() const;
 };
+
+/// Whether `state` is a request socket's: SYN_RECV as sock_diag shows it, NEW_SYN_RECV as a
+/// socket iterator does. A request socket holds no port of its own: its listener does.
+bool IsRequestSocket(uint8_t state);
 
 /// The sock_diag table a service's sockets are in.
 netlink::Protocol ProtocolOf(const ServiceConfig& service);

@@ -38,6 +38,12 @@ netlink::SocketRecord Socket(uint8_t state, const std::string& spec, uint32_t in
   return record;
 }
 
+/// `record` as a source that reports SO_REUSEADDR (a socket iterator) shows it: 1 set, 0 unset.
+netlink::SocketRecord Flagged(netlink::SocketRecord record, int8_t reuse) {
+  record.reuse = reuse;
+  return record;
+}
+
 ServiceConfig Service(const std::string& spec, ServiceProtocol protocol = ServiceProtocol::kTcp) {
   const size_t slash = spec.find('/');
   ServiceConfig service;
@@ -74,7 +80,8 @@ std::string Show(const BindPrediction& prediction) {
 }
 
 /// Both predictions for `service` given the sockets on its port and what is known of their
-/// flags: "without | with".
+/// flags (`flags` as read from fds; the records' own flags take precedence, as in ServiceTable):
+/// "without | with".
 struct Scenario {
   ServiceConfig service = Service("0.0.0.0");
   std::vector<netlink::SocketRecord> sockets = {};
@@ -86,7 +93,8 @@ struct Scenario {
     const PortObservation observed = Observe(service, sockets);
     BindContext context;
     context.protocol = ProtocolOf(service);
-    context.reuse_by_inode = flags;
+    context.reuse_by_inode = observed.reuse_by_inode;
+    context.reuse_by_inode.insert(flags.begin(), flags.end());
     context.time_wait_reuse = time_wait_reuse;
     context.bound_inactive_visible = bound_inactive_visible;
     return Show(PredictBindWithoutReuse(observed, context)) + " | " +
@@ -198,6 +206,10 @@ TEST(BindPredictionTest, ABoundInactiveTcpSocketBlocks) {
 TEST(BindPredictionTest, RequestSocketsHoldNoPort) {
   Scenario scenario{.sockets = {Socket(netlink::kSynRecv, "10.0.0.1")}};
   EXPECT_EQ(scenario.Predict(), "free | free");
+  // A socket iterator shows them in the kernel's own state, with their listener's flag.
+  scenario.sockets = {Flagged(Socket(netlink::kNewSynRecv, "10.0.0.1"), 0),
+                      Socket(netlink::kNewSynRecv, "10.0.0.1")};
+  EXPECT_EQ(scenario.Predict(), "free | free");
 }
 
 // --- With SO_REUSEADDR ---
@@ -243,6 +255,82 @@ TEST(BindPredictionTest, TimeWaitFromAListenerNeverSeenIsUnknown) {
 TEST(BindPredictionTest, TimeWaitOnAnotherAddressDoesNotCount) {
   Scenario scenario{.service = Service("127.0.0.1"), .sockets = {Socket(kTimeWait, "10.0.0.1")}};
   EXPECT_EQ(scenario.Predict(), "free | free");
+}
+
+// --- Flags the kernel reported in the records decide exactly ---
+
+TEST(BindPredictionTest, TimeWaitWithItsOwnFlagUnsetBlocksThoughNoListenerWasSeen) {
+  Scenario scenario{.sockets = {Flagged(Socket(kTimeWait, "10.0.0.1"), 0),
+                                Flagged(Socket(kTimeWait, "10.0.0.1"), 0)}};
+  EXPECT_EQ(scenario.Predict(), "blocked by time_wait 2 | blocked by time_wait 2");
+}
+
+TEST(BindPredictionTest, TimeWaitWithItsOwnFlagSetIsFreeWhateverTheListenerWasThoughtToHave) {
+  Scenario scenario{.sockets = {Flagged(Socket(kTimeWait, "10.0.0.1"), 1),
+                                Flagged(Socket(kTimeWait, "10.0.0.1"), 1)}};
+  EXPECT_EQ(scenario.Predict(), "blocked by time_wait 2 | free");
+  // A remembered listener without the flag was an older incarnation: the sockets' own copy wins.
+  scenario.time_wait_reuse = false;
+  EXPECT_EQ(scenario.Predict(), "blocked by time_wait 2 | free");
+}
+
+TEST(BindPredictionTest, TimeWaitWithMixedFlagsIsBlockedByThoseWithoutIt) {
+  Scenario scenario{.sockets = {Flagged(Socket(kTimeWait, "10.0.0.1"), 0),
+                                Flagged(Socket(kTimeWait, "10.0.0.2"), 1),
+                                Flagged(Socket(kTimeWait, "10.0.0.3"), 0),
+                                Flagged(Socket(kTimeWait, "10.0.0.4"), 1),
+                                Flagged(Socket(kTimeWait, "10.0.0.5"), 1)}};
+  EXPECT_EQ(scenario.Predict(), "blocked by time_wait 5 | blocked by time_wait 2");
+}
+
+TEST(BindPredictionTest, TimeWaitWithoutAFlagBesideFlaggedOnesFallsBackToTheListener) {
+  Scenario scenario{
+      .sockets = {Flagged(Socket(kTimeWait, "10.0.0.1"), 1), Socket(kTimeWait, "10.0.0.2")}};
+  EXPECT_EQ(scenario.Predict(), "blocked by time_wait 2 | " + kNeverSaw);
+  scenario.time_wait_reuse = true;
+  EXPECT_EQ(scenario.Predict(), "blocked by time_wait 2 | free");
+  scenario.time_wait_reuse = false;  // only the socket without a flag takes the listener's
+  EXPECT_EQ(scenario.Predict(), "blocked by time_wait 2 | blocked by time_wait 1");
+  // A known blocker outweighs the unknown one.
+  scenario.time_wait_reuse = std::nullopt;
+  scenario.sockets = {Flagged(Socket(kTimeWait, "10.0.0.1"), 0), Socket(kTimeWait, "10.0.0.2")};
+  EXPECT_EQ(scenario.Predict(), "blocked by time_wait 2 | blocked by time_wait 1");
+}
+
+TEST(BindPredictionTest, AnOrphanWithAFlagDecidesInItsOwnState) {
+  Scenario scenario{.sockets = {Flagged(Socket(netlink::kFinWait2, "10.0.0.1"), 0)}};
+  EXPECT_EQ(scenario.Predict(), "blocked by fin_wait2 1 | blocked by fin_wait2 1");
+  scenario.sockets = {Flagged(Socket(netlink::kFinWait2, "10.0.0.1"), 1)};
+  EXPECT_EQ(scenario.Predict(), "blocked by fin_wait2 1 | free");
+  // One orphan whose record did not carry its flag keeps the answer unknown...
+  scenario.sockets.push_back(Socket(netlink::kLastAck, "10.0.0.2"));
+  EXPECT_EQ(scenario.Predict(), "blocked by fin_wait2 1, last_ack 1 | " + kNoProcess);
+  // ... unless another orphan blocks.
+  scenario.sockets.push_back(Flagged(Socket(netlink::kClosing, "10.0.0.3"), 0));
+  EXPECT_EQ(scenario.Predict(),
+            "blocked by closing 1, fin_wait2 1, last_ack 1 | blocked by closing 1");
+}
+
+TEST(BindPredictionTest, ATcpListenerWithTheFlagInItsRecordStillBlocks) {
+  Scenario scenario{.sockets = {Flagged(Socket(kListen, "0.0.0.0", 1), 1)}};
+  EXPECT_EQ(scenario.Predict(), "blocked by listen 1 | blocked by listen 1");
+}
+
+TEST(BindPredictionTest, ASocketWithAnFdIsDecidedByTheFlagInItsRecord) {
+  Scenario scenario{.sockets = {Flagged(Socket(kEstablished, "10.0.0.1", 2), 1),
+                                Flagged(Socket(kEstablished, "10.0.0.1", 3), 0)}};
+  EXPECT_EQ(scenario.Predict(), "blocked by established 2 | blocked by established 1");
+  // What the kernel reported outweighs what an fd read gave.
+  scenario.flags = {{2, false}, {3, true}};
+  EXPECT_EQ(scenario.Predict(), "blocked by established 2 | blocked by established 1");
+}
+
+TEST(BindPredictionTest, AUdpBoundSocketIsDecidedByTheFlagInItsRecord) {
+  Scenario scenario{.service = Service("0.0.0.0", ServiceProtocol::kUdp),
+                    .sockets = {Flagged(Socket(kUnconn, "0.0.0.0", 9), 1)}};
+  EXPECT_EQ(scenario.Predict(), "blocked by unconn 1 | free");
+  scenario.sockets = {Flagged(Socket(kUnconn, "0.0.0.0", 9), 0)};
+  EXPECT_EQ(scenario.Predict(), "blocked by unconn 1 | blocked by unconn 1");
 }
 
 // --- Unknown is said, never guessed ---
@@ -347,6 +435,15 @@ TEST(CurrentListenerReuseTest, FalseAsSoonAsOneListenerLacksIt) {
   EXPECT_EQ(CurrentListenerReuse(observed, {{1, true}}), true);
   EXPECT_EQ(CurrentListenerReuse(observed, {{1, true}, {2, true}}), true);
   EXPECT_EQ(CurrentListenerReuse(observed, {{1, true}, {2, false}}), false);
+}
+
+TEST(CurrentListenerReuseTest, ReadsTheFlagsTheRecordsCarried) {
+  const ServiceConfig service = Service("0.0.0.0");
+  PortObservation observed = Observe(service, {Flagged(Socket(kListen, "0.0.0.0", 1), 1)});
+  EXPECT_EQ(CurrentListenerReuse(observed, observed.reuse_by_inode), true);
+  observed = Observe(
+      service, {Flagged(Socket(kListen, "0.0.0.0", 1), 1), Flagged(Socket(kListen, "::", 2), 0)});
+  EXPECT_EQ(CurrentListenerReuse(observed, observed.reuse_by_inode), false);
 }
 
 TEST(VerdictNameTest, Names) {

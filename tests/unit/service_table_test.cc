@@ -9,7 +9,9 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -270,6 +272,20 @@ netlink::SocketRecord TimeWait(uint32_t expires_ms) {
   return record;
 }
 
+/// `record` as a source that reports SO_REUSEADDR (a socket iterator) shows it: 1 set, 0 unset.
+netlink::SocketRecord Flagged(netlink::SocketRecord record, int8_t reuse) {
+  record.reuse = reuse;
+  return record;
+}
+
+/// A lookup for a scrape whose records all carried their flags: duplicating an fd is a failure.
+ReuseLookup NoLookup() {
+  return [](uint32_t inode) -> std::optional<bool> {
+    ADD_FAILURE() << "looked up inode " << inode << " whose flag the kernel reported";
+    return std::nullopt;
+  };
+}
+
 TEST(ServiceTableTest, RemembersTheListenerFlagForTheTimeWaitItLeaves) {
   ListenerMemory memory;
   // The old listener, without SO_REUSEADDR, serving.
@@ -309,6 +325,53 @@ TEST(ServiceTableTest, TheCurrentListenerFlagOutweighsTheRememberedOne) {
   EXPECT_EQ(report.remembered_reuse, true);
   EXPECT_EQ(report.with_reuse.blockers_by_state, (std::map<std::string, uint64_t>{{"listen", 1}}));
   EXPECT_EQ(memory.Recall("web", kStart + std::chrono::seconds(100)), true);
+}
+
+TEST(ServiceTableTest, ReadsFdsOnlyForSocketsWhoseRecordsCarriedNoFlag) {
+  ListenerMemory memory;
+  std::vector<uint32_t> looked_up;
+  const ReuseLookup reuse = [&looked_up](uint32_t inode) -> std::optional<bool> {
+    looked_up.push_back(inode);
+    return inode == 3 ? std::optional<bool>(false) : std::nullopt;
+  };
+  const ServiceReport report = Scrape({Flagged(Socket(netlink::kListen, "0.0.0.0", 1), 1),
+                                       Flagged(Socket(netlink::kEstablished, "10.0.0.1", 2), 1),
+                                       Socket(netlink::kEstablished, "10.0.0.1", 3)},
+                                      reuse, memory, kStart);
+  EXPECT_EQ(looked_up, std::vector<uint32_t>{3});
+  EXPECT_EQ(report.listener_reuse, true);
+  EXPECT_EQ(report.with_reuse.blockers_by_state,
+            (std::map<std::string, uint64_t>{{"established", 1}, {"listen", 1}}));
+}
+
+TEST(ServiceTableTest, FlagsInEveryRecordNeedNoFdAndNoListener) {
+  ListenerMemory memory;
+  // TIME_WAIT left by a listener portwatch never saw: their own flags decide.
+  ServiceReport report = Scrape(
+      {Flagged(TimeWait(30'000), 0), Flagged(TimeWait(20'000), 1), Flagged(TimeWait(10'000), 0),
+       Flagged(Socket(netlink::kEstablished, "10.0.0.1", 4), 1)},
+      NoLookup(), memory, kStart);
+  EXPECT_EQ(report.listener_reuse, std::nullopt);
+  EXPECT_EQ(report.remembered_reuse, std::nullopt);
+  EXPECT_EQ(report.with_reuse.verdict, Verdict::kBlocked);
+  EXPECT_EQ(report.with_reuse.blockers_by_state,
+            (std::map<std::string, uint64_t>{{"time_wait", 2}}));
+  report = Scrape({Flagged(TimeWait(30'000), 1)}, NoLookup(), memory, kStart);
+  EXPECT_EQ(report.with_reuse.verdict, Verdict::kFree);
+}
+
+TEST(ServiceTableTest, RemembersTheListenerFlagItsRecordCarried) {
+  ListenerMemory memory;
+  ServiceReport report =
+      Scrape({Flagged(Socket(netlink::kListen, "0.0.0.0", 1), 0), Flagged(TimeWait(30'000), 0)},
+             NoLookup(), memory, kStart);
+  EXPECT_EQ(report.listener_reuse, false);
+  EXPECT_EQ(report.remembered_reuse, false);
+  EXPECT_EQ(memory.Recall("web", kStart), false);
+  // A later scrape through sock_diag (no flags) explains its TIME_WAIT by the remembered flag.
+  report = Scrape({TimeWait(20'000)}, Flags({}), memory, kStart + std::chrono::seconds(30));
+  EXPECT_EQ(report.with_reuse.blockers_by_state,
+            (std::map<std::string, uint64_t>{{"time_wait", 1}}));
 }
 
 TEST(ServiceTableTest, ReportsSocketsByStateNameAndTheEphemeralRange) {

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -109,6 +110,73 @@ TEST(ObserveSocketTest, KeepsEachInodeOnceAndAtMostKMaxInodesPerService) {
   EXPECT_EQ(observed.other_inodes.front(), 1U);
   EXPECT_EQ(observed.other_inodes.back(), kMaxInodesPerService);
   EXPECT_EQ(observed.overlapping_by_state[netlink::kEstablished], 600U);  // counts stay exact
+}
+
+TEST(ObserveSocketTest, KeepsTheFlagsTheRecordsCarried) {
+  const ServiceConfig service = Service("0.0.0.0", 8080);
+  PortObservation observed;
+  auto observe = [&](uint8_t state, uint32_t inode, int8_t reuse) {
+    netlink::SocketRecord record = Socket(state, "10.0.0.1", 8080, inode);
+    record.reuse = reuse;
+    ObserveSocket(service, Protocol::kTcp, record, observed);
+  };
+  observe(netlink::kListen, 1, 1);
+  observe(netlink::kEstablished, 2, 0);
+  observe(netlink::kEstablished, 3, -1);  // the source did not say
+  observe(netlink::kTimeWait, 0, 0);
+  observe(netlink::kTimeWait, 0, 1);
+  observe(netlink::kTimeWait, 0, 1);
+  observe(netlink::kTimeWait, 0, -1);
+  observe(netlink::kFinWait2, 0, 0);  // orphans: no inode
+  observe(netlink::kLastAck, 0, 1);
+  observe(netlink::kLastAck, 0, -1);
+  observe(netlink::kNewSynRecv, 0, 0);  // a request socket, as a socket iterator shows it
+  EXPECT_EQ(observed.reuse_by_inode, (ReuseFlags{{1, true}, {2, false}}));
+  StateCounts set{};
+  set[netlink::kTimeWait] = 2;
+  set[netlink::kLastAck] = 1;
+  StateCounts unset{};
+  unset[netlink::kTimeWait] = 1;
+  unset[netlink::kFinWait2] = 1;
+  EXPECT_EQ(observed.reuse_without_inode.set, set);
+  EXPECT_EQ(observed.reuse_without_inode.unset, unset);
+  EXPECT_EQ(observed.overlapping_by_state[netlink::kTimeWait], 4U);
+  EXPECT_EQ(observed.others_without_inode, 3U);  // the request socket holds no port
+  EXPECT_EQ(observed.overlapping_by_state[netlink::kNewSynRecv], 1U);
+}
+
+TEST(ObserveSocketTest, RecordsWithoutFlagsLeaveNoFlag) {
+  const ServiceConfig service = Service("0.0.0.0", 8080);
+  PortObservation observed;
+  for (const netlink::SocketRecord& record : {Socket(netlink::kListen, "0.0.0.0", 8080, 1),
+                                              Socket(netlink::kEstablished, "10.0.0.1", 8080, 2),
+                                              Socket(netlink::kTimeWait, "10.0.0.1", 8080),
+                                              Socket(netlink::kFinWait2, "10.0.0.1", 8080)}) {
+    ObserveSocket(service, Protocol::kTcp, record, observed);
+  }
+  EXPECT_TRUE(observed.reuse_by_inode.empty());
+  EXPECT_EQ(observed.reuse_without_inode.set, StateCounts{});
+  EXPECT_EQ(observed.reuse_without_inode.unset, StateCounts{});
+}
+
+TEST(ObserveSocketTest, KeepsFlagsOnlyForTheInodesItKeeps) {
+  const ServiceConfig service = Service("0.0.0.0", 8080);
+  PortObservation observed;
+  for (uint32_t inode = 1; inode <= 300; ++inode) {
+    netlink::SocketRecord record = Socket(netlink::kEstablished, "10.0.0.1", 8080, inode);
+    record.reuse = 1;
+    ObserveSocket(service, Protocol::kTcp, record, observed);
+  }
+  EXPECT_EQ(observed.reuse_by_inode.size(), kMaxInodesPerService);
+  EXPECT_TRUE(observed.reuse_by_inode.contains(kMaxInodesPerService));
+  EXPECT_FALSE(observed.reuse_by_inode.contains(kMaxInodesPerService + 1));
+  // Inode 0 keys no flag: sockets without an fd would share it.
+  netlink::SocketRecord unnamed = Socket(netlink::kListen, "0.0.0.0", 8080, 0);
+  unnamed.reuse = 0;
+  PortObservation listener;
+  ObserveSocket(service, Protocol::kTcp, unnamed, listener);
+  EXPECT_EQ(listener.listener_inodes, std::vector<uint32_t>{0});
+  EXPECT_TRUE(listener.reuse_by_inode.empty());
 }
 
 TEST(ObserveSocketTest, AStateOutOfRangeCountsInSlotZero) {
