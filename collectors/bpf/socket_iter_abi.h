@@ -29,7 +29,9 @@ struct portwatch_socket_record {
   __u8 pad;
   __u16 local_port; /* host order */
   __u16 remote_port;
-  __u32 inode; /* 0 without a struct socket (TIME_WAIT, request, orphan) */
+  __u32 inode; /* listeners, unbound UDP sockets and sockets on the inode ports only (see
+                  inode_ports in socket_iter.bpf.c); 0 without a struct socket (TIME_WAIT,
+                  request, orphan) */
   __u32 uid;
   __u32 timer_expires_ms; /* TIME_WAIT: until it expires */
   __u8 local_address[16]; /* network order; IPv4 in the first 4 bytes */

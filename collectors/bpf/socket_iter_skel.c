@@ -2,8 +2,10 @@
 #include "collectors/bpf/socket_iter_skel.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
@@ -74,6 +76,13 @@ int portwatch_socket_iter_create(const struct portwatch_socket_iter* iter,
   const struct bpf_link* link = protocol == PORTWATCH_SOCKET_ITER_TCP ? iter->tcp : iter->udp;
   const int fd = bpf_iter_create(bpf_link__fd(link));
   return fd >= 0 ? fd : negative_errno(fd);
+}
+
+void portwatch_socket_iter_set_inode_ports(struct portwatch_socket_iter* iter,
+                                           const __u64 ports[1024]) {
+  for (int word = 0; word < 1024; ++word) {
+    __atomic_store_n(&iter->skeleton->bss->inode_ports[word], ports[word], __ATOMIC_RELAXED);
+  }
 }
 
 int portwatch_socket_iter_exact(enum portwatch_socket_iter_protocol protocol) {

@@ -4,6 +4,8 @@
 #ifndef PORTWATCH_COLLECTORS_BPF_SOCKET_ITER_SKEL_H_
 #define PORTWATCH_COLLECTORS_BPF_SOCKET_ITER_SKEL_H_
 
+#include <linux/types.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -25,6 +27,10 @@ struct portwatch_socket_iter* portwatch_socket_iter_open(int* error, const char*
  * records from until EOF, or a negative errno. */
 int portwatch_socket_iter_create(const struct portwatch_socket_iter* iter,
                                  enum portwatch_socket_iter_protocol protocol);
+/* The local ports whose sockets' inodes the walks report (besides listeners' and unbound UDP
+ * sockets'): a bitmap of 65536 bits, bit p of word p / 64. Walks started after this see it. */
+void portwatch_socket_iter_set_inode_ports(struct portwatch_socket_iter* iter,
+                                           const __u64 ports[1024]);
 /* Detaches the programs and frees everything (walks already created keep working). */
 void portwatch_socket_iter_destroy(struct portwatch_socket_iter* iter);
 /* Whether the running kernel iterates `protocol`'s sockets exactly once under churn (the 2025

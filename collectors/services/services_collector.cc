@@ -24,6 +24,16 @@ using netlink::DumpOutcome;
 using netlink::Family;
 using netlink::Protocol;
 
+/// Every configured service's port, whatever its protocol: the sockets whose inodes (and so
+/// processes) the services collector needs.
+std::bitset<65536> ServicePorts(const std::vector<ServiceConfig>& services) {
+  std::bitset<65536> ports;
+  for (const ServiceConfig& service : services) {
+    ports.set(service.port);
+  }
+  return ports;
+}
+
 }  // namespace
 
 std::optional<bool> ReadReuseAddress(pid_t pid, int fd, uint32_t inode) {
@@ -199,7 +209,7 @@ Result<ServicesCollector::Scanned> ServicesCollector::Scan(const std::vector<Pla
     const std::unique_ptr<SocketSource> source =
         in_pod ? std::make_unique<NetlinkSocketSource>(
                      [this, &plan] { return pods_->Open(plan.scope.netns); })
-               : sources_->Open(config.sockets.backend);
+               : sources_->Open(config.sockets.backend, ServicePorts(config.services));
     const std::shared_ptr<const netlink::RecordedDump> kept =
         dumps_ != nullptr ? dumps_->Find(in_pod ? plan.scope.netns : KeptDumps::kOwnNamespace)
                           : nullptr;

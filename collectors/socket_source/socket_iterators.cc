@@ -72,6 +72,18 @@ Result<netlink::UniqueFd> SocketIterators::Create(Protocol protocol) const {
 #endif
 }
 
+void SocketIterators::SetInodePorts(const std::bitset<65536>& ports) const {
+#if PORTWATCH_HAVE_BPF
+  std::array<__u64, 1024> words{};
+  for (size_t port = ports._Find_first(); port < ports.size(); port = ports._Find_next(port)) {
+    words[port / 64] |= __u64{1} << (port % 64);
+  }
+  portwatch_socket_iter_set_inode_ports(programs_, words.data());
+#else
+  (void)ports;
+#endif
+}
+
 BpfSocketSource::BpfSocketSource(CreateWalk create, std::array<bool, 2> use_bpf,
                                  std::unique_ptr<SocketSource> fallback,
                                  std::function<void(const std::string&)> on_fallback)
@@ -150,7 +162,8 @@ std::shared_ptr<const SocketIterators> SocketSources::Iterators() {
   return iterators_;
 }
 
-std::unique_ptr<SocketSource> SocketSources::Open(SocketBackendSetting setting) {
+std::unique_ptr<SocketSource> SocketSources::Open(SocketBackendSetting setting,
+                                                  const std::bitset<65536>& inode_ports) {
   auto netlink_source = std::make_unique<NetlinkSocketSource>(open_netlink_);
   if (setting == SocketBackendSetting::kNetlink) {
     return netlink_source;
@@ -164,6 +177,7 @@ std::unique_ptr<SocketSource> SocketSources::Open(SocketBackendSetting setting) 
   if (!use_bpf[0] && !use_bpf[1]) {
     return netlink_source;
   }
+  iterators->SetInodePorts(inode_ports);
   return std::make_unique<BpfSocketSource>(
       [iterators](Protocol protocol) { return iterators->Create(protocol); }, use_bpf,
       std::move(netlink_source),

@@ -72,15 +72,18 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
   if (!range) {
     return Failure{"cannot read net.ipv4.ip_local_port_range"};
   }
-  const std::unique_ptr<SocketSource> source = sources_->Open(config.sockets.backend);
-  if (Status opened = source->Open(); !opened) {
-    return Failure{opened.Error()};
-  }
   for (std::bitset<65536>& ports : service_ports_) {
     ports.reset();
   }
   for (const ServiceConfig& service : config.services) {
     service_ports_[service.protocol == ServiceProtocol::kTcp ? 0 : 1].set(service.port);
+  }
+  // The services collector finds the processes of the services' sockets (and of listeners) from
+  // the records kept for it: only those need their inode.
+  const std::unique_ptr<SocketSource> source =
+      sources_->Open(config.sockets.backend, service_ports_[0] | service_ports_[1]);
+  if (Status opened = source->Open(); !opened) {
+    return Failure{opened.Error()};
   }
   if (dumps_ != nullptr) {
     recorded_tcp_ports_ = std::make_shared<const netlink::RecordedDump::PortSet>(service_ports_[0]);

@@ -44,6 +44,8 @@ namespace {
 
 /// Outside the ephemeral range the namespace gets, like the listeners of the socket farm.
 constexpr uint16_t kExporterPort = 9792;
+/// The second exporter, reading through the BPF socket iterators (collectors.sockets.backend).
+constexpr uint16_t kIteratorExporterPort = 9793;
 constexpr const char* kEphemeralRange = "10000 65000";
 /// TIME_WAIT lives 60 s: measuring stops early (after kMinRuns) rather than let another round
 /// end later than this after the first TIME_WAIT socket was made.
@@ -98,6 +100,16 @@ struct SizeResult {
   double bare13_cpu_median = 0;
   uint64_t hwm_kb = 0;
   uint64_t rss_kb = 0;
+  // The same scrape through the BPF socket iterators (a second exporter, backend: bpf).
+  bool iterator_used = false;  ///< its sockets collector really read through them
+  double iterator_scrape_median = 0;
+  double iterator_ratio_median = 0;  ///< median over runs of iterator scrape/bare
+  double iterator_cpu_median = 0;
+  uint64_t iterator_hwm_kb = 0;
+  // The first scrape after start (before TIME_WAIT), each exporter, and the bare dump after them.
+  double first_scrape = 0;
+  double first_iterator_scrape = 0;
+  double first_bare = 0;
   double measure_seconds = 0;
 };
 
@@ -160,6 +172,7 @@ bool RunSs(const std::string& output_path, double& seconds, double& cpu_seconds)
 }
 
 struct Scrape {
+  bool through_iterators = false;  ///< portwatch_socket_table_backend{backend="bpf",protocol="tcp"}
   double seconds = 0;
   double collector_seconds = 0;
   uint64_t tcp_sockets = 0;
@@ -168,10 +181,10 @@ struct Scrape {
   std::string error;
 };
 
-Scrape TimedScrape() {
+Scrape TimedScrape(uint16_t port = kExporterPort) {
   Scrape scrape;
   const double start = Now();
-  HttpResult response = HttpGet(kExporterPort, "/metrics", 120);
+  HttpResult response = HttpGet(port, "/metrics", 120);
   scrape.seconds = Now() - start;
   if (response.status != 200) {
     scrape.error = "scrape: HTTP " + std::to_string(response.status) + " " + response.error;
@@ -196,6 +209,8 @@ Scrape TimedScrape() {
   }
   scrape.tcp_sockets =
       static_cast<uint64_t>(exposition.Sum("portwatch_scrape_sockets_read", {{"protocol", "tcp"}}));
+  scrape.through_iterators = exposition.Value("portwatch_socket_table_backend",
+                                              {{"backend", "bpf"}, {"protocol", "tcp"}}) == 1;
   return scrape;
 }
 
@@ -231,15 +246,29 @@ void RunSize(uint64_t size, const Options& options, SizeResult& result) {
   }
   result.establish_seconds = Now() - start;
 
-  // Started inside the namespace; it dies with this process, whatever ends it (PDEATHSIG).
-  testing::ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY, {"--web.listen-address=127.0.0.1:" +
-                                                                std::to_string(kExporterPort)});
-  if (!exporter.WaitReady(kExporterPort)) {
+  // Started inside the namespace; they die with this process, whatever ends it (PDEATHSIG). One
+  // reads through sock_diag, the other through the BPF socket iterators.
+  const std::string netlink_config = TempPath("portwatch-bench-netlink.yaml");
+  const std::string iterator_config = TempPath("portwatch-bench-bpf.yaml");
+  std::ofstream(netlink_config) << "collectors:\n  sockets:\n    backend: netlink\n";
+  std::ofstream(iterator_config) << "collectors:\n  sockets:\n    backend: bpf\n";
+  testing::ExporterProcess exporter(
+      PORTWATCH_EXPORTER_BINARY, {"--web.listen-address=127.0.0.1:" + std::to_string(kExporterPort),
+                                  "--config.file=" + netlink_config});
+  testing::ExporterProcess iterator_exporter(
+      PORTWATCH_EXPORTER_BINARY,
+      {"--web.listen-address=127.0.0.1:" + std::to_string(kIteratorExporterPort),
+       "--config.file=" + iterator_config});
+  const bool ready =
+      exporter.WaitReady(kExporterPort) && iterator_exporter.WaitReady(kIteratorExporterPort);
+  ::unlink(netlink_config.c_str());
+  ::unlink(iterator_config.c_str());
+  if (!ready) {
     const int code = exporter.WaitExit(0);
     return SetError(result, "exporter " + std::string(PORTWATCH_EXPORTER_BINARY) + ": " +
                                 (code != -1 ? "exited with status " + std::to_string(code)
                                             : std::string("not ready after 10 s")) +
-                                ": " + exporter.Log());
+                                ": " + exporter.Log() + iterator_exporter.Log());
   }
 
   // Warm-up round, also the sanity check: all three must see the same table. Before the
@@ -248,6 +277,13 @@ void RunSize(uint64_t size, const Options& options, SizeResult& result) {
   if (!warm.error.empty()) {
     return SetError(result, warm.error + "\n" + exporter.Log());
   }
+  const Scrape warm_iterator = TimedScrape(kIteratorExporterPort);
+  if (!warm_iterator.error.empty()) {
+    return SetError(result, warm_iterator.error + "\n" + iterator_exporter.Log());
+  }
+  result.iterator_used = warm_iterator.through_iterators;
+  result.first_scrape = warm.seconds;
+  result.first_iterator_scrape = warm_iterator.seconds;
   result.warm_scraped = warm.tcp_sockets;
   std::snprintf(result.revision, sizeof(result.revision), "%s", warm.revision.c_str());
   const std::string ss_output = TempPath("portwatch-bench-ss");
@@ -265,7 +301,9 @@ void RunSize(uint64_t size, const Options& options, SizeResult& result) {
   if (!ss_ok) {
     return SetError(result, "`ss -tan` failed (is iproute2 installed?)");
   }
+  const double warm_bare_start = Now();
   const BareDumpResult warm_bare = BareTcpDump(kClassicTcpStates);
+  result.first_bare = Now() - warm_bare_start;
   if (!warm_bare.error.empty()) {
     return SetError(result, warm_bare.error);
   }
@@ -281,8 +319,8 @@ void RunSize(uint64_t size, const Options& options, SizeResult& result) {
 
   // One round: scrape, ss, bare dump (states 1..12), bare dump (states 1..13), in an order that
   // rotates from round to round.
-  std::vector<double> scrapes, collectors, ss, bares, bares13;
-  std::vector<double> scrapes_cpu, ss_cpu, bares_cpu, bares13_cpu;
+  std::vector<double> scrapes, collectors, ss, bares, bares13, iterator_scrapes;
+  std::vector<double> scrapes_cpu, ss_cpu, bares_cpu, bares13_cpu, iterator_cpu;
   result.table_min = UINT64_MAX;
   result.scraped_min = UINT64_MAX;
   const double measure_start = Now();
@@ -295,9 +333,17 @@ void RunSize(uint64_t size, const Options& options, SizeResult& result) {
           " runs: the TIME_WAIT share starts expiring at 60 s");
       break;
     }
-    for (int step = 0; step < 4; ++step) {
-      const int what = (run + step) % 4;
-      if (what == 0) {
+    for (int step = 0; step < 5; ++step) {
+      const int what = (run + step) % 5;
+      if (what == 4) {
+        const double cpu_start = ProcessCpu(iterator_exporter.Pid());
+        const Scrape scrape = TimedScrape(kIteratorExporterPort);
+        iterator_cpu.push_back(ProcessCpu(iterator_exporter.Pid()) - cpu_start);
+        if (!scrape.error.empty()) {
+          return SetError(result, "iterator " + scrape.error);
+        }
+        iterator_scrapes.push_back(scrape.seconds);
+      } else if (what == 0) {
         const double cpu_start = ProcessCpu(exporter.Pid());
         const Scrape scrape = TimedScrape();
         scrapes_cpu.push_back(ProcessCpu(exporter.Pid()) - cpu_start);
@@ -337,8 +383,9 @@ void RunSize(uint64_t size, const Options& options, SizeResult& result) {
     round_seconds = Now() - round_start;
     if (options.verbose) {
       Say(label + "run " + std::to_string(run + 1) + ": scrape " + Ms(scrapes.back()) +
-          " (collector " + Ms(collectors.back()) + "), ss " + Ms(ss.back()) + ", bare " +
-          Ms(bares.back()) + ", bare incl. bound-inactive " + Ms(bares13.back()));
+          " (collector " + Ms(collectors.back()) + "), iterator scrape " +
+          Ms(iterator_scrapes.back()) + ", ss " + Ms(ss.back()) + ", bare " + Ms(bares.back()) +
+          ", bare incl. bound-inactive " + Ms(bares13.back()));
     }
   }
   result.measure_seconds = Now() - measure_start;
@@ -363,6 +410,14 @@ void RunSize(uint64_t size, const Options& options, SizeResult& result) {
   result.scrape_ratio_median = Median(scrape_ratios);
   result.ss_ratio_median = Median(ss_ratios);
   result.scrape_bare13_ratio_median = Median(scrape13_ratios);
+  std::vector<double> iterator_ratios;
+  for (size_t i = 0; i < bares.size() && i < iterator_scrapes.size(); ++i) {
+    iterator_ratios.push_back(iterator_scrapes[i] / bares[i]);
+  }
+  result.iterator_scrape_median = Median(iterator_scrapes);
+  result.iterator_ratio_median = Median(iterator_ratios);
+  result.iterator_cpu_median = Median(iterator_cpu);
+  result.iterator_hwm_kb = ProcStatusKb(iterator_exporter.Pid(), "VmHWM");
   result.hwm_kb = ProcStatusKb(exporter.Pid(), "VmHWM");
   result.rss_kb = ProcStatusKb(exporter.Pid(), "VmRSS");
   result.ok = true;
@@ -563,6 +618,16 @@ int main(int argc, char** argv) {
         Ratio(result.scrape_cpu_median, result.bare13_cpu_median) + "); exporter VmHWM " +
         MiB(result.hwm_kb) + ", VmRSS " + MiB(result.rss_kb) + "; size took " +
         Format("%.0f s", Now() - size_start));
+    Say(label + "through the BPF socket iterators" +
+        (result.iterator_used ? "" : " (NOT USED: the exporter fell back to sock_diag)") +
+        ": scrape " + Ms(result.iterator_scrape_median) + ", iterator scrape/bare " +
+        Ratio(result.iterator_scrape_median, result.bare_median) + " (median of per-run ratios " +
+        Format("%.2fx", result.iterator_ratio_median) + "), CPU " + Ms(result.iterator_cpu_median) +
+        " (/bare " + Ratio(result.iterator_cpu_median, result.bare_cpu_median) + "), VmHWM " +
+        MiB(result.iterator_hwm_kb) + "; first scrape after start: netlink " +
+        Ms(result.first_scrape) + " (" + Ratio(result.first_scrape, result.first_bare) +
+        " of a bare dump), iterators " + Ms(result.first_iterator_scrape) + " (" +
+        Ratio(result.first_iterator_scrape, result.first_bare) + ")");
     results.push_back(result);
   }
 
@@ -591,6 +656,26 @@ int main(int argc, char** argv) {
         " | " + Ratio(r.ss_median, r.bare_median) + " | " +
         Ratio(r.scrape_cpu_median, r.bare_cpu_median) + " | " +
         Ratio(r.scrape_cpu_median, r.bare13_cpu_median) + " | " + MiB(r.hwm_kb) + " |");
+  }
+  Say("");
+  Say("Through the BPF socket iterators (a second exporter, collectors.sockets.backend: bpf) and "
+      "the "
+      "first scrape after start, same runs:");
+  Say("");
+  Say("| sockets | scrape, netlink | scrape, iterators | netlink/bare | iterators/bare "
+      "| iterators/bare, CPU time | first scrape/bare, netlink | first scrape/bare, iterators "
+      "| VmHWM, iterators |");
+  Say("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  for (const SizeResult& r : results) {
+    if (!r.ok) {
+      continue;
+    }
+    Say("| " + HumanCount(r.requested) + " | " + Ms(r.scrape_median) + " | " +
+        Ms(r.iterator_scrape_median) + (r.iterator_used ? "" : " (not used)") + " | " +
+        Format("%.2fx", r.scrape_ratio_median) + " | " + Format("%.2fx", r.iterator_ratio_median) +
+        " | " + Ratio(r.iterator_cpu_median, r.bare_cpu_median) + " | " +
+        Ratio(r.first_scrape, r.first_bare) + " | " + Ratio(r.first_iterator_scrape, r.first_bare) +
+        " | " + MiB(r.iterator_hwm_kb) + " |");
   }
   Say("");
   for (const SizeResult& r : results) {
