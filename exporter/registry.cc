@@ -127,6 +127,9 @@ std::vector<std::unique_ptr<Collector>> BuildCollectors(const std::set<std::stri
   const SharedKernelViews shared{
       std::make_shared<PodNamespaces>(ProcFs()), std::make_shared<KeptDumps>(),
       std::make_shared<SocketSources>(KernelTransportFactory(), SocketIterators::Load)};
+  if (enabled.count("sockets") != 0 || enabled.count("services") != 0) {
+    shared.sources->Preload(config.sockets.backend);
+  }
   for (const CollectorSpec& spec : KnownCollectors()) {
     if (enabled.count(spec.name) != 0) {
       collectors.push_back(spec.make(config, shared));

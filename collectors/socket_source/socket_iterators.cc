@@ -191,6 +191,12 @@ std::unique_ptr<SocketSource> SocketSources::Open(SocketBackendSetting setting,
       });
 }
 
+void SocketSources::Preload(SocketBackendSetting setting) {
+  if (setting != SocketBackendSetting::kNetlink) {
+    Iterators();
+  }
+}
+
 SocketSources::Snapshot SocketSources::Current() const {
   std::lock_guard lock(mutex_);
   Snapshot snapshot;

@@ -96,6 +96,12 @@ class SocketSources {
   std::unique_ptr<SocketSource> Open(SocketBackendSetting setting,
                                      const std::bitset<65536>& inode_ports = {});
 
+  /// Loads the iterators now when `setting` may use them, rather than at the first scrape: the
+  /// load parses the kernel's BTF (several MiB, freed at once), which at start stacks on an empty
+  /// heap instead of on a scrape's working set (measured: VmHWM 30.9 MiB against 25 MiB at 100k
+  /// sockets when loaded by the first scrape).
+  void Preload(SocketBackendSetting setting);
+
   struct Snapshot {
     /// Per protocol (SocketIterators::Index): whether the iterators can be used by `auto`.
     std::array<bool, 2> available{};
