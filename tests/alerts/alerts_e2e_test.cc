@@ -224,6 +224,7 @@ void ChurnConnections(const UniqueFd& listener, uint16_t port, int count, bool s
 class AlertsE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    ASSERT_EQ(tracefs_.Error(), "");
     ASSERT_EQ(EnterPrivateNetworkNamespace(), "");
     ASSERT_EQ(WriteSysctl("net/ipv4/tcp_max_tw_buckets", std::to_string(kMaxTwBuckets)), "");
     ASSERT_EQ(WriteSysctl("net/ipv4/ip_local_port_range", "40000 40049"), "");
@@ -400,6 +401,7 @@ class AlertsE2eTest : public ::testing::Test {
     return false;
   }
 
+  TracefsForTest tracefs_;  ///< bind_events' tracepoint path (this kernel refuses fexit)
   fs::path dir_;
   fs::path config_;
   std::unique_ptr<ExporterProcess> exporter_;

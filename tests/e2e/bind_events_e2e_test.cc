@@ -91,6 +91,7 @@ int TryBind(int family, const char* address, uint16_t port) {
 class BindEventsE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    ASSERT_EQ(tracefs_.Error(), "");
     ASSERT_EQ(EnterPrivateNetworkNamespace(), "");
     netns_ = NetnsInode();
     ASSERT_NE(netns_, 0U);
@@ -227,6 +228,7 @@ class BindEventsE2eTest : public ::testing::Test {
   void ExpectExactCounts();
 
   uint32_t netns_ = 0;
+  TracefsForTest tracefs_;
   Observed* observed_ = nullptr;
   std::string config_path_;
   std::unique_ptr<ExporterProcess> exporter_;

@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include "tests/e2e/pods_fixture.h"
+#include "tests/support/netns.h"
 
 namespace portwatch::testing {
 namespace {
@@ -38,6 +39,7 @@ std::string NetnsOf(pid_t pid) {
 class PodsBindEventsE2eTest : public PodsE2eTest {
  protected:
   void SetUp() override {
+    ASSERT_EQ(tracefs_.Error(), "");
     PodsE2eTest::SetUp();
     failures_ = static_cast<int*>(
         ::mmap(nullptr, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
@@ -53,6 +55,7 @@ class PodsBindEventsE2eTest : public PodsE2eTest {
     }
   }
 
+  TracefsForTest tracefs_;
   int* failures_ = nullptr;
 };
 

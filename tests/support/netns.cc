@@ -2,6 +2,7 @@
 
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,6 +43,24 @@ std::string WriteSysctl(const std::string& name, const std::string& value) {
     return "cannot write /proc/sys/" + name;
   }
   return "";
+}
+
+TracefsForTest::TracefsForTest() {
+  constexpr const char* kTracefs = "/sys/kernel/tracing";
+  if (::access("/sys/kernel/tracing/events", F_OK) == 0) {
+    return;
+  }
+  if (::mount("tracefs", kTracefs, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    error_ = std::string("mount tracefs on /sys/kernel/tracing: ") + std::strerror(errno);
+    return;
+  }
+  mounted_here_ = true;
+}
+
+TracefsForTest::~TracefsForTest() {
+  if (mounted_here_) {
+    ::umount2("/sys/kernel/tracing", MNT_DETACH);
+  }
 }
 
 }  // namespace portwatch::testing
