@@ -26,11 +26,6 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* The level of the reader's pid namespace (0: the initial one). Set before load. task->tgid is
- * the pid in the initial namespace; in a nested one the process has another number there, the
- * one its /proc shows. */
-const volatile __u32 pid_level = 0;
-
 /* Socket inode -> 1, filled by user space before each walk. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -45,20 +40,24 @@ _Static_assert(sizeof(struct portwatch_owner_record) == PORTWATCH_OWNER_ITER_REC
 _Static_assert(sizeof(struct portwatch_owner_trailer) == PORTWATCH_OWNER_ITER_RECORD_SIZE,
                "trailer size");
 
-/* The process's number in the reader's pid namespace: pid->numbers[pid_level].nr of its group
- * leader (what task_tgid_nr_ns() gives); 0 when it cannot be read. */
+/* The process's number in the pid namespace of the reader (the thread that read()s the walk,
+ * which created it, so the namespace the walk covers and the one its /proc shows):
+ * pid->numbers[level].nr of the process's group leader, as task_tgid_nr_ns() gives it. In the
+ * initial namespace that is task->tgid. 0 when it cannot be read. */
 static __u32 tgid_in_reader_namespace(struct task_struct* task) {
-  if (pid_level == 0) {
+  struct task_struct* reader = bpf_get_current_task_btf();
+  const unsigned int level = BPF_CORE_READ(reader, thread_pid, level);
+  if (level == 0) {
     return (__u32)task->tgid;
   }
   struct pid* pid = BPF_CORE_READ(task, group_leader, thread_pid);
-  if (!pid || BPF_CORE_READ(pid, level) < pid_level) {
+  if (!pid || BPF_CORE_READ(pid, level) < level) {
     return 0;
   }
   const char* numbers = (const char*)pid + bpf_core_field_offset(struct pid, numbers);
   int nr = 0;
   bpf_probe_read_kernel(&nr, sizeof(nr),
-                        numbers + (__u64)pid_level * bpf_core_type_size(struct upid) +
+                        numbers + (__u64)level * bpf_core_type_size(struct upid) +
                             bpf_core_field_offset(struct upid, nr));
   return (__u32)nr;
 }

@@ -31,8 +31,7 @@ void portwatch_owner_iter_destroy(struct portwatch_owner_iter* iter) {
   free(iter);
 }
 
-struct portwatch_owner_iter* portwatch_owner_iter_open(uint32_t pid_level, int* error,
-                                                       const char** stage) {
+struct portwatch_owner_iter* portwatch_owner_iter_open(int* error, const char** stage) {
   struct portwatch_owner_iter* iter = calloc(1, sizeof(*iter));
   if (iter == NULL) {
     *error = ENOMEM;
@@ -44,7 +43,6 @@ struct portwatch_owner_iter* portwatch_owner_iter_open(uint32_t pid_level, int* 
   iter->skeleton = owner_iter_bpf__open();
   int result = iter->skeleton == NULL ? negative_errno(0) : 0;
   if (result == 0) {
-    iter->skeleton->rodata->pid_level = pid_level;
     *stage = "load";
     result = owner_iter_bpf__load(iter->skeleton);
   }
@@ -67,22 +65,22 @@ struct portwatch_owner_iter* portwatch_owner_iter_open(uint32_t pid_level, int* 
 
 /* One batch call for many keys (5.6+), or one call per key where the kernel has no batch
  * operations for the map. */
-static int update_wanted(int map_fd, const uint32_t* keys, size_t count) {
+static int update_wanted(int map_fd, const __u32* keys, __u32 count) {
   if (count == 0) {
     return 0;
   }
-  uint8_t* values = calloc(count, 1);
+  __u8* values = calloc(count, 1);
   if (values == NULL) {
     return -ENOMEM;
   }
-  for (size_t i = 0; i < count; ++i) {
+  for (__u32 i = 0; i < count; ++i) {
     values[i] = 1;
   }
-  __u32 done = (__u32)count;
+  __u32 done = count;
   int result = bpf_map_update_batch(map_fd, keys, values, &done, NULL);
   if (result == -EINVAL || result == -ENOTSUP || result == -EOPNOTSUPP) {
     result = 0;
-    for (size_t i = 0; i < count && result == 0; ++i) {
+    for (__u32 i = 0; i < count && result == 0; ++i) {
       result = bpf_map_update_elem(map_fd, &keys[i], &values[i], BPF_ANY);
     }
   }
@@ -90,30 +88,30 @@ static int update_wanted(int map_fd, const uint32_t* keys, size_t count) {
   return result < 0 ? negative_errno(result) : 0;
 }
 
-static int delete_wanted(int map_fd, const uint32_t* keys, size_t count) {
+static int delete_wanted(int map_fd, const __u32* keys, __u32 count) {
   if (count == 0) {
     return 0;
   }
-  __u32 done = (__u32)count;
+  __u32 done = count;
   int result = bpf_map_delete_batch(map_fd, keys, &done, NULL);
   if (result == -EINVAL || result == -ENOTSUP || result == -EOPNOTSUPP) {
     result = 0;
-    for (size_t i = 0; i < count && result == 0; ++i) {
+    for (__u32 i = 0; i < count && result == 0; ++i) {
       result = bpf_map_delete_elem(map_fd, &keys[i]);
     }
   }
   return result < 0 ? negative_errno(result) : 0;
 }
 
-int portwatch_owner_iter_update(struct portwatch_owner_iter* iter, const uint32_t* add,
-                                size_t add_count, const uint32_t* remove, size_t remove_count) {
+int portwatch_owner_iter_update(struct portwatch_owner_iter* iter, const __u32* add,
+                                __u32 add_count, const __u32* remove, __u32 remove_count) {
   /* Removals first: the map may be near its capacity. */
   const int result = delete_wanted(iter->wanted_fd, remove, remove_count);
   return result != 0 ? result : update_wanted(iter->wanted_fd, add, add_count);
 }
 
 int portwatch_owner_iter_clear(struct portwatch_owner_iter* iter) {
-  uint32_t key = 0;
+  __u32 key = 0;
   for (;;) {
     /* Always from the first key: what follows a deleted key is not defined. */
     int result = bpf_map_get_next_key(iter->wanted_fd, NULL, &key);

@@ -4,8 +4,7 @@
 #ifndef PORTWATCH_COLLECTORS_BPF_OWNER_ITER_SKEL_H_
 #define PORTWATCH_COLLECTORS_BPF_OWNER_ITER_SKEL_H_
 
-#include <stddef.h>
-#include <stdint.h>
+#include <linux/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -15,17 +14,15 @@ extern "C" {
 // NOLINTBEGIN(readability-identifier-naming)
 struct portwatch_owner_iter;
 
-/* Opens, loads and attaches (as an iterator link) the task_file program, for a reader whose pid
- * namespace is at `pid_level` (0: the initial one). Returns NULL and sets `*error` (a positive
- * errno) and `*stage` ("open", "load", "attach", "allocate") when the kernel or the process's
- * privileges do not allow it. */
-struct portwatch_owner_iter* portwatch_owner_iter_open(uint32_t pid_level, int* error,
-                                                       const char** stage);
+/* Opens, loads and attaches (as an iterator link) the task_file program. Returns NULL and sets
+ * `*error` (a positive errno) and `*stage` ("open", "load", "attach", "allocate") when the kernel
+ * or the process's privileges do not allow it. */
+struct portwatch_owner_iter* portwatch_owner_iter_open(int* error, const char** stage);
 /* Adds `add` to the wanted inodes and removes `remove` (each present) from them. 0, or a negative
  * errno (-E2BIG: more than PORTWATCH_OWNER_ITER_MAX_WANTED); after a failure the map's content is
  * unknown: clear it. */
-int portwatch_owner_iter_update(struct portwatch_owner_iter* iter, const uint32_t* add,
-                                size_t add_count, const uint32_t* remove, size_t remove_count);
+int portwatch_owner_iter_update(struct portwatch_owner_iter* iter, const __u32* add,
+                                __u32 add_count, const __u32* remove, __u32 remove_count);
 /* Empties the wanted map. 0 or a negative errno. */
 int portwatch_owner_iter_clear(struct portwatch_owner_iter* iter);
 /* A new walk of every process's fds (the calling thread's pid namespace): an fd to read() records
