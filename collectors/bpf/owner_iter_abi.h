@@ -22,7 +22,7 @@ struct portwatch_owner_record {
   __u8 kind; /* PORTWATCH_OWNER_ITER_RECORD */
   __u8 pad[3];
   __u32 inode; /* the socket's inode, as /proc/<pid>/fd shows it: socket:[inode] */
-  __u32 tgid;  /* the process, as numbered in the pid namespace the reader's /proc shows */
+  __u32 tgid;  /* the process, numbered in the reader's pid namespace (as its /proc shows it) */
   __u32 fd;
 };
 
