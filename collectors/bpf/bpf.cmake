@@ -1,4 +1,4 @@
-# The eBPF programs (the bind_events collector's, the socket iterators), included by the top-level CMakeLists.txt after the
+# The eBPF programs (the bind_events collector's, the socket iterators, the socket owner walk), included by the top-level CMakeLists.txt after the
 # portwatch_collectors target exists.
 #
 # With PORTWATCH_BPF (default ON), at build time:
@@ -65,15 +65,18 @@ if(PORTWATCH_BPF)
     WORKING_DIRECTORY ${PORTWATCH_BPF_DIR}
     COMMENT "bpftool: vmlinux.h from ${PORTWATCH_VMLINUX_BTF}")
   # bind_events: the bind_events collector's programs; socket_iter: the socket iterators of the
-  # BPF socket backend (collectors/socket_source).
+  # BPF socket backend (collectors/socket_source); owner_iter: the task_file walk that finds the
+  # processes holding sockets (collectors/procfs/socket_fd_iterator).
   portwatch_bpf_skeleton(bind_events)
   portwatch_bpf_skeleton(socket_iter)
+  portwatch_bpf_skeleton(owner_iter)
   # The skeleton is used only by a small C file, its own translation unit: generated code is
   # never seen by clang-tidy (which lints collectors/*.cc).
   enable_language(C)
   add_library(portwatch_bpf_skeleton STATIC
     ${CMAKE_SOURCE_DIR}/collectors/bpf/bind_events_skel.c ${PORTWATCH_BPF_DIR}/bind_events.skel.h
-    ${CMAKE_SOURCE_DIR}/collectors/bpf/socket_iter_skel.c ${PORTWATCH_BPF_DIR}/socket_iter.skel.h)
+    ${CMAKE_SOURCE_DIR}/collectors/bpf/socket_iter_skel.c ${PORTWATCH_BPF_DIR}/socket_iter.skel.h
+    ${CMAKE_SOURCE_DIR}/collectors/bpf/owner_iter_skel.c ${PORTWATCH_BPF_DIR}/owner_iter.skel.h)
   target_include_directories(portwatch_bpf_skeleton PRIVATE ${PORTWATCH_BPF_DIR} ${CMAKE_SOURCE_DIR})
   target_compile_options(portwatch_bpf_skeleton PRIVATE -Wno-overlength-strings)
   target_link_libraries(portwatch_bpf_skeleton PUBLIC PkgConfig::LIBBPF)

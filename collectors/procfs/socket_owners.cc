@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <utility>
 
 namespace portwatch {
 
@@ -66,14 +68,122 @@ ProcessInfo Identify(const ProcFs& procfs, pid_t pid, const std::string& pid_dir
   return info;
 }
 
+/// The wanted sockets one process holds: (inode, fd), one fd per inode (the first seen).
+using Held = std::vector<std::pair<uint32_t, int>>;
+
+/// The fds `find_fds` found, by process, keeping the first fd of each (inode, process) as the
+/// /proc pass does (fds come in ascending order in both). Records of sockets not asked for or
+/// of a process it could not number are dropped.
+std::map<pid_t, Held> HeldByProcess(const std::vector<SocketFd>& found,
+                                    const std::unordered_set<uint32_t>& inodes) {
+  std::map<pid_t, Held> by_pid;
+  for (const SocketFd& socket : found) {
+    if (socket.pid <= 0 || inodes.count(socket.inode) == 0) {
+      continue;
+    }
+    Held& held = by_pid[socket.pid];
+    if (std::none_of(held.begin(), held.end(),
+                     [&socket](const auto& entry) { return entry.first == socket.inode; })) {
+      held.emplace_back(socket.inode, socket.fd);
+    }
+  }
+  return by_pid;
+}
+
+/// Reads <proc>/<pid>/fd: the wanted sockets the process holds. False when the directory
+/// cannot be opened (gone, or another user's without privilege).
+bool ReadHeldFromFdLinks(const ProcFs& procfs, const std::string& pid_dir,
+                         const std::unordered_set<uint32_t>& inodes, Held& held) {
+  const std::string fd_path = procfs.Root() + "/" + pid_dir + "/fd";
+  UniqueDir fds(::opendir(fd_path.c_str()));
+  if (!fds) {
+    return false;
+  }
+  while (const dirent* fd_entry = ::readdir(fds.get())) {
+    if (fd_entry->d_name[0] == '.') {
+      continue;
+    }
+    char link[64];
+    const std::string link_path = fd_path + "/" + fd_entry->d_name;
+    ssize_t length = ::readlink(link_path.c_str(), link, sizeof(link));
+    if (length <= 0) {
+      continue;  // closed since readdir: not an error
+    }
+    uint32_t inode = SocketInode(link, static_cast<size_t>(length));
+    if (inode != 0 && inodes.count(inode) != 0 &&
+        std::none_of(held.begin(), held.end(),
+                     [inode](const auto& entry) { return entry.first == inode; })) {
+      int fd = -1;
+      held.emplace_back(inode, ParseNumber(fd_entry->d_name, fd) ? fd : -1);
+    }
+  }
+  return true;
+}
+
+/// Records what `pid` holds in `owners` and identifies it; nullopt (counted as skipped) when
+/// the process vanished meanwhile.
+std::optional<ProcessInfo> AddHolder(const ProcFs& procfs, pid_t pid, const std::string& pid_dir,
+                                     const Held& held, SocketOwners& owners) {
+  for (const auto& [inode, fd] : held) {
+    if (fd >= 0) {
+      owners.first_fd.try_emplace(inode, pid, fd);
+      owners.fds.emplace_back(inode, pid, fd);
+    }
+  }
+  ProcessInfo info = Identify(procfs, pid, pid_dir);
+  if (info.command.empty() && info.cmdline.empty()) {
+    owners.processes_skipped++;  // vanished between finding its fds and now
+    return std::nullopt;
+  }
+  for (const auto& entry : held) {
+    owners.by_inode[entry.first].push_back(info);
+  }
+  return info;
+}
+
 }  // namespace
 
+const char* FdScanMethodName(FdScanMethod method) {
+  switch (method) {
+    case FdScanMethod::kProcfs:
+      return "procfs";
+    case FdScanMethod::kBpfTaskFile:
+      return "bpf_task_file";
+    default:
+      return "";
+  }
+}
+
 SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uint32_t>& inodes,
-                              bool identify_all, const std::set<uint64_t>& identify_netns) {
+                              bool identify_all, const std::set<uint64_t>& identify_netns,
+                              const FindSocketFds& find_fds) {
   SocketOwners owners;
   if (inodes.empty() && !identify_all) {
     return owners;
   }
+  // The holders found without reading any fd link, when the strategy answers.
+  std::optional<std::map<pid_t, Held>> found;
+  if (!inodes.empty()) {
+    owners.method = FdScanMethod::kProcfs;
+    if (find_fds) {
+      Result<std::vector<SocketFd>> fds = find_fds(inodes);
+      if (fds) {
+        found = HeldByProcess(*fds, inodes);
+        owners.method = FdScanMethod::kBpfTaskFile;
+      } else {
+        owners.find_fds_error = fds.Error();
+      }
+    }
+  }
+  if (found && !identify_all) {
+    // Only the holders are read: three small files and a link each.
+    for (const auto& [pid, held] : *found) {
+      owners.processes_scanned++;
+      (void)AddHolder(procfs, pid, std::to_string(pid), held, owners);
+    }
+    return owners;
+  }
+
   UniqueDir proc(::opendir(procfs.Root().c_str()));
   if (!proc) {
     return owners;
@@ -86,60 +196,37 @@ SocketOwners FindSocketOwners(const ProcFs& procfs, const std::unordered_set<uin
     }
     owners.processes_scanned++;
     const std::string pid_dir = process_entry->d_name;
-    std::vector<uint32_t> held;
-    if (!inodes.empty()) {
-      const std::string fd_path = procfs.Root() + "/" + pid_dir + "/fd";
-      UniqueDir fds(::opendir(fd_path.c_str()));
-      if (!fds) {
-        owners.processes_skipped++;
+    Held held;
+    if (found) {
+      if (auto holder = found->find(pid); holder != found->end()) {
+        held = std::move(holder->second);
+        found->erase(holder);
       }
-      while (fds) {
-        const dirent* fd_entry = ::readdir(fds.get());
-        if (fd_entry == nullptr) {
-          break;
-        }
-        if (fd_entry->d_name[0] == '.') {
-          continue;
-        }
-        char link[64];
-        const std::string link_path = fd_path + "/" + fd_entry->d_name;
-        ssize_t length = ::readlink(link_path.c_str(), link, sizeof(link));
-        if (length <= 0) {
-          continue;  // closed since readdir: not an error
-        }
-        uint32_t inode = SocketInode(link, static_cast<size_t>(length));
-        if (inode != 0 && inodes.count(inode) != 0 &&
-            std::find(held.begin(), held.end(), inode) == held.end()) {
-          held.push_back(inode);
-          int fd = -1;
-          if (ParseNumber(fd_entry->d_name, fd)) {
-            owners.first_fd.try_emplace(inode, pid, fd);
-            owners.fds.emplace_back(inode, pid, fd);
-          }
-        }
-      }
+    } else if (!inodes.empty() && !ReadHeldFromFdLinks(procfs, pid_dir, inodes, held)) {
+      owners.processes_skipped++;
     }
     if (held.empty() && !identify_all) {
       continue;
     }
-    ProcessInfo info = Identify(procfs, pid, pid_dir);
-    if (info.command.empty() && info.cmdline.empty()) {
-      owners.processes_skipped++;  // vanished between readdir and now
+    std::optional<ProcessInfo> info = AddHolder(procfs, pid, pid_dir, held, owners);
+    if (!info || !identify_all) {
       continue;
     }
-    for (uint32_t inode : held) {
-      owners.by_inode[inode].push_back(info);
-    }
-    if (identify_all) {
-      const uint64_t netns = monitored_netns != 0 ? procfs.NetworkNamespace(pid_dir) : 0;
-      if (netns != 0 && netns != monitored_netns) {
-        owners.processes_in_other_netns++;
-        if (identify_netns.count(netns) != 0) {
-          owners.processes_by_netns[netns].push_back(std::move(info));
-        }
-      } else {
-        owners.processes.push_back(std::move(info));
+    const uint64_t netns = monitored_netns != 0 ? procfs.NetworkNamespace(pid_dir) : 0;
+    if (netns != 0 && netns != monitored_netns) {
+      owners.processes_in_other_netns++;
+      if (identify_netns.count(netns) != 0) {
+        owners.processes_by_netns[netns].push_back(std::move(*info));
       }
+    } else {
+      owners.processes.push_back(std::move(*info));
+    }
+  }
+  if (found) {
+    // Holders the directory listing did not show (started after readdir passed their number).
+    for (const auto& [pid, held] : *found) {
+      owners.processes_scanned++;
+      (void)AddHolder(procfs, pid, std::to_string(pid), held, owners);
     }
   }
   return owners;
@@ -176,8 +263,11 @@ SocketOwners SocketOwnerCache::Resolve(const std::unordered_set<uint32_t>& inode
 
   SocketOwners owners;
   if (full_scan) {
-    owners = FindSocketOwners(procfs_, inodes, identify_all, identify_netns);
+    owners = FindSocketOwners(procfs_, inodes, identify_all, identify_netns, find_fds_);
     full_scans_++;
+    if (owners.method != FdScanMethod::kNone) {
+      last_method_ = owners.method;
+    }
     last_full_scan_ = now;
     holders_.clear();
     std::map<pid_t, const ProcessInfo*> processes;

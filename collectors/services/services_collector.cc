@@ -15,6 +15,7 @@
 #include "collectors/common/logfmt.h"
 #include "collectors/netlink/transport.h"
 #include "collectors/pods/pod_identity.h"
+#include "collectors/procfs/socket_fd_iterator.h"
 
 namespace portwatch {
 
@@ -72,7 +73,7 @@ ServicesCollector::ServicesCollector(const ProcFs& procfs, netlink::TransportFac
                              })),
       pods_(std::move(pods)),
       dumps_(std::move(dumps)),
-      owner_cache_(procfs) {}
+      owner_cache_(procfs, KernelSocketFdFinder(procfs)) {}
 
 Result<KernelFacts> ServicesCollector::NodeFacts() const {
   KernelFacts facts;
@@ -419,6 +420,18 @@ Status ServicesCollector::Collect(const Config& config,
                 prometheus::MetricType::Counter)
       .Add(static_cast<double>(owner_cache_.FullScans()))
       .MoveTo(out);
+  FamilyBuilder scan_method(
+      "portwatch_process_scan_method",
+      "How the last full pass found the processes holding the wanted sockets: 1 on that method "
+      "(bpf_task_file: an eBPF iterator over every process's fd table; procfs: a readlink of "
+      "every /proc/<pid>/fd entry, used without CAP_BPF and CAP_PERFMON or when the iterator "
+      "fails), 0 on the other; both 0 before a pass has looked for a socket.",
+      prometheus::MetricType::Gauge);
+  for (const FdScanMethod method : {FdScanMethod::kBpfTaskFile, FdScanMethod::kProcfs}) {
+    scan_method.Add({{"method", FdScanMethodName(method)}},
+                    owner_cache_.LastMethod() == method ? 1.0 : 0.0);
+  }
+  scan_method.MoveTo(out);
   FamilyBuilder("portwatch_process_scan_skipped_total",
                 "Processes skipped by the pass over /proc because they vanished mid-scan or "
                 "their fds could not be read (no privilege).",

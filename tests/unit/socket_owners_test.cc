@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -494,6 +495,201 @@ TEST_F(SocketOwnersTest, CacheSeesAHolderThatExecedAnotherProgram) {
   ASSERT_EQ(owners.by_inode[4242].size(), 1U);
   EXPECT_EQ(owners.by_inode[4242][0].command, "server");
   EXPECT_EQ(owners.by_inode[4242][0].cmdline, "server");
+}
+
+// --- The FindSocketFds strategy (task_file iterator in production) and its fallback -----------
+
+/// A FindSocketFds that answers `answer` and remembers what it was asked.
+struct FakeFinder {
+  Result<std::vector<SocketFd>> answer = std::vector<SocketFd>{};
+  std::vector<std::unordered_set<uint32_t>> asked;
+
+  FindSocketFds Strategy() {
+    return [this](const std::unordered_set<uint32_t>& inodes) -> Result<std::vector<SocketFd>> {
+      asked.push_back(inodes);
+      return answer;
+    };
+  }
+};
+
+std::vector<std::tuple<uint32_t, pid_t, int>> SortedFds(SocketOwners owners) {
+  std::sort(owners.fds.begin(), owners.fds.end());
+  return owners.fds;
+}
+
+TEST_F(SocketOwnersTest, FinderAnswersWithoutReadingAnyFdLink) {
+  using namespace std::string_literals;
+  // The fd links say 300 holds 4242; the finder says 301 and 302 do. The finder wins: proof
+  // that no link was read. 999 has no fd directory at all: not skipped, it was never opened.
+  AddProcess("300", "stale\n", "stale\0"s);
+  AddFd("300", "3", "socket:[4242]");
+  AddProcess("301", "app\n", "app\0--parent\0"s);
+  AddProcess("302", "app\n", "app\0--child\0"s);
+  AddProcess("999", "other\n", "other\0"s);
+  FakeFinder finder;
+  finder.answer = std::vector<SocketFd>{{4242, 301, 5}, {4242, 302, 5}, {777, 302, 9}};
+
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242, 777}, false, {}, finder.Strategy());
+  ASSERT_EQ(finder.asked.size(), 1U);
+  EXPECT_EQ(finder.asked[0], (std::unordered_set<uint32_t>{4242, 777}));
+  EXPECT_EQ(owners.method, FdScanMethod::kBpfTaskFile);
+  EXPECT_EQ(owners.find_fds_error, "");
+  EXPECT_EQ(owners.processes_scanned, 2U);  // the holders only
+  EXPECT_EQ(owners.processes_skipped, 0U);
+  EXPECT_EQ(HolderPids(owners, 4242), (std::vector<pid_t>{301, 302}));
+  EXPECT_EQ(HolderPids(owners, 777), (std::vector<pid_t>{302}));
+  ASSERT_EQ(owners.by_inode[4242].size(), 2U);
+  EXPECT_EQ(DescribeProcess(owners.by_inode[4242][0]), "pid 301 (app: app --parent)");
+  EXPECT_EQ(DescribeProcess(owners.by_inode[4242][1]), "pid 302 (app: app --child)");
+  EXPECT_EQ(owners.first_fd[4242], (std::pair<pid_t, int>{301, 5}));
+  EXPECT_EQ(owners.first_fd[777], (std::pair<pid_t, int>{302, 9}));
+  EXPECT_EQ(SortedFds(owners), (std::vector<std::tuple<uint32_t, pid_t, int>>{
+                                   {777, 302, 9}, {4242, 301, 5}, {4242, 302, 5}}));
+  EXPECT_TRUE(owners.processes.empty());
+}
+
+TEST_F(SocketOwnersTest, FinderRecordsAreKeptOncePerSocketAndProcess) {
+  using namespace std::string_literals;
+  AddProcess("123", "nginx\n", "nginx\0"s);
+  FakeFinder finder;
+  // dup()ed onto fds 3 and 7; a thread with an fd table of its own reported under its process
+  // (fd 4); a socket not asked for; a process the iterator could not number (0).
+  finder.answer = std::vector<SocketFd>{
+      {4242, 123, 3}, {4242, 123, 7}, {4242, 123, 4}, {5555, 123, 8}, {4242, 0, 3}};
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242}, false, {}, finder.Strategy());
+  EXPECT_EQ(HolderPids(owners, 4242), (std::vector<pid_t>{123}));
+  EXPECT_EQ(owners.by_inode.count(5555), 0U);
+  EXPECT_EQ(owners.first_fd[4242], (std::pair<pid_t, int>{123, 3}));
+  EXPECT_EQ(SortedFds(owners), (std::vector<std::tuple<uint32_t, pid_t, int>>{{4242, 123, 3}}));
+}
+
+TEST_F(SocketOwnersTest, FinderHolderThatVanishedIsSkipped) {
+  using namespace std::string_literals;
+  AddProcess("123", "nginx\n", "nginx\0"s);
+  FakeFinder finder;
+  finder.answer = std::vector<SocketFd>{{4242, 123, 3}, {4242, 124, 3}};  // 124 exited since
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242}, false, {}, finder.Strategy());
+  EXPECT_EQ(HolderPids(owners, 4242), (std::vector<pid_t>{123}));
+  EXPECT_EQ(owners.processes_scanned, 2U);
+  EXPECT_EQ(owners.processes_skipped, 1U);
+}
+
+TEST_F(SocketOwnersTest, FinderFailureFallsBackToTheProcPass) {
+  using namespace std::string_literals;
+  AddProcess("300", "app\n", "app\0"s);
+  AddFd("300", "3", "socket:[4242]");
+  FakeFinder finder;
+  finder.answer = Failure{"socket owner iterator: load: Operation not permitted"};
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242}, false, {}, finder.Strategy());
+  EXPECT_EQ(finder.asked.size(), 1U);
+  EXPECT_EQ(owners.method, FdScanMethod::kProcfs);
+  EXPECT_EQ(owners.find_fds_error, "socket owner iterator: load: Operation not permitted");
+  EXPECT_EQ(HolderPids(owners, 4242), (std::vector<pid_t>{300}));
+  EXPECT_EQ(owners.first_fd[4242], (std::pair<pid_t, int>{300, 3}));
+  EXPECT_EQ(owners.processes_scanned, 1U);
+}
+
+TEST_F(SocketOwnersTest, FinderIsNotAskedWhenNoSocketIsWanted) {
+  using namespace std::string_literals;
+  AddProcess("10", "init\n", "/sbin/init\0"s);
+  FakeFinder finder;
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {}, true, {}, finder.Strategy());
+  EXPECT_TRUE(finder.asked.empty());
+  EXPECT_EQ(owners.method, FdScanMethod::kNone);
+  EXPECT_EQ(owners.processes.size(), 1U);
+  EXPECT_EQ(FindSocketOwners(ProcFs(root_), {}, false, {}, finder.Strategy()).method,
+            FdScanMethod::kNone);
+  EXPECT_EQ(FindSocketOwners(ProcFs(root_), {4242}).method, FdScanMethod::kProcfs);
+}
+
+TEST_F(SocketOwnersTest, FinderWithIdentifyAllListsEveryProcessButReadsNoFdLink) {
+  using namespace std::string_literals;
+  AddProcess("10", "init\n", "/sbin/init\0"s);  // no fd directory: not skipped with a finder
+  AddProcess("300", "app\n", "app\0"s);
+  AddFd("300", "3", "socket:[4242]");  // a link the finder contradicts: not read
+  AddProcess("301", "worker\n", "worker\0"s);
+  FakeFinder finder;
+  // 301 holds 4242; 302 started after the listing passed it (it is read all the same).
+  finder.answer = std::vector<SocketFd>{{4242, 301, 4}, {4242, 302, 6}};
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {4242}, true, {}, finder.Strategy());
+  EXPECT_EQ(owners.method, FdScanMethod::kBpfTaskFile);
+  EXPECT_EQ(HolderPids(owners, 4242), (std::vector<pid_t>{301}));
+  EXPECT_EQ(owners.processes_scanned, 4U);  // 10, 300, 301 listed; 302 looked for apart
+  EXPECT_EQ(owners.processes_skipped, 1U);  // 302: no /proc entry
+  std::vector<std::string> processes;
+  for (const ProcessInfo& process : owners.processes) {
+    processes.push_back(DescribeProcess(process));
+  }
+  std::sort(processes.begin(), processes.end());
+  EXPECT_EQ(processes, (std::vector<std::string>{"pid 10 (init: /sbin/init)", "pid 300 (app: app)",
+                                                 "pid 301 (worker: worker)"}));
+}
+
+TEST_F(SocketOwnersTest, CacheUsesTheFinderForFullPassesAndRechecksHoldersByLink) {
+  using namespace std::string_literals;
+  AddProcess("123", "nginx\n", "nginx\0"s);
+  AddFd("123", "3", "socket:[4242]");  // what the re-check reads
+  FakeFinder finder;
+  finder.answer = std::vector<SocketFd>{{4242, 123, 3}};
+  SocketOwnerCache cache{ProcFs(root_), finder.Strategy()};
+  EXPECT_EQ(cache.LastMethod(), FdScanMethod::kNone);
+
+  SocketOwners first = cache.Resolve({4242}, false, kStart);
+  EXPECT_EQ(cache.FullScans(), 1U);
+  EXPECT_EQ(cache.LastMethod(), FdScanMethod::kBpfTaskFile);
+  EXPECT_EQ(finder.asked.size(), 1U);
+  EXPECT_EQ(HolderPids(first, 4242), (std::vector<pid_t>{123}));
+
+  // The holder still holds it: one readlink, no walk.
+  SocketOwners second = cache.Resolve({4242}, false, kStart + seconds(10));
+  EXPECT_EQ(cache.FullScans(), 1U);
+  EXPECT_EQ(finder.asked.size(), 1U);
+  EXPECT_EQ(HolderPids(second, 4242), (std::vector<pid_t>{123}));
+  EXPECT_EQ(second.first_fd[4242], (std::pair<pid_t, int>{123, 3}));
+
+  // It let go and a worker took over: the re-check fails, the next full pass asks the finder.
+  std::filesystem::remove(root_ + "/123/fd/3");
+  AddProcess("124", "worker\n", "worker\0"s);
+  finder.answer = std::vector<SocketFd>{{4242, 124, 8}};
+  SocketOwners third = cache.Resolve({4242}, false, kStart + seconds(20));
+  EXPECT_EQ(cache.FullScans(), 2U);
+  EXPECT_EQ(finder.asked.size(), 2U);
+  EXPECT_EQ(HolderPids(third, 4242), (std::vector<pid_t>{124}));
+  EXPECT_EQ(third.first_fd[4242], (std::pair<pid_t, int>{124, 8}));
+}
+
+TEST_F(SocketOwnersTest, CacheFallsBackToTheProcPassWhenTheFinderFailsAndTriesItAgain) {
+  using namespace std::string_literals;
+  AddProcess("300", "app\n", "app\0"s);
+  AddFd("300", "3", "socket:[4242]");
+  FakeFinder finder;
+  finder.answer = Failure{"socket owner walk: the walk ended without its trailer"};
+  SocketOwnerCache cache{ProcFs(root_), finder.Strategy()};
+
+  SocketOwners first = cache.Resolve({4242}, false, kStart);
+  EXPECT_EQ(cache.LastMethod(), FdScanMethod::kProcfs);
+  EXPECT_EQ(first.find_fds_error, "socket owner walk: the walk ended without its trailer");
+  EXPECT_EQ(HolderPids(first, 4242), (std::vector<pid_t>{300}));
+
+  // The next full pass (a new socket) asks the finder again; this time it answers.
+  AddFd("300", "4", "socket:[4343]");
+  finder.answer = std::vector<SocketFd>{{4242, 300, 3}, {4343, 300, 4}};
+  SocketOwners second = cache.Resolve({4242, 4343}, false, kStart + seconds(1));
+  EXPECT_EQ(cache.FullScans(), 2U);
+  EXPECT_EQ(finder.asked.size(), 2U);
+  EXPECT_EQ(cache.LastMethod(), FdScanMethod::kBpfTaskFile);
+  EXPECT_EQ(HolderPids(second, 4343), (std::vector<pid_t>{300}));
+
+  // A pass that looks for no socket keeps the method of the last one that did.
+  cache.Resolve({}, true, kStart + seconds(400));
+  EXPECT_EQ(cache.FullScans(), 3U);
+  EXPECT_EQ(cache.LastMethod(), FdScanMethod::kBpfTaskFile);
+}
+
+TEST(FdScanMethodTest, Names) {
+  EXPECT_STREQ(FdScanMethodName(FdScanMethod::kProcfs), "procfs");
+  EXPECT_STREQ(FdScanMethodName(FdScanMethod::kBpfTaskFile), "bpf_task_file");
+  EXPECT_STREQ(FdScanMethodName(FdScanMethod::kNone), "");
 }
 
 }  // namespace
