@@ -190,30 +190,28 @@ FindSocketFds KernelSocketFdFinder(const ProcFs& procfs) {
   }
   struct State {
     std::mutex mutex;
-    bool load_tried = false;
     std::unique_ptr<SocketFdIterator> iterator;
     std::string load_error;
     uint64_t walk_failures = 0;
   };
   auto state = std::make_shared<State>();
+  // Loaded now, when the collector is built at start, not by the first scrape: the load parses
+  // the kernel's BTF (several MiB, freed at once), which would otherwise stack on that scrape's
+  // working set (measured: VmHWM 34.3 MiB against 25 MiB at 1M sockets).
+  if (Result<std::unique_ptr<SocketFdIterator>> loaded = SocketFdIterator::Load()) {
+    state->iterator = std::move(loaded).Value();
+    spdlog::debug("{}", LogLine("socket owner iterator loaded").Text());
+  } else {
+    state->load_error = loaded.Error();
+    spdlog::info("{}", LogLine("socket owner iterator unavailable, finding the processes "
+                               "holding sockets by reading every /proc/<pid>/fd")
+                           .Add("err", state->load_error)
+                           .Text());
+  }
   return [state](const std::unordered_set<uint32_t>& inodes) -> Result<std::vector<SocketFd>> {
     SocketFdIterator* iterator = nullptr;
     {
       std::lock_guard lock(state->mutex);
-      if (!state->load_tried) {
-        state->load_tried = true;
-        Result<std::unique_ptr<SocketFdIterator>> loaded = SocketFdIterator::Load();
-        if (loaded) {
-          state->iterator = std::move(loaded).Value();
-          spdlog::debug("{}", LogLine("socket owner iterator loaded").Text());
-        } else {
-          state->load_error = loaded.Error();
-          spdlog::info("{}", LogLine("socket owner iterator unavailable, finding the processes "
-                                     "holding sockets by reading every /proc/<pid>/fd")
-                                 .Add("err", state->load_error)
-                                 .Text());
-        }
-      }
       if (!state->iterator) {
         return Failure{state->load_error};
       }

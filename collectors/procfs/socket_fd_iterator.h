@@ -58,8 +58,9 @@ class SocketFdIterator {
   bool in_map_known_ = true;
 };
 
-/// The FindSocketFds that SocketOwnerCache uses in production: the task_file iterator, loaded at
-/// its first use (once: a load that fails is not retried, and says so once in the log at info);
+/// The FindSocketFds that SocketOwnerCache uses in production: the task_file iterator, loaded
+/// when this is called (once: a load that fails is not retried, and says so once in the log at
+/// info);
 /// a walk that fails is logged once at warn, and the pass reads /proc instead. Null (no strategy:
 /// the /proc pass) for a `procfs` whose root is not /proc: a fixture tree has no kernel behind
 /// it, and the iterator would report the real processes.
