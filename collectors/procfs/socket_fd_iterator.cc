@@ -27,67 +27,21 @@ constexpr size_t kRecordSize = PORTWATCH_OWNER_ITER_RECORD_SIZE;
 static_assert(sizeof(portwatch_owner_record) == kRecordSize);
 static_assert(sizeof(portwatch_owner_trailer) == kRecordSize);
 
-/// The kernel fills at most 32 KiB per read() (bpf_seq_read's buffer); twice that, a whole
-/// number of records, so that a read never splits one in the usual case.
-constexpr size_t kReadBufferSize = kRecordSize * 4096;
-
-/// EAGAIN comes after a million fds visited in one read() with nothing written (a walk that finds
-/// few sockets among many fds); more than this many in a row means something else is wrong.
-constexpr int kMaxRetriesInARow = 64;
-
-Failure WalkFailure(const std::string& what) { return Failure{"socket owner walk: " + what}; }
-
 }  // namespace
 
-Result<std::vector<SocketFd>> ReadOwnerWalk(const ReadOwnerWalkBytes& read) {
+Result<std::vector<SocketFd>> ReadOwnerWalk(const ReadWalkBytes& read) {
   std::vector<SocketFd> found;
-  std::vector<std::byte> buffer(kReadBufferSize);
-  size_t held = 0;  // bytes of an incomplete record kept from the previous read
-  bool trailer_seen = false;
-  int retries = 0;
-  for (;;) {
-    const ssize_t got = read(std::span(buffer).subspan(held));
-    if (got == -EAGAIN || got == -EINTR) {
-      if (++retries > kMaxRetriesInARow) {
-        return WalkFailure(ErrnoText("read", static_cast<int>(-got)) + " " +
-                           std::to_string(retries) + " times in a row");
-      }
-      continue;
-    }
-    if (got < 0) {
-      return WalkFailure(ErrnoText("read", static_cast<int>(-got)));
-    }
-    retries = 0;
-    if (got == 0) {
-      break;
-    }
-    held += static_cast<size_t>(got);
-    size_t offset = 0;
-    for (; held - offset >= kRecordSize; offset += kRecordSize) {
-      const std::byte* bytes = buffer.data() + offset;
-      if (trailer_seen) {
-        return WalkFailure("data after the end of the walk");
-      }
-      const auto kind = static_cast<uint8_t>(bytes[0]);
-      if (kind == PORTWATCH_OWNER_ITER_TRAILER) {
-        trailer_seen = true;
-        continue;
-      }
-      if (kind != PORTWATCH_OWNER_ITER_RECORD) {
-        return WalkFailure("unknown record kind " + std::to_string(kind));
-      }
-      portwatch_owner_record raw{};
-      std::memcpy(&raw, bytes, kRecordSize);
-      found.push_back(SocketFd{raw.inode, static_cast<pid_t>(raw.tgid), static_cast<int>(raw.fd)});
-    }
-    held -= offset;
-    std::memmove(buffer.data(), buffer.data() + offset, held);
-  }
-  if (held != 0) {
-    return WalkFailure("the walk ended inside a record");
-  }
-  if (!trailer_seen) {
-    return WalkFailure("the walk ended without its trailer");
+  const Status walked = ReadRecordWalk(
+      read,
+      {"socket owner walk", kRecordSize, PORTWATCH_OWNER_ITER_RECORD, PORTWATCH_OWNER_ITER_TRAILER},
+      [&found](const std::byte* bytes) {
+        portwatch_owner_record raw{};
+        std::memcpy(&raw, bytes, kRecordSize);
+        found.push_back(
+            SocketFd{raw.inode, static_cast<pid_t>(raw.tgid), static_cast<int>(raw.fd)});
+      });
+  if (!walked) {
+    return Failure{walked.Error()};
   }
   return found;
 }

@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "collectors/common/record_walk.h"
 #include "collectors/common/result.h"
 #include "collectors/procfs/procfs.h"
 #include "collectors/procfs/socket_owners.h"
@@ -19,15 +20,9 @@ struct portwatch_owner_iter;
 
 namespace portwatch {
 
-/// Reads the next bytes of a walk into the buffer: their count, 0 at the end, or -errno (the
-/// iterator fd's read(); a fixture in tests).
-using ReadOwnerWalkBytes = std::function<ssize_t(std::span<std::byte> buffer)>;
-
 /// Reads one owner walk (collectors/bpf/owner_iter_abi.h records, then the trailer, then the
-/// end): every (inode, pid, fd) in the order written. A Failure when the walk ends without its
-/// trailer, inside a record, with bytes after the trailer, with an unknown record, or on a read
-/// error. EAGAIN and EINTR read again, a bounded number of times in a row.
-Result<std::vector<SocketFd>> ReadOwnerWalk(const ReadOwnerWalkBytes& read);
+/// end, see ReadRecordWalk): every (inode, pid, fd) in the order written, or the Failure.
+Result<std::vector<SocketFd>> ReadOwnerWalk(const ReadWalkBytes& read);
 
 /// The socket owner iterator (collectors/bpf/owner_iter.bpf.c, iter/task_file), loaded and
 /// attached once: each Find() fills its map of wanted inodes and reads one new walk of every

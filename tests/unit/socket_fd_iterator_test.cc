@@ -61,7 +61,7 @@ struct Chunk {
 class FakeWalk {
  public:
   explicit FakeWalk(std::deque<Chunk> chunks) : chunks_(std::move(chunks)) {}
-  ReadOwnerWalkBytes Reader() {
+  ReadWalkBytes Reader() {
     return [this](std::span<std::byte> buffer) -> ssize_t {
       ++reads_;
       if (chunks_.empty()) {
