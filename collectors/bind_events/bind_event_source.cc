@@ -19,6 +19,7 @@
 #include <bpf/libbpf.h>
 
 #include "collectors/bpf/bind_events_skel.h"
+#include "collectors/common/libbpf_log.h"
 #include "collectors/common/logfmt.h"
 #include "collectors/common/result.h"
 #endif
@@ -47,20 +48,6 @@ class UnavailableSource : public BindEventSource {
 
 #if PORTWATCH_HAVE_BPF
 
-int LogLibbpf(enum libbpf_print_level level, const char* format, va_list args) {
-  if (level == LIBBPF_DEBUG) {
-    return 0;
-  }
-  char line[512];
-  const int length = std::vsnprintf(line, sizeof(line), format, args);
-  std::string text(line, length > 0 ? std::min<size_t>(length, sizeof(line) - 1) : 0);
-  while (!text.empty() && text.back() == '\n') {
-    text.pop_back();
-  }
-  spdlog::debug("{}", LogLine("libbpf").Add("detail", text).Text());
-  return length;
-}
-
 class KernelSource : public BindEventSource {
  public:
   KernelSource(std::vector<BindEventsAttach> allowed, BindEventHandler on_event)
@@ -81,7 +68,7 @@ class KernelSource : public BindEventSource {
 
   /// Attaches, or says why BPF cannot be used (and sets cause_).
   Status Start() {
-    libbpf_set_print(LogLibbpf);
+    RouteLibbpfLogs();
     struct stat btf {};
     if (::stat("/sys/kernel/btf/vmlinux", &btf) != 0) {
       cause_ = "no_btf";

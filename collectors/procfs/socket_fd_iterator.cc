@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "collectors/bpf/owner_iter_abi.h"
+#include "collectors/common/libbpf_log.h"
 #include "collectors/common/logfmt.h"
 #include "collectors/netlink/transport.h"
 
@@ -48,6 +49,7 @@ Result<std::vector<SocketFd>> ReadOwnerWalk(const ReadWalkBytes& read) {
 
 Result<std::unique_ptr<SocketFdIterator>> SocketFdIterator::Load() {
 #if PORTWATCH_HAVE_BPF
+  RouteLibbpfLogs();
   int error = 0;
   const char* stage = "";
   portwatch_owner_iter* program = portwatch_owner_iter_open(&error, &stage);

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "collectors/common/libbpf_log.h"
 #include "collectors/common/logfmt.h"
 #include "collectors/socket_source/iterator_walk.h"
 
@@ -31,6 +32,7 @@ portwatch_socket_iter_protocol ProgramOf(Protocol protocol) {
 
 Result<std::shared_ptr<const SocketIterators>> SocketIterators::Load() {
 #if PORTWATCH_HAVE_BPF
+  RouteLibbpfLogs();
   int error = 0;
   const char* stage = "";
   portwatch_socket_iter* programs = portwatch_socket_iter_open(&error, &stage);
