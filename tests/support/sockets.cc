@@ -82,9 +82,14 @@ UniqueFd ConnectFrom(int type, const std::string& local_address, uint16_t local_
   return ConnectTo(fd, address, port) ? std::move(fd) : UniqueFd();
 }
 
+/// How long a test waits for a loopback peer: a dropped SYN under heavy load (the ThreadSanitizer
+/// build with parallel tests) is retransmitted after 1, 3 and 7 s, so 5 s was not always enough
+/// (a CI run failed KnownSocketTable::Build after exactly 5 s).
+constexpr int kPeerWaitMs = 20000;
+
 UniqueFd Accept(const UniqueFd& listener) {
   pollfd wanted{listener.Get(), POLLIN, 0};
-  if (::poll(&wanted, 1, 5000) != 1) {
+  if (::poll(&wanted, 1, kPeerWaitMs) != 1) {
     return UniqueFd();
   }
   return UniqueFd(::accept4(listener.Get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -94,7 +99,7 @@ bool WaitForEof(const UniqueFd& fd) {
   char buffer[256];
   for (int reads = 0; reads < 1000; ++reads) {
     pollfd wanted{fd.Get(), POLLIN, 0};
-    if (::poll(&wanted, 1, 5000) != 1) {
+    if (::poll(&wanted, 1, kPeerWaitMs) != 1) {
       return false;
     }
     ssize_t received = ::recv(fd.Get(), buffer, sizeof(buffer), 0);
