@@ -65,12 +65,7 @@ ServicesCollector::ServicesCollector(const ProcFs& procfs, netlink::TransportFac
                                      std::shared_ptr<SocketSources> sources)
     : procfs_(procfs),
       open_transport_(std::move(open_transport)),
-      sources_(sources ? std::move(sources)
-                       : std::make_shared<SocketSources>(
-                             open_transport_,
-                             []() -> Result<std::shared_ptr<const SocketIterators>> {
-                               return Failure{"socket iterators: not offered to this collector"};
-                             })),
+      sources_(sources ? std::move(sources) : SocketSources::NetlinkOnly(open_transport_)),
       pods_(std::move(pods)),
       dumps_(std::move(dumps)),
       owner_cache_(procfs, KernelSocketFdFinder(procfs)) {}

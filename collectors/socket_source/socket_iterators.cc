@@ -143,6 +143,13 @@ std::array<bool, 2> ChooseBpfProtocols(SocketBackendSetting setting, bool loaded
 SocketSources::SocketSources(netlink::TransportFactory open_netlink, LoadSocketIterators load)
     : open_netlink_(std::move(open_netlink)), load_(std::move(load)) {}
 
+std::shared_ptr<SocketSources> SocketSources::NetlinkOnly(netlink::TransportFactory open_netlink) {
+  return std::make_shared<SocketSources>(
+      std::move(open_netlink), []() -> Result<std::shared_ptr<const SocketIterators>> {
+        return Failure{"socket iterators: not offered to this collector"};
+      });
+}
+
 std::shared_ptr<const SocketIterators> SocketSources::Iterators() {
   std::lock_guard lock(mutex_);
   if (!load_tried_) {

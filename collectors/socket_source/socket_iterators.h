@@ -90,6 +90,9 @@ class BpfSocketSource : public SocketSource {
 class SocketSources {
  public:
   SocketSources(netlink::TransportFactory open_netlink, LoadSocketIterators load);
+  /// Sources that always read through sock_diag over `open_netlink`: for a collector given no
+  /// shared SocketSources (tests, the recording mode).
+  static std::shared_ptr<SocketSources> NetlinkOnly(netlink::TransportFactory open_netlink);
 
   /// The source of one scrape. `inode_ports`: see SocketIterators::SetInodePorts (a netlink
   /// dump reports every socket's inode).

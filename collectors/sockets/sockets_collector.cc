@@ -58,12 +58,7 @@ SocketsCollector::SocketsCollector(ProcFs procfs, TransportFactory open_transpor
                                    std::shared_ptr<SocketSources> sources)
     : procfs_(procfs),
       open_transport_(std::move(open_transport)),
-      sources_(sources ? std::move(sources)
-                       : std::make_shared<SocketSources>(
-                             open_transport_,
-                             []() -> Result<std::shared_ptr<const SocketIterators>> {
-                               return Failure{"socket iterators: not offered to this collector"};
-                             })),
+      sources_(sources ? std::move(sources) : SocketSources::NetlinkOnly(open_transport_)),
       pods_(pods ? std::move(pods) : std::make_shared<PodNamespaces>(std::move(procfs))),
       dumps_(std::move(dumps)) {}
 
