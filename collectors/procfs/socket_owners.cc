@@ -48,6 +48,20 @@ std::string Trimmed(std::string text) {
   return text;
 }
 
+/// The parent pid in the text of /proc/<pid>/stat ("pid (comm) state ppid ..."), read after the
+/// last ')': a command may contain spaces and parentheses. 0 when the text is not that.
+pid_t ParentPidFromStat(std::string_view stat) {
+  const size_t comm_end = stat.rfind(')');
+  if (comm_end == std::string_view::npos || comm_end + 4 >= stat.size()) {
+    return 0;
+  }
+  const std::string_view after_state = stat.substr(comm_end + 4);  // ") S "
+  pid_t parent = 0;
+  const auto [next, error] =
+      std::from_chars(after_state.data(), after_state.data() + after_state.size(), parent);
+  return error == std::errc() && next != after_state.data() && parent >= 0 ? parent : 0;
+}
+
 ProcessInfo Identify(const ProcFs& procfs, pid_t pid, const std::string& pid_dir) {
   ProcessInfo info;
   info.pid = pid;
@@ -56,6 +70,7 @@ ProcessInfo Identify(const ProcFs& procfs, pid_t pid, const std::string& pid_dir
     info.uid = status.st_uid;
   }
   info.command = Trimmed(procfs.ReadFile(pid_dir + "/comm").value_or(""));
+  info.parent_pid = ParentPidFromStat(procfs.ReadFile(pid_dir + "/stat").value_or(""));
   std::string cmdline = procfs.ReadFile(pid_dir + "/cmdline").value_or("");
   std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
   info.cmdline = Trimmed(std::move(cmdline));

@@ -25,6 +25,9 @@ struct ProcessInfo {
   std::string cmdline;  ///< /proc/<pid>/cmdline with NULs as spaces
   std::string exe;      ///< /proc/<pid>/exe target; empty when not readable (no privilege)
   uid_t uid = 0;        ///< owner of /proc/<pid>
+  /// The parent (PPid, /proc/<pid>/stat); 0 when unknown. Tells workers forked by a master from
+  /// separately started copies (ServiceHolders::instances).
+  pid_t parent_pid = 0;
 };
 
 /// One fd of one process that holds a socket.

@@ -61,9 +61,11 @@ void AddHolderFixes(const ServiceReport& report, std::vector<std::string>& fixes
         "a process portwatch cannot see holds the port: run as root (or with "
         "CAP_SYS_PTRACE) in the host PID namespace to name it");
   }
-  if (holders.owned_listeners > service.instances) {
-    fixes.push_back("stop the duplicate instance: " + std::to_string(holders.owned_listeners) +
-                    " listening sockets where " + std::to_string(service.instances) + " expected");
+  if (holders.instances > service.instances) {
+    fixes.push_back("stop the duplicate instance: " + std::to_string(holders.instances) +
+                    " instances listen where " + std::to_string(service.instances) +
+                    " expected (separately started copies, each with its own SO_REUSEPORT "
+                    "socket, share the connections)");
   } else if (holders.owned_listeners > 0 && service.owner.Any()) {
     fixes.push_back("the service is running (" + DescribeProcess(holders.owner_processes.front()) +
                     "): stop it before starting another instance");
@@ -73,8 +75,8 @@ void AddHolderFixes(const ServiceReport& report, std::vector<std::string>& fixes
                     DescribeProcess(holders.owner_processes.front()) +
                     ": stop it, or move the new service to another port");
   }
-  if (holders.matching_processes && *holders.matching_processes > holders.owned_listeners &&
-      holders.owned_listeners > 0) {
+  if (holders.matching_instances && *holders.matching_instances > holders.instances &&
+      holders.instances > 0) {
     fixes.emplace_back(
         "another matching process is running without the port: a duplicate that "
         "failed to bind (ps -ef shows it)");

@@ -1,6 +1,6 @@
 #include "collectors/services/service_holders.h"
 
-#include <algorithm>
+#include <map>
 #include <re2/re2.h>
 #include <set>
 
@@ -23,22 +23,59 @@ class HolderSorter {
     for (const ProcessInfo& process : found->second) {
       const bool owner = OwnerMatches(service_.owner, process);
       if (owner && listening) {
-        owned_listeners_.insert(inode);
+        owned_listeners_[inode].push_back(&process);
       }
       if (seen_.insert(process.pid).second) {
         (owner ? holders_.owner_processes : holders_.foreign_holders).push_back(process);
       }
     }
   }
-  size_t OwnedListeners() const { return owned_listeners_.size(); }
+  /// Each owned listening socket's matching holders.
+  const std::map<uint32_t, std::vector<const ProcessInfo*>>& OwnedListeners() const {
+    return owned_listeners_;
+  }
 
  private:
   const ServiceConfig& service_;
   const SocketOwners& owners_;
   ServiceHolders& holders_;
-  std::set<uint32_t> owned_listeners_;
+  std::map<uint32_t, std::vector<const ProcessInfo*>> owned_listeners_;
   std::set<pid_t> seen_;
 };
+
+/// Disjoint sets of instance roots: listening sockets held by processes of two roots join them.
+class RootSets {
+ public:
+  pid_t Find(pid_t root) {
+    parent_.try_emplace(root, root);
+    while (parent_[root] != root) {
+      parent_[root] = parent_[parent_[root]];  // path halving
+      root = parent_[root];
+    }
+    return root;
+  }
+  void Join(pid_t a, pid_t b) { parent_[Find(a)] = Find(b); }
+
+ private:
+  std::map<pid_t, pid_t> parent_;
+};
+
+/// How many instances `listeners` (socket -> its matching holders) are.
+size_t CountInstances(const std::map<uint32_t, std::vector<const ProcessInfo*>>& listeners,
+                      const InstanceGrouping& grouping) {
+  RootSets sets;
+  for (const auto& [inode, processes] : listeners) {
+    const pid_t first = grouping.RootOf(*processes.front());
+    for (const ProcessInfo* process : processes) {
+      sets.Join(grouping.RootOf(*process), first);
+    }
+  }
+  std::set<pid_t> instances;
+  for (const auto& [inode, processes] : listeners) {
+    instances.insert(sets.Find(grouping.RootOf(*processes.front())));
+  }
+  return instances.size();
+}
 
 }  // namespace
 
@@ -50,6 +87,29 @@ bool OwnerMatches(const OwnerMatch& owner, const ProcessInfo& process) {
          (owner.cmdline_regex != nullptr &&
           RE2::PartialMatch(process.cmdline, *owner.cmdline_regex)) ||
          (!owner.exe.empty() && process.exe == owner.exe);
+}
+
+InstanceGrouping::InstanceGrouping(const OwnerMatch& owner,
+                                   const std::vector<const ProcessInfo*>& known)
+    : owner_(owner) {
+  for (const ProcessInfo* process : known) {
+    by_pid_.try_emplace(process->pid, process);
+  }
+}
+
+pid_t InstanceGrouping::RootOf(const ProcessInfo& process) const {
+  // Bounded: a pid reused by a younger process could make a cycle of parents.
+  constexpr int kMaxGenerations = 64;
+  const ProcessInfo* root = &process;
+  for (int generation = 0; generation < kMaxGenerations; ++generation) {
+    const auto parent = by_pid_.find(root->parent_pid);
+    if (root->parent_pid <= 1 || parent == by_pid_.end() ||
+        parent->second->command != process.command || !OwnerMatches(owner_, *parent->second)) {
+      break;
+    }
+    root = parent->second;
+  }
+  return root->pid;
 }
 
 ServiceHolders ClassifyHolders(const ServiceConfig& service, const PortObservation& observed,
@@ -71,11 +131,28 @@ ServiceHolders ClassifyHolders(const ServiceConfig& service, const PortObservati
   for (uint32_t inode : observed.other_inodes) {
     sorter.Sort(inode, others_serve);
   }
-  holders.owned_listeners = sorter.OwnedListeners();
+  std::vector<const ProcessInfo*> known;
+  known.reserve(running.size());
+  for (const ProcessInfo& process : running) {
+    known.push_back(&process);
+  }
+  for (const auto& [inode, processes] : sorter.OwnedListeners()) {
+    known.insert(known.end(), processes.begin(), processes.end());
+  }
+  const InstanceGrouping grouping(service.owner, known);
+  holders.owned_listeners = sorter.OwnedListeners().size();
+  holders.instances = CountInstances(sorter.OwnedListeners(), grouping);
   if (service.owner.Any()) {
-    holders.matching_processes = static_cast<size_t>(std::count_if(
-        running.begin(), running.end(),
-        [&service](const ProcessInfo& process) { return OwnerMatches(service.owner, process); }));
+    std::set<pid_t> matching_roots;
+    size_t matching = 0;
+    for (const ProcessInfo& process : running) {
+      if (OwnerMatches(service.owner, process)) {
+        ++matching;
+        matching_roots.insert(grouping.RootOf(process));
+      }
+    }
+    holders.matching_processes = matching;
+    holders.matching_instances = matching_roots.size();
   }
   return holders;
 }

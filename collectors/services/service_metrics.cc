@@ -110,8 +110,8 @@ class ServiceFamilies {
 
   void MoveTo(std::vector<prometheus::MetricFamily>& out) {
     for (FamilyBuilder* family :
-         {&info_, &up_, &owner_processes_, &expected_, &matching_, &conflict_, &sockets_,
-          &prediction_, &blockers_, &time_wait_, &in_range_}) {
+         {&info_, &up_, &owner_processes_, &listening_sockets_, &expected_, &matching_, &conflict_,
+          &sockets_, &prediction_, &blockers_, &time_wait_, &in_range_}) {
       family->MoveTo(out);
     }
   }
@@ -136,7 +136,8 @@ class ServiceFamilies {
     const ServiceHolders& holders = report.holders;
     const Labels name = Scoped(report, {{"service", report.service.name}});
     up_.Add(name, holders.owned_listeners > 0 ? 1 : 0);
-    owner_processes_.Add(name, static_cast<double>(holders.owned_listeners));
+    owner_processes_.Add(name, static_cast<double>(holders.instances));
+    listening_sockets_.Add(name, static_cast<double>(holders.owned_listeners));
     if (holders.matching_processes) {
       matching_.Add(name, static_cast<double>(*holders.matching_processes));
     }
@@ -177,9 +178,15 @@ class ServiceFamilies {
                     MetricType::Gauge};
   FamilyBuilder owner_processes_{
       "portwatch_service_owner_processes",
-      "Listening sockets on the service's port held by processes matching the owner (the workers "
-      "of a pre-forked server share one); above portwatch_service_expected_instances means "
-      "duplicate instances (SO_REUSEPORT).",
+      "Instances of the service listening on its port: its listening sockets held by processes "
+      "matching the owner, grouped by process (the sockets of one process, and of the workers a "
+      "matching master forked, are one instance, SO_REUSEPORT groups included); above "
+      "portwatch_service_expected_instances means duplicate instances.",
+      MetricType::Gauge};
+  FamilyBuilder listening_sockets_{
+      "portwatch_service_listening_sockets",
+      "Listening sockets on the service's port held by processes matching the owner: the workers "
+      "of a pre-forked server share one, an SO_REUSEPORT group has one per member.",
       MetricType::Gauge};
   FamilyBuilder expected_{"portwatch_service_expected_instances",
                           "The number of owning processes the config expects (instances).",
@@ -187,7 +194,9 @@ class ServiceFamilies {
   FamilyBuilder matching_{"portwatch_service_matching_processes",
                           "Running processes in the service's network namespace (the node's, or "
                           "the pod's) that match the owner, listening or not (the `ps -ef | grep` "
-                          "check): more than owner_processes means an instance failed to bind.",
+                          "check; a master and its workers count one each): more than "
+                          "owner_processes on a server that forks no workers means an instance "
+                          "failed to bind.",
                           MetricType::Gauge};
   FamilyBuilder conflict_{"portwatch_service_conflict",
                           "A process that is not the owner holds a socket on the service's "

@@ -3,6 +3,9 @@
 // SO_REUSEADDR and checks that portwatch predicted the outcome.
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -235,28 +238,98 @@ TEST_F(ServicesE2eTest, ForeignProcessHoldsThePort) {
   ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked");
 }
 
-TEST_F(ServicesE2eTest, TwoReusePortInstancesAreDuplicates) {
-  auto reuse_port_listener = [](std::vector<UniqueFd>& keep) {
-    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const int on = 1;
-    ::setsockopt(fd.Get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(kServicePort);
-    if (::bind(fd.Get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-      ::listen(fd.Get(), 16);
-      keep.push_back(std::move(fd));
+/// One listening SO_REUSEPORT socket on the service port, kept in `keep` (none when bind fails).
+void ReusePortListener(std::vector<UniqueFd>& keep) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int on = 1;
+  ::setsockopt(fd.Get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(kServicePort);
+  if (::bind(fd.Get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      ::listen(fd.Get(), 16) == 0) {
+    keep.push_back(std::move(fd));
+  }
+}
+
+/// A master that forks `workers` workers, each opening its own SO_REUSEPORT listener (the
+/// master holds none: a Node.js cluster with reusePort), and returns once all listen. Workers
+/// die with the master.
+ChildProcess::Setup ForkReusePortWorkers(int workers) {
+  return [workers](std::vector<UniqueFd>& /*keep*/) {
+    int ready[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0) {
+      return;
+    }
+    for (int i = 0; i < workers; ++i) {
+      if (::fork() == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        std::vector<UniqueFd> worker_keep;
+        ReusePortListener(worker_keep);
+        const char byte = worker_keep.empty() ? 0 : 1;
+        (void)::write(ready[1], &byte, 1);
+        while (true) {
+          ::pause();
+        }
+      }
+    }
+    for (int i = 0; i < workers; ++i) {
+      pollfd wanted{ready[0], POLLIN, 0};
+      char byte = 0;
+      if (::poll(&wanted, 1, 10000) != 1 || ::read(ready[0], &byte, 1) != 1) {
+        break;
+      }
     }
   };
-  ChildProcess first("svc-instance", reuse_port_listener);
-  ChildProcess second("svc-instance", reuse_port_listener);
+}
+
+TEST_F(ServicesE2eTest, TwoReusePortInstancesAreDuplicates) {
+  // The kernel puts both in one SO_REUSEPORT group (same user, address, port): still two copies.
+  ChildProcess first("svc-instance", ReusePortListener);
+  ChildProcess second("svc-instance", ReusePortListener);
   ASSERT_TRUE(first.Ready() && second.Ready());
   StartExporter();
   Exposition metrics = Scrape();
   EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "svc"}}), 1);
   EXPECT_EQ(metrics.Value("portwatch_service_owner_processes", {{"service", "svc"}}), 2);
+  EXPECT_EQ(metrics.Value("portwatch_service_listening_sockets", {{"service", "svc"}}), 2);
   EXPECT_EQ(metrics.Value("portwatch_service_expected_instances", {{"service", "svc"}}), 1);
   EXPECT_EQ(metrics.Sum("portwatch_service_conflict"), 0);
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked");
+}
+
+TEST_F(ServicesE2eTest, AnSoReusePortGroupOfOneProcessIsOneInstance) {
+  ChildProcess server("svc-instance", [](std::vector<UniqueFd>& keep) {
+    for (int thread = 0; thread < 3; ++thread) {
+      ReusePortListener(keep);
+    }
+  });
+  ASSERT_TRUE(server.Ready());
+  StartExporter();
+  Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_service_owner_processes", {{"service", "svc"}}), 1);
+  EXPECT_EQ(metrics.Value("portwatch_service_listening_sockets", {{"service", "svc"}}), 3);
+  EXPECT_EQ(metrics.Value("portwatch_service_matching_processes", {{"service", "svc"}}), 1);
+  ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked");
+}
+
+TEST_F(ServicesE2eTest, SoReusePortWorkersForkedByOneMasterAreOneInstance) {
+  ChildProcess master("svc-instance", ForkReusePortWorkers(3));
+  ASSERT_TRUE(master.Ready());
+  StartExporter();
+  Exposition metrics = Scrape();
+  EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "svc"}}), 1);
+  EXPECT_EQ(metrics.Value("portwatch_service_owner_processes", {{"service", "svc"}}), 1);
+  EXPECT_EQ(metrics.Value("portwatch_service_listening_sockets", {{"service", "svc"}}), 3);
+  EXPECT_EQ(metrics.Value("portwatch_service_matching_processes", {{"service", "svc"}}), 4);
+  EXPECT_EQ(metrics.Sum("portwatch_service_conflict"), 0);
+  // `diagnose` sees one instance too: no duplicate to stop, nothing that failed to bind.
+  std::string report;
+  RunCommand({PORTWATCH_EXPORTER_BINARY, "--config.file=" + config_path_, "diagnose",
+              std::to_string(kServicePort), "--output=json"},
+             report);
+  EXPECT_EQ(report.find("duplicate"), std::string::npos) << report;
+  EXPECT_NE(report.find("the service is running"), std::string::npos) << report;
   ExpectPredictionsComeTrue(SOCK_STREAM, "0.0.0.0", "blocked", "blocked");
 }
 

@@ -79,18 +79,37 @@ TEST(SuggestFixesTest, AHiddenHolderNeedsPrivilegeToBeNamed) {
 
 TEST(SuggestFixesTest, StopTheDuplicateInstance) {
   ServiceReport report = FreeReport();
-  report.holders.owned_listeners = 2;  // two SO_REUSEPORT listeners where one is expected
+  // Two copies with an SO_REUSEPORT listener each where one is expected.
+  report.holders.owned_listeners = 2;
+  report.holders.instances = 2;
   report.holders.owner_processes = {kJava, Process(101, "java", "java -jar openhab.jar")};
   report.holders.matching_processes = 2;
+  report.holders.matching_instances = 2;
   EXPECT_EQ(SuggestFixes(report, kFacts),
-            Fixes{"stop the duplicate instance: 2 listening sockets where 1 expected"});
+            Fixes{"stop the duplicate instance: 2 instances listen where 1 expected (separately "
+                  "started copies, each with its own SO_REUSEPORT socket, share the "
+                  "connections)"});
+}
+
+TEST(SuggestFixesTest, AnSoReusePortWorkerGroupIsOneInstance) {
+  ServiceReport report = FreeReport();
+  report.holders.owned_listeners = 4;  // one per worker, all forked by one master
+  report.holders.instances = 1;
+  report.holders.owner_processes = {kJava};
+  report.holders.matching_processes = 5;
+  report.holders.matching_instances = 1;
+  EXPECT_EQ(SuggestFixes(report, kFacts),
+            Fixes{"the service is running (pid 100 (java: java -jar openhab.jar)): stop it "
+                  "before starting another instance"});
 }
 
 TEST(SuggestFixesTest, TheServiceIsAlreadyRunning) {
   ServiceReport report = FreeReport();
   report.holders.owned_listeners = 1;
+  report.holders.instances = 1;
   report.holders.owner_processes = {kJava};
   report.holders.matching_processes = 1;
+  report.holders.matching_instances = 1;
   EXPECT_EQ(SuggestFixes(report, kFacts),
             Fixes{"the service is running (pid 100 (java: java -jar openhab.jar)): stop it "
                   "before starting another instance"});
@@ -101,6 +120,7 @@ TEST(SuggestFixesTest, WithoutAnOwnerThePortIsSimplyInUse) {
   report.service.owner = OwnerMatch{};
   report.holders.matching_processes = std::nullopt;
   report.holders.owned_listeners = 1;
+  report.holders.instances = 1;
   report.holders.owner_processes = {kJava};
   EXPECT_EQ(SuggestFixes(report, kFacts),
             Fixes{"port 8080 is in use by pid 100 (java: java -jar openhab.jar): stop it, or "
@@ -110,8 +130,10 @@ TEST(SuggestFixesTest, WithoutAnOwnerThePortIsSimplyInUse) {
 TEST(SuggestFixesTest, AMatchingProcessWithoutThePortFailedToBind) {
   ServiceReport report = FreeReport();
   report.holders.owned_listeners = 1;
+  report.holders.instances = 1;
   report.holders.owner_processes = {kJava};
   report.holders.matching_processes = 2;
+  report.holders.matching_instances = 2;
   EXPECT_EQ(SuggestFixes(report, kFacts),
             (Fixes{"the service is running (pid 100 (java: java -jar openhab.jar)): stop it "
                    "before starting another instance",
@@ -119,6 +141,7 @@ TEST(SuggestFixesTest, AMatchingProcessWithoutThePortFailedToBind) {
                    "failed to bind (ps -ef shows it)"}));
   // With the service down, a matching process is the one about to start, not a duplicate.
   report.holders.owned_listeners = 0;
+  report.holders.instances = 0;
   report.holders.owner_processes = {};
   EXPECT_EQ(SuggestFixes(report, kFacts), Fixes{});
 }

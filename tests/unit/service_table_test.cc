@@ -242,6 +242,103 @@ TEST(ClassifyHoldersTest, WithoutAnOwnerEveryHolderOwns) {
   EXPECT_TRUE(holders.foreign_holders.empty());
 }
 
+// --- Instances: SO_REUSEPORT groups against duplicates ---
+
+ProcessInfo Child(pid_t pid, const std::string& command, pid_t parent) {
+  ProcessInfo process = Pid(pid, command);
+  process.parent_pid = parent;
+  return process;
+}
+
+/// `count` TCP listeners on the service's port, inodes 1..count.
+PortObservation Listeners(const ServiceConfig& service, uint32_t count) {
+  std::vector<netlink::SocketRecord> records;
+  for (uint32_t inode = 1; inode <= count; ++inode) {
+    records.push_back(Socket(netlink::kListen, "0.0.0.0", inode));
+  }
+  return Observe(service, records);
+}
+
+TEST(InstancesTest, OneProcessWithAnSoReusePortSocketPerThreadIsOneInstance) {
+  const ServiceConfig service = Service(Owner("envoy", "", ""));
+  SocketOwners owners;
+  for (uint32_t inode = 1; inode <= 4; ++inode) {
+    owners.by_inode[inode] = {Child(10, "envoy", 1)};
+  }
+  const ServiceHolders holders = ClassifyHolders(service, Listeners(service, 4), owners);
+  EXPECT_EQ(holders.owned_listeners, 4U);
+  EXPECT_EQ(holders.instances, 1U);
+}
+
+TEST(InstancesTest, WorkersForkedByAMatchingMasterAreOneInstance) {
+  // Each worker opened its own SO_REUSEPORT socket; the master holds none of them.
+  const ServiceConfig service = Service(Owner("node", "", ""));
+  SocketOwners owners;
+  owners.processes = {Child(10, "node", 1), Child(11, "node", 10), Child(12, "node", 10),
+                      Child(13, "node", 10)};
+  owners.by_inode[1] = {Child(11, "node", 10)};
+  owners.by_inode[2] = {Child(12, "node", 10)};
+  owners.by_inode[3] = {Child(13, "node", 10)};
+  const ServiceHolders holders = ClassifyHolders(service, Listeners(service, 3), owners);
+  EXPECT_EQ(holders.owned_listeners, 3U);
+  EXPECT_EQ(holders.instances, 1U);
+  EXPECT_EQ(holders.matching_processes, 4U);
+  EXPECT_EQ(holders.matching_instances, 1U);  // master and workers: nothing failed to bind
+}
+
+TEST(InstancesTest, AMasterHoldingEveryWorkersSocketJoinsThem) {
+  // nginx `reuseport`: the master opens one socket per worker and keeps them all; each worker
+  // closes the others'. The master's parent is init.
+  const ServiceConfig service = Service(Owner("nginx", "", ""));
+  SocketOwners owners;
+  owners.by_inode[1] = {Child(10, "nginx", 1), Child(11, "nginx", 10)};
+  owners.by_inode[2] = {Child(10, "nginx", 1), Child(12, "nginx", 10)};
+  const ServiceHolders holders = ClassifyHolders(service, Listeners(service, 2), owners);
+  EXPECT_EQ(holders.instances, 1U);
+  EXPECT_EQ(Pids(holders.owner_processes), (std::vector<pid_t>{10, 11, 12}));
+}
+
+TEST(InstancesTest, CopiesStartedByAShellAreDuplicatesThoughTheKernelGroupsThem) {
+  // Both in one kernel SO_REUSEPORT group (same user, address and port): still two instances.
+  const ServiceConfig service = Service(Owner("node", "", ""));
+  SocketOwners owners;
+  owners.processes = {Child(5, "bash", 1), Child(11, "node", 5), Child(12, "node", 5)};
+  owners.by_inode[1] = {Child(11, "node", 5)};
+  owners.by_inode[2] = {Child(12, "node", 5)};
+  const ServiceHolders holders = ClassifyHolders(service, Listeners(service, 2), owners);
+  EXPECT_EQ(holders.instances, 2U);
+  EXPECT_EQ(holders.matching_instances, 2U);
+}
+
+TEST(InstancesTest, AParentMatchingTheOwnerUnderAnotherCommandDoesNotJoin) {
+  // A supervisor whose command line names the service starts two copies: not forked workers.
+  const ServiceConfig service = Service(Owner("", "svc", ""));
+  SocketOwners owners;
+  owners.processes = {Child(5, "supervisor", 1), Child(11, "svc", 5), Child(12, "svc", 5)};
+  owners.processes[0].cmdline = "supervisor --run svc";
+  owners.by_inode[1] = {Child(11, "svc", 5)};
+  owners.by_inode[2] = {Child(12, "svc", 5)};
+  EXPECT_EQ(ClassifyHolders(service, Listeners(service, 2), owners).instances, 2U);
+}
+
+TEST(InstancesTest, ACopyWithoutThePortIsAMatchingInstanceMore) {
+  const ServiceConfig service = Service(Owner("nginx", "", ""));
+  SocketOwners owners;
+  owners.processes = {Child(10, "nginx", 1), Child(11, "nginx", 10), Child(20, "nginx", 1)};
+  owners.by_inode[1] = {Child(10, "nginx", 1), Child(11, "nginx", 10)};
+  const ServiceHolders holders = ClassifyHolders(service, Listeners(service, 1), owners);
+  EXPECT_EQ(holders.instances, 1U);
+  EXPECT_EQ(holders.matching_instances, 2U);  // 20: started again, failed to bind
+}
+
+TEST(InstancesTest, ACycleOfReusedParentPidsEnds) {
+  const ServiceConfig service = Service(Owner("nginx", "", ""));
+  SocketOwners owners;
+  owners.processes = {Child(10, "nginx", 11), Child(11, "nginx", 10)};
+  owners.by_inode[1] = {Child(10, "nginx", 11)};
+  EXPECT_EQ(ClassifyHolders(service, Listeners(service, 1), owners).instances, 1U);
+}
+
 // --- ServiceTable: one scrape ---
 
 using Clock = std::chrono::steady_clock;

@@ -64,6 +64,10 @@ TEST_F(SocketOwnersTest, MapsWantedInodesToTheProcessesHoldingThem) {
 
   AddProcess("456", "sshd\n", "/usr/sbin/sshd\0-D\0"s);
   AddFd("456", "3", "socket:[777]");
+  // The parent is read after the last ')': a command may hold both spaces and parentheses.
+  std::ofstream(root_ + "/456/stat") << "456 (sshd) x) S 123 456 456 0 -1 4194560 0 0\n";
+  std::ofstream(root_ + "/123/stat") << "123 (nginx) S 1 123 123 0 -1 4194560 0 0\n";
+  std::ofstream(root_ + "/2/stat") << "2 (kthreadd) S";  // cut short: no parent
 
   AddProcess("789", "idle\n", "sleep\0infinity\0"s);
   AddFd("789", "0", "socket:[1]");
@@ -95,16 +99,19 @@ TEST_F(SocketOwnersTest, MapsWantedInodesToTheProcessesHoldingThem) {
   EXPECT_EQ(owners.by_inode[4242][0].pid, 123);
   EXPECT_EQ(owners.by_inode[4242][0].command, "nginx");
   EXPECT_EQ(owners.by_inode[4242][0].cmdline, "nginx: master process -g daemon off;");
+  EXPECT_EQ(owners.by_inode[4242][0].parent_pid, 1);
 
   ASSERT_EQ(owners.by_inode[777].size(), 1U);
   EXPECT_EQ(owners.by_inode[777][0].pid, 456);
   EXPECT_EQ(owners.by_inode[777][0].command, "sshd");
   EXPECT_EQ(owners.by_inode[777][0].cmdline, "/usr/sbin/sshd -D");
+  EXPECT_EQ(owners.by_inode[777][0].parent_pid, 123);
 
   ASSERT_EQ(owners.by_inode[888].size(), 1U);
   EXPECT_EQ(owners.by_inode[888][0].pid, 2);
   EXPECT_EQ(owners.by_inode[888][0].command, "kthreadd");
   EXPECT_EQ(owners.by_inode[888][0].cmdline, "");
+  EXPECT_EQ(owners.by_inode[888][0].parent_pid, 0);
 
   // One (pid, fd) per wanted inode found, for duplicating the socket; 4242 is on fd 3 and 4.
   ASSERT_EQ(owners.first_fd.size(), 3U);
