@@ -201,10 +201,14 @@ Result<ServicesCollector::Scanned> ServicesCollector::Scan(const std::vector<Pla
     if (in_pod && pods_ == nullptr) {
       return Failure{"no access to pods"};
     }
-    // Pods through sock_diag: a BPF iterator walks the namespace of the thread creating it.
+    const uint64_t netns = plan.scope.netns;
     const std::unique_ptr<SocketSource> source =
-        in_pod ? std::make_unique<NetlinkSocketSource>(
-                     [this, &plan] { return pods_->Open(plan.scope.netns); })
+        in_pod ? sources_->OpenPod(
+                     config.sockets.backend, ServicePorts(config.services),
+                     [this, netns](const NamespaceWorker::Make& make) {
+                       return pods_->CreateInside(netns, make);
+                     },
+                     [this, netns] { return pods_->Open(netns); })
                : sources_->Open(config.sockets.backend, ServicePorts(config.services));
     const std::shared_ptr<const netlink::RecordedDump> kept =
         dumps_ != nullptr ? dumps_->Find(in_pod ? plan.scope.netns : KeptDumps::kOwnNamespace)

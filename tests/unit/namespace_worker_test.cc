@@ -119,6 +119,7 @@ TEST_F(NamespaceWorkerTest, CallersOnSeveralThreadsEachGetTheirOwnResult) {
   constexpr int kRunsEach = 25;
   std::vector<int> wrong(kCallers, 0);
   std::vector<std::thread> callers;
+  callers.reserve(kCallers);
   for (int caller = 0; caller < kCallers; ++caller) {
     callers.emplace_back([this, caller, &wrong] {
       for (int run = 0; run < kRunsEach; ++run) {
