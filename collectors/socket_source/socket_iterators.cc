@@ -215,10 +215,12 @@ std::unique_ptr<SocketSource> SocketSources::Open(SocketBackendSetting setting,
 std::unique_ptr<SocketSource> SocketSources::OpenPod(SocketBackendSetting setting,
                                                      const std::bitset<65536>& inode_ports,
                                                      CreateInside create_inside,
-                                                     netlink::TransportFactory netlink_fallback) {
+                                                     netlink::TransportFactory netlink_fallback,
+                                                     std::array<bool, 2> allow) {
   auto netlink_source = std::make_unique<NetlinkSocketSource>(std::move(netlink_fallback));
   auto [iterators, use_bpf] = Choose(setting, inode_ports);
-  if (!iterators) {
+  use_bpf = {use_bpf[0] && allow[0], use_bpf[1] && allow[1]};
+  if (!iterators || (!use_bpf[0] && !use_bpf[1])) {
     return netlink_source;
   }
   return MakePodSource(

@@ -108,10 +108,12 @@ class SocketSources {
   /// iterator made inside the pod through `create_inside`, sock_diag over `netlink_fallback` (the
   /// pod's kept socket) for the rest and for walks that cannot start (reason "setns" when the pod's
   /// namespace could not be entered, "create" when the iterator could not be made there).
+  /// `allow` (by SocketIterators::Index) leaves a protocol to sock_diag whatever the choice.
   std::unique_ptr<SocketSource> OpenPod(SocketBackendSetting setting,
                                         const std::bitset<65536>& inode_ports,
                                         CreateInside create_inside,
-                                        netlink::TransportFactory netlink_fallback);
+                                        netlink::TransportFactory netlink_fallback,
+                                        std::array<bool, 2> allow = {true, true});
 
   /// Loads the iterators now when `setting` may use them, rather than at the first scrape: the
   /// load parses the kernel's BTF (several MiB, freed at once), which at start stacks on an empty
