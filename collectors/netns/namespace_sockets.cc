@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <sched.h>
-#include <sys/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,34 +15,8 @@
 #include <mutex>
 #include <set>
 #include <thread>
-#include <type_traits>
 
 namespace portwatch {
-
-namespace {
-
-/// Raises CAP_SYS_ADMIN into the calling thread's effective set when it is permitted. The
-/// exporter keeps it permitted but not effective (see PlanPrivileges), so only the short-lived
-/// thread entering a namespace acts with it; capabilities are per thread, and the thread's go
-/// with it. Without it setns fails with EPERM, which the caller reports.
-void RaiseSysAdminOnThisThread() {
-  struct CapFree {
-    void operator()(void* object) const { cap_free(object); }
-  };
-  const std::unique_ptr<std::remove_pointer_t<cap_t>, CapFree> state(cap_get_proc());
-  if (!state) {
-    return;
-  }
-  cap_flag_value_t permitted = CAP_CLEAR;
-  cap_get_flag(state.get(), CAP_SYS_ADMIN, CAP_PERMITTED, &permitted);
-  if (permitted == CAP_SET) {
-    const cap_value_t sys_admin[] = {CAP_SYS_ADMIN};
-    cap_set_flag(state.get(), CAP_EFFECTIVE, 1, sys_admin, CAP_SET);
-    cap_set_proc(state.get());
-  }
-}
-
-}  // namespace
 
 const char* NamespaceSettingPath(NamespaceSetting setting) {
   switch (setting) {
@@ -81,7 +54,7 @@ std::map<uint64_t, std::string> NamespaceSockets::Refresh(
 
 Result<NamespaceSockets::Entered> NamespaceSockets::Enter(const NetworkNamespace& target) const {
   const std::string path = procfs_.Root() + "/" + std::to_string(target.pid) + "/ns/net";
-  const netlink::UniqueFd namespace_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  netlink::UniqueFd namespace_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!namespace_fd.Valid()) {
     return Failure{ErrnoText("open " + path, errno)};
   }
@@ -120,6 +93,7 @@ Result<NamespaceSockets::Entered> NamespaceSockets::Enter(const NetworkNamespace
                                  std::to_string(target.pid) + ")",
                              error)};
   }
+  entered.namespace_fd = std::move(namespace_fd);
   return entered;
 }
 
@@ -138,6 +112,15 @@ Result<std::unique_ptr<netlink::Transport>> NamespaceSockets::Open(uint64_t inod
     return Failure{transport.Error()};
   }
   return std::unique_ptr<netlink::Transport>(std::move(transport).Value());
+}
+
+Result<netlink::UniqueFd> NamespaceSockets::CreateInside(uint64_t inode,
+                                                         const NamespaceWorker::Make& make) const {
+  const auto found = entered_.find(inode);
+  if (found == entered_.end()) {
+    return Failure{"network namespace " + std::to_string(inode) + " not entered"};
+  }
+  return worker_->Run(found->second.namespace_fd.Get(), make);
 }
 
 namespace {

@@ -14,6 +14,7 @@
 
 #include "collectors/common/result.h"
 #include "collectors/netlink/transport.h"
+#include "collectors/netns/namespace_worker.h"
 #include "collectors/netns/netns_discovery.h"
 #include "collectors/procfs/procfs.h"
 
@@ -68,7 +69,9 @@ class RecentSetting {
 /// each namespace is entered once (setns on a short-lived thread of its own: setns changes only
 /// the calling thread, and the exporter's threads must stay in the exporter's namespace), and its
 /// socket serves every later scrape. A namespace whose processes are all gone is closed at the
-/// next Refresh(): the socket would otherwise keep it alive.
+/// next Refresh(): the socket would otherwise keep it alive. The namespace's own fd is kept too:
+/// CreateInside() enters it again, on NamespaceWorker's thread, for what must be made inside at
+/// every scrape (a BPF socket iterator walks the namespace of the thread creating it).
 ///
 /// Open(), Setting() and the other const members may be called from several threads at once;
 /// Refresh() not alongside any of them (PodNamespaces locks around every call).
@@ -87,6 +90,10 @@ class NamespaceSockets {
 
   /// A transport for one scrape of namespace `inode` (over a duplicate of its kept socket).
   Result<std::unique_ptr<netlink::Transport>> Open(uint64_t inode) const;
+  /// What `make` returns when run inside namespace `inode` (on NamespaceWorker's thread, which
+  /// alone raises CAP_SYS_ADMIN, and returns to the exporter's namespace after). Fails without
+  /// running `make` when the namespace is not entered or cannot be entered again.
+  Result<netlink::UniqueFd> CreateInside(uint64_t inode, const NamespaceWorker::Make& make) const;
   /// The current text of one of the namespace's own sysctls (as read at most kSettingFreshFor
   /// ago); nullopt when the namespace was not entered or the kernel has no such setting.
   std::optional<std::string> Setting(uint64_t inode, NamespaceSetting setting) const;
@@ -103,6 +110,9 @@ class NamespaceSockets {
 
  private:
   struct Entered {
+    /// /proc/<pid>/ns/net as opened by Enter(): it pins the namespace as the socket does, and
+    /// CreateInside() enters it.
+    netlink::UniqueFd namespace_fd;
     netlink::UniqueFd sock_diag;
     /// The NamespaceSetting files, opened inside, by the enum's value.
     std::array<netlink::UniqueFd, kNamespaceSettings> settings;
@@ -119,6 +129,8 @@ class NamespaceSockets {
   /// Setting() is const and may run on several threads: it fills Entered::recent under this.
   mutable std::mutex recent_mutex_;
   mutable uint64_t setting_reads_ = 0;  ///< guarded by recent_mutex_
+  /// Thread-safe on its own; behind a pointer because CreateInside() is const.
+  std::unique_ptr<NamespaceWorker> worker_ = std::make_unique<NamespaceWorker>();
 };
 
 }  // namespace portwatch

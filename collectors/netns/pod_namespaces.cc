@@ -101,6 +101,12 @@ Result<std::unique_ptr<netlink::Transport>> PodNamespaces::Open(uint64_t inode) 
   return sockets_.Open(inode);
 }
 
+Result<netlink::UniqueFd> PodNamespaces::CreateInside(uint64_t inode,
+                                                      const NamespaceWorker::Make& make) const {
+  const std::lock_guard lock(mutex_);
+  return sockets_.CreateInside(inode, make);
+}
+
 std::optional<std::string> PodNamespaces::Setting(uint64_t inode, NamespaceSetting setting) const {
   const std::lock_guard lock(mutex_);
   return sockets_.Setting(inode, setting);

@@ -80,6 +80,9 @@ class PodNamespaces {
 
   /// A transport for one scrape of pod namespace `inode` (over a duplicate of its kept socket).
   Result<std::unique_ptr<netlink::Transport>> Open(uint64_t inode) const;
+  /// What `make` returns when run inside pod namespace `inode` (see
+  /// NamespaceSockets::CreateInside): a BPF socket iterator's walk of the pod's sockets.
+  Result<netlink::UniqueFd> CreateInside(uint64_t inode, const NamespaceWorker::Make& make) const;
   /// The current text of one of the pod namespace's own sysctls.
   std::optional<std::string> Setting(uint64_t inode, NamespaceSetting setting) const;
   std::optional<EphemeralRange> EphemeralRangeOf(uint64_t inode) const;

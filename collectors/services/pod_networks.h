@@ -21,6 +21,9 @@ class PodNetworks {
   virtual std::shared_ptr<const PodDiscovery> Discover(const std::string& pod_logs_dir) = 0;
   /// A sock_diag transport inside pod namespace `inode`.
   virtual Result<std::unique_ptr<netlink::Transport>> Open(uint64_t inode) const = 0;
+  /// What `make` returns when run inside pod namespace `inode` (a BPF socket iterator's walk).
+  virtual Result<netlink::UniqueFd> CreateInside(uint64_t inode,
+                                                 const NamespaceWorker::Make& make) const = 0;
   /// The pod namespace's own net.ipv4.ip_local_port_range.
   virtual std::optional<EphemeralRange> EphemeralRangeOf(uint64_t inode) const = 0;
   /// The text of the pod namespace's own net.ipv4.ip_local_reserved_ports.
@@ -37,6 +40,10 @@ class SharedPods : public PodNetworks {
   }
   Result<std::unique_ptr<netlink::Transport>> Open(uint64_t inode) const override {
     return pods_->Open(inode);
+  }
+  Result<netlink::UniqueFd> CreateInside(uint64_t inode,
+                                         const NamespaceWorker::Make& make) const override {
+    return pods_->CreateInside(inode, make);
   }
   std::optional<EphemeralRange> EphemeralRangeOf(uint64_t inode) const override {
     return pods_->EphemeralRangeOf(inode);

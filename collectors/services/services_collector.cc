@@ -201,10 +201,21 @@ Result<ServicesCollector::Scanned> ServicesCollector::Scan(const std::vector<Pla
     if (in_pod && pods_ == nullptr) {
       return Failure{"no access to pods"};
     }
-    // Pods through sock_diag: a BPF iterator walks the namespace of the thread creating it.
+    const uint64_t netns = plan.scope.netns;
+    // A pod's TCP listeners alone (no TCP service in it) cost sock_diag the listening hash only,
+    // where an iterator walks the established hash too: the node's whole one when the pod shares
+    // it (measured: 100 such pods at 100k sockets, 1.3 s a scrape instead of 0.1 s). With a TCP
+    // service the established hash is walked either way, and the iterator gives the flags.
+    const bool tcp_services = std::any_of(
+        plan.services.begin(), plan.services.end(),
+        [](const ServiceConfig& service) { return service.protocol == ServiceProtocol::kTcp; });
     const std::unique_ptr<SocketSource> source =
-        in_pod ? std::make_unique<NetlinkSocketSource>(
-                     [this, &plan] { return pods_->Open(plan.scope.netns); })
+        in_pod ? sources_->OpenPod(
+                     config.sockets.backend, ServicePorts(config.services),
+                     [this, netns](const NamespaceWorker::Make& make) {
+                       return pods_->CreateInside(netns, make);
+                     },
+                     [this, netns] { return pods_->Open(netns); }, {tcp_services, true})
                : sources_->Open(config.sockets.backend, ServicePorts(config.services));
     const std::shared_ptr<const netlink::RecordedDump> kept =
         dumps_ != nullptr ? dumps_->Find(in_pod ? plan.scope.netns : KeptDumps::kOwnNamespace)

@@ -171,11 +171,10 @@ std::shared_ptr<const SocketIterators> SocketSources::Iterators() {
   return iterators_;
 }
 
-std::unique_ptr<SocketSource> SocketSources::Open(SocketBackendSetting setting,
-                                                  const std::bitset<65536>& inode_ports) {
-  auto netlink_source = std::make_unique<NetlinkSocketSource>(open_netlink_);
+std::pair<std::shared_ptr<const SocketIterators>, std::array<bool, 2>> SocketSources::Choose(
+    SocketBackendSetting setting, const std::bitset<65536>& inode_ports) {
   if (setting == SocketBackendSetting::kNetlink) {
-    return netlink_source;
+    return {nullptr, {false, false}};
   }
   std::shared_ptr<const SocketIterators> iterators = Iterators();
   const std::array<bool, 2> exact =
@@ -184,19 +183,75 @@ std::unique_ptr<SocketSource> SocketSources::Open(SocketBackendSetting setting,
           : std::array<bool, 2>{};
   const std::array<bool, 2> use_bpf = ChooseBpfProtocols(setting, iterators != nullptr, exact);
   if (!use_bpf[0] && !use_bpf[1]) {
-    return netlink_source;
+    return {nullptr, use_bpf};
   }
   iterators->SetInodePorts(inode_ports);
+  return {std::move(iterators), use_bpf};
+}
+
+void SocketSources::CountFallback(const std::string& reason, const std::string& error) {
+  std::lock_guard lock(mutex_);
+  if (fallbacks_[reason]++ == 0) {
+    spdlog::warn("{}", LogLine("cannot start a socket iterator walk, using sock_diag")
+                           .Add("reason", reason)
+                           .Add("err", error)
+                           .Text());
+  }
+}
+
+std::unique_ptr<SocketSource> SocketSources::Open(SocketBackendSetting setting,
+                                                  const std::bitset<65536>& inode_ports) {
+  auto netlink_source = std::make_unique<NetlinkSocketSource>(open_netlink_);
+  auto [iterators, use_bpf] = Choose(setting, inode_ports);
+  if (!iterators) {
+    return netlink_source;
+  }
   return std::make_unique<BpfSocketSource>(
-      [iterators](Protocol protocol) { return iterators->Create(protocol); }, use_bpf,
+      [iterators = iterators](Protocol protocol) { return iterators->Create(protocol); }, use_bpf,
       std::move(netlink_source),
-      [this](const std::string& error) {
-        std::lock_guard lock(mutex_);
-        if (fallbacks_["create"]++ == 0) {
-          spdlog::warn("{}", LogLine("cannot start a socket iterator walk, using sock_diag")
-                                 .Add("err", error)
-                                 .Text());
-        }
+      [this](const std::string& error) { CountFallback("create", error); });
+}
+
+std::unique_ptr<SocketSource> SocketSources::OpenPod(SocketBackendSetting setting,
+                                                     const std::bitset<65536>& inode_ports,
+                                                     CreateInside create_inside,
+                                                     netlink::TransportFactory netlink_fallback,
+                                                     std::array<bool, 2> allow) {
+  auto netlink_source = std::make_unique<NetlinkSocketSource>(std::move(netlink_fallback));
+  auto [iterators, use_bpf] = Choose(setting, inode_ports);
+  use_bpf = {use_bpf[0] && allow[0], use_bpf[1] && allow[1]};
+  if (!iterators || (!use_bpf[0] && !use_bpf[1])) {
+    return netlink_source;
+  }
+  return MakePodSource(
+      [iterators = iterators](Protocol protocol) { return iterators->Create(protocol); },
+      std::move(create_inside), use_bpf, std::move(netlink_source),
+      [this](const std::string& reason, const std::string& error) {
+        CountFallback(reason, error);
+      });
+}
+
+std::unique_ptr<SocketSource> MakePodSource(
+    CreateWalk create_walk, CreateInside create_inside, std::array<bool, 2> use_bpf,
+    std::unique_ptr<SocketSource> fallback,
+    std::function<void(const std::string& reason, const std::string& error)> on_fallback) {
+  // The source's walks run one after the other on the scrape's thread: the reason of the walk
+  // that just failed to start is read right after by the fallback callback.
+  auto reason = std::make_shared<std::string>();
+  return std::make_unique<BpfSocketSource>(
+      [create_walk = std::move(create_walk), create_inside = std::move(create_inside),
+       reason](Protocol protocol) -> Result<netlink::UniqueFd> {
+        bool made = false;
+        Result<netlink::UniqueFd> walk = create_inside([&create_walk, &made, protocol] {
+          made = true;
+          return create_walk(protocol);
+        });
+        *reason = made ? "create" : "setns";
+        return walk;
+      },
+      use_bpf, std::move(fallback),
+      [on_fallback = std::move(on_fallback), reason](const std::string& error) {
+        on_fallback(*reason, error);
       });
 }
 

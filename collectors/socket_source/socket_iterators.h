@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "collectors/common/result.h"
 #include "collectors/socket_source/socket_source.h"
@@ -56,6 +57,10 @@ class SocketIterators {
 using LoadSocketIterators = std::function<Result<std::shared_ptr<const SocketIterators>>()>;
 /// Makes one BPF walk's fd: the bytes of the walk in the calling thread's namespace.
 using CreateWalk = std::function<Result<netlink::UniqueFd>(netlink::Protocol protocol)>;
+/// Runs `make` inside another network namespace and returns what it made; fails without running
+/// it when that namespace cannot be entered (PodNamespaces::CreateInside in production).
+using CreateInside = std::function<Result<netlink::UniqueFd>(
+    const std::function<Result<netlink::UniqueFd>()>& make)>;
 
 /// BPF iterators for the protocols in `use_bpf`, `fallback` (sock_diag) for the others and for
 /// what an iterator cannot see (bound-inactive TCP sockets). One walk per request, both families
@@ -84,9 +89,10 @@ class BpfSocketSource : public SocketSource {
   std::function<void(const std::string&)> on_fallback_;
 };
 
-/// Chooses the backend of the exporter's own network namespace from the config and what the
-/// kernel and the process's privileges allow, loads the iterators at the first scrape that may
-/// use them (once: a failure is not retried), and says what it chose for the metrics.
+/// Chooses the backend of the exporter's own network namespace, and of each pod's, from the config
+/// and what the kernel and the process's privileges allow, loads the iterators at the first
+/// scrape that may use them (once: a failure is not retried), and says what it chose for the
+/// metrics.
 class SocketSources {
  public:
   SocketSources(netlink::TransportFactory open_netlink, LoadSocketIterators load);
@@ -98,6 +104,16 @@ class SocketSources {
   /// dump reports every socket's inode).
   std::unique_ptr<SocketSource> Open(SocketBackendSetting setting,
                                      const std::bitset<65536>& inode_ports = {});
+  /// The source of one scrape of a pod: the same choice per protocol as Open(), each walk's
+  /// iterator made inside the pod through `create_inside`, sock_diag over `netlink_fallback` (the
+  /// pod's kept socket) for the rest and for walks that cannot start (reason "setns" when the pod's
+  /// namespace could not be entered, "create" when the iterator could not be made there).
+  /// `allow` (by SocketIterators::Index) leaves a protocol to sock_diag whatever the choice.
+  std::unique_ptr<SocketSource> OpenPod(SocketBackendSetting setting,
+                                        const std::bitset<65536>& inode_ports,
+                                        CreateInside create_inside,
+                                        netlink::TransportFactory netlink_fallback,
+                                        std::array<bool, 2> allow = {true, true});
 
   /// Loads the iterators now when `setting` may use them, rather than at the first scrape: the
   /// load parses the kernel's BTF (several MiB, freed at once), which at start stacks on an empty
@@ -110,7 +126,7 @@ class SocketSources {
     std::array<bool, 2> available{};
     /// Why they cannot (load failure, or a kernel without exact iteration), when not available.
     std::array<std::string, 2> unavailable_because;
-    /// Walks that started on sock_diag instead, by reason ("create").
+    /// Walks that started on sock_diag instead, by reason ("create", "setns").
     std::map<std::string, uint64_t> fallbacks;
   };
   Snapshot Current() const;
@@ -118,6 +134,11 @@ class SocketSources {
  private:
   /// Loads the iterators once; null when they cannot be loaded.
   std::shared_ptr<const SocketIterators> Iterators();
+  /// The iterators when `setting` uses them for a protocol (their inode ports set), and which.
+  std::pair<std::shared_ptr<const SocketIterators>, std::array<bool, 2>> Choose(
+      SocketBackendSetting setting, const std::bitset<65536>& inode_ports);
+  /// Counts a walk that sock_diag answered instead; the first of each reason is logged.
+  void CountFallback(const std::string& reason, const std::string& error);
 
   netlink::TransportFactory open_netlink_;
   LoadSocketIterators load_;
@@ -127,6 +148,15 @@ class SocketSources {
   std::string load_error_;
   std::map<std::string, uint64_t> fallbacks_;
 };
+
+/// A pod's source (SocketSources::OpenPod without the choice): a BpfSocketSource whose walks are
+/// `create_walk` run inside the pod through `create_inside`, over `fallback`. `on_fallback` gets
+/// the reason of a walk that could not start ("setns": `create_inside` did not run it; "create":
+/// it ran and failed) and the error.
+std::unique_ptr<SocketSource> MakePodSource(
+    CreateWalk create_walk, CreateInside create_inside, std::array<bool, 2> use_bpf,
+    std::unique_ptr<SocketSource> fallback,
+    std::function<void(const std::string& reason, const std::string& error)> on_fallback);
 
 /// Which protocols (SocketIterators::Index) a source uses BPF for, given `setting`, whether the
 /// iterators loaded, and per protocol whether the kernel iterates exactly once.

@@ -105,20 +105,18 @@ Status SocketsCollector::Collect(const Config& config, std::vector<prometheus::M
 }
 
 Status SocketsCollector::ReadPod(const PodNamespace& pod, const EphemeralRange& host_range,
-                                 const SocketsConfig& options) {
-  Result<std::unique_ptr<netlink::Transport>> transport = pods_->Open(pod.inode);
-  if (!transport) {
-    return Failure{transport.Error()};
-  }
-  // Pods are read through sock_diag: a BPF iterator walks the namespace of the thread that
-  // creates it, and this thread stays in the node's.
-  NetlinkSocketSource source([&transport]() { return std::move(transport); });
-  if (Status opened = source.Open(); !opened) {
+                                 const SocketsConfig& options, PodCounts& counts) {
+  const uint64_t inode = pod.inode;
+  const std::unique_ptr<SocketSource> source = sources_->OpenPod(
+      options.backend, service_ports_[0] | service_ports_[1],
+      [this, inode](const NamespaceWorker::Make& make) { return pods_->CreateInside(inode, make); },
+      [this, inode] { return pods_->Open(inode); });
+  if (Status opened = source->Open(); !opened) {
     return opened;
   }
   std::vector<prometheus::MetricFamily> families;
   Status status =
-      CollectNamespace(source, pods_->EphemeralRangeOf(pod.inode).value_or(host_range), options,
+      CollectNamespace(*source, pods_->EphemeralRangeOf(pod.inode).value_or(host_range), options,
                        {options.pod_max_port_series, options.pod_max_peer_port_series,
                         options.pod_top_destinations, &service_ports_},
                        pod.inode, families);
@@ -132,6 +130,12 @@ Status SocketsCollector::ReadPod(const PodNamespace& pod, const EphemeralRange& 
     return family.name == "portwatch_sock_diag_table_available" ||
            family.name == "portwatch_scrape_sockets_read";
   });
+  for (const Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
+    if (protocol == Protocol::kTcp ? options.tcp : options.udp) {
+      ++counts.read_by_backend[SocketIterators::Index(protocol)]
+                              [source->Backend(protocol) == SocketBackend::kBpf ? 1 : 0];
+    }
+  }
   PodReading& reading = pod_readings_[pod.inode];
   reading.labels = pod.Labels();
   reading.families = std::move(families);
@@ -184,7 +188,7 @@ void SocketsCollector::CollectPods(const SocketsConfig& options, const Ephemeral
     }
     const auto start = ThreadCpuTime();
     const PodNamespace& pod = *readable[inode];
-    if (const Status status = ReadPod(pod, host_range, options); !status) {
+    if (const Status status = ReadPod(pod, host_range, options, counts); !status) {
       ++counts.read_failed;
       pod_readings_.erase(inode);
       spdlog::debug("{}", LogLine("sockets: cannot read a pod's sockets")
@@ -276,6 +280,24 @@ void SocketsCollector::AppendPodReadings(const SocketsConfig& options,
            static_cast<double>(discovery.EnterFailures() + counts.read_failed))
       .Add({{"state", "not_a_pod"}}, static_cast<double>(discovery.not_pods))
       .MoveTo(out);
+  FamilyBuilder by_backend(
+      "portwatch_pod_socket_tables",
+      "Pods whose protocol's sockets were read this scrape, by what read them: BPF socket "
+      "iterators made inside the pod's namespace, or netlink sock_diag "
+      "(collectors.sockets.backend, "
+      "chosen as for the exporter's own namespace).",
+      prometheus::MetricType::Gauge);
+  for (const Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
+    if (protocol == Protocol::kTcp ? options.tcp : options.udp) {
+      for (const SocketBackend backend : {SocketBackend::kBpf, SocketBackend::kNetlink}) {
+        by_backend.Add({{"backend", std::string(BackendName(backend))},
+                        {"protocol", std::string(netlink::ProtocolName(protocol))}},
+                       static_cast<double>(counts.read_by_backend[SocketIterators::Index(
+                           protocol)][backend == SocketBackend::kBpf ? 1 : 0]));
+      }
+    }
+  }
+  by_backend.MoveTo(out);
   FamilyBuilder("portwatch_pod_discovery_processes_skipped",
                 "Processes whose network namespace could not be read while looking for pods "
                 "this scrape (gone meanwhile, or no ptrace access to them).",
@@ -418,7 +440,7 @@ void SocketsCollector::AppendBackendMetrics(const SocketSource& source,
       "portwatch_socket_table_backend",
       "What read the protocol's sockets in the exporter's network namespace this scrape (1): BPF "
       "socket iterators (SO_REUSEADDR of every socket, TIME_WAIT included) or netlink sock_diag "
-      "(collectors.sockets.backend). Pods are read through sock_diag.",
+      "(collectors.sockets.backend). Pods: portwatch_pod_socket_tables.",
       prometheus::MetricType::Gauge);
   for (const Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
     if (protocol == Protocol::kTcp ? options.tcp : options.udp) {
@@ -440,13 +462,17 @@ void SocketsCollector::AppendBackendMetrics(const SocketSource& source,
                   sources.available[SocketIterators::Index(protocol)] ? 1 : 0);
   }
   available.MoveTo(out);
-  FamilyBuilder fallbacks("portwatch_socket_iterator_fallbacks_total",
-                          "Reads meant for a BPF socket iterator that sock_diag answered because "
-                          "the walk could not be started (reason create; the log says why once).",
-                          prometheus::MetricType::Counter);
-  const auto created = sources.fallbacks.find("create");
-  fallbacks.Add({{"reason", "create"}},
-                static_cast<double>(created != sources.fallbacks.end() ? created->second : 0));
+  FamilyBuilder fallbacks(
+      "portwatch_socket_iterator_fallbacks_total",
+      "Reads meant for a BPF socket iterator, in the exporter's namespace or a pod's, that "
+      "sock_diag answered because the walk could not be started: the iterator could not be made "
+      "(create) or the pod's namespace entered (setns); the log says why once.",
+      prometheus::MetricType::Counter);
+  for (const char* reason : {"create", "setns"}) {
+    const auto found = sources.fallbacks.find(reason);
+    fallbacks.Add({{"reason", reason}},
+                  static_cast<double>(found != sources.fallbacks.end() ? found->second : 0));
+  }
   fallbacks.MoveTo(out);
 }
 

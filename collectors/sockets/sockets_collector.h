@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -46,10 +47,12 @@ class SocketsCollector : public Collector {
   struct PodCounts {
     size_t read_failed = 0;  ///< pods whose dump failed this scrape
     size_t readable = 0;     ///< pods' namespaces entered
+    /// Pods read this scrape, by protocol (SocketIterators::Index) and the backend that read it.
+    std::array<std::array<size_t, 2>, 2> read_by_backend{};
   };
   /// Reads one pod's tables in full into pod_readings_.
   Status ReadPod(const PodNamespace& pod, const EphemeralRange& host_range,
-                 const SocketsConfig& options);
+                 const SocketsConfig& options, PodCounts& counts);
   /// Every pod's network namespace, each labelled; a pod that cannot be read is skipped and
   /// counted, never a failed scrape. Pods sharing the node's TCP hash are read in turn within a
   /// budget of half `host_read_cpu` (the CPU time the host's own dump took), and past it when their

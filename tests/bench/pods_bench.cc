@@ -3,9 +3,10 @@
 // `cmake --build build --target bench` (after the other benchmarks) or directly; it needs root.
 //
 //   portwatch_pods_bench [--quick] [--pods=1,10,100] [--hash=both|shared|private] [--runs=N]
-//                        [--time-wait-share=F] [--verbose] [SIZE...]
+//                        [--time-wait-share=F] [--backend=auto|netlink|bpf] [--verbose] [SIZE...]
 //     SIZE: TCP sockets in the host namespace, 10000, 100k, 1M, ... (default 100k 1M);
-//     --quick: 10k sockets, 1 and 10 pods, 5 runs (about a minute).
+//     --quick: 10k sockets, 1 and 10 pods, 5 runs (about a minute);
+//     --backend: both exporters' collectors.sockets.backend (the node's and the pods' walks).
 //
 // Every size runs in a child process of its own (own process group, killed when it ends, fails
 // or overruns) that makes a private PID and mount namespace (its own /proc, so the exporter sees
@@ -88,6 +89,7 @@ struct Options {
   bool private_hash = true;
   int runs = 9;
   double time_wait_share = 0;
+  std::string backend = "auto";  ///< collectors.sockets.backend of both exporters
   bool verbose = false;
 };
 
@@ -132,6 +134,11 @@ struct CaseResult {
 std::string MiB(uint64_t kb) { return Format("%.1f MiB", static_cast<double>(kb) / 1024.0); }
 
 std::string Ratio(double a, double b) { return b > 0 ? Format("%.2fx", a / b) : "-"; }
+
+/// What one pod read cost, from the difference of two medians (seconds) over the pods read.
+std::string PerPod(double extra_seconds, double pods_read) {
+  return pods_read > 0 ? Format("%.0f us", extra_seconds / pods_read * 1e6) : "-";
+}
 
 void Copy(char* to, size_t size, const std::string& text) {
   std::snprintf(to, size, "%s", text.c_str());
@@ -181,6 +188,11 @@ bool ParseOptions(int argc, char** argv, Options& options) {
     } else if (argument.rfind("--time-wait-share=", 0) == 0) {
       options.time_wait_share = std::strtod(argument.c_str() + 18, nullptr);
       if (!(options.time_wait_share >= 0 && options.time_wait_share <= 0.5)) {
+        return false;
+      }
+    } else if (argument.rfind("--backend=", 0) == 0) {
+      options.backend = argument.substr(10);
+      if (options.backend != "auto" && options.backend != "netlink" && options.backend != "bpf") {
         return false;
       }
     } else if (argument == "--verbose" || argument == "-v") {
@@ -511,8 +523,9 @@ void RunCase(uint64_t size, bool private_hash, int pod_count, const Options& opt
   const fs::path on_config = paths.temp / "pods-on.yaml";
   const fs::path off_config = paths.temp / "pods-off.yaml";
   std::ofstream(on_config) << "collectors:\n  sockets:\n    pods: true\n    pod_logs_dir: "
-                           << logs.string() << "\n";
-  std::ofstream(off_config) << "collectors:\n  sockets:\n    pods: false\n";
+                           << logs.string() << "\n    backend: " << options.backend << "\n";
+  std::ofstream(off_config) << "collectors:\n  sockets:\n    pods: false\n    backend: "
+                            << options.backend << "\n";
   testing::ExporterProcess off(PORTWATCH_EXPORTER_BINARY,
                                {"--web.listen-address=127.0.0.1:" + std::to_string(kPodsOffPort),
                                 "--config.file=" + off_config.string()});
@@ -883,7 +896,7 @@ std::vector<CaseResult> RunSizeInChild(uint64_t size, const Options& options) {
 
 const char* kUsage =
     "usage: %s [--quick] [--pods=1,10,100] [--hash=both|shared|private] [--runs=N]\n"
-    "          [--time-wait-share=F] [--verbose] [SIZE...]\n"
+    "          [--time-wait-share=F] [--backend=auto|netlink|bpf] [--verbose] [SIZE...]\n"
     "  SIZE: TCP sockets in the host namespace, e.g. 100k 1M (default: 100k 1M)\n"
     "  --quick: 10k sockets, 1 and 10 pods, 5 runs\n";
 
@@ -921,8 +934,8 @@ int main(int argc, char** argv) {
       (options.shared && options.private_hash ? "shared and private"
        : options.shared                       ? "shared"
                                               : "private") +
-      ", " + std::to_string(options.runs) + " timed rounds per case, cgroups under " +
-      CgroupfsRoot().string());
+      ", " + std::to_string(options.runs) + " timed rounds per case, backend " + options.backend +
+      ", cgroups under " + CgroupfsRoot().string());
   Say(std::string("exporter: ") + PORTWATCH_EXPORTER_BINARY);
   if (std::string(PORTWATCH_BUILD_TYPE) == "Debug" || PORTWATCH_SANITIZED) {
     Say("warning: not an optimized, unsanitized build; numbers are not representative");
@@ -953,21 +966,22 @@ int main(int argc, char** argv) {
       "no pod was pending. read: pods read per timed scrape (median). age: the oldest pod "
       "reading seen. sockets collector: the exporter's own "
       "portwatch_scrape_collector_duration_seconds"
-      "{collector=\"sockets\"} (median), without the other collectors. counts: every pod's "
-      "per-port counts right in every scrape.");
+      "{collector=\"sockets\"} (median), without the other collectors. per pod read: (sockets "
+      "collector with pods - without) / pods read, and the same of the exporter's CPU time. "
+      "counts: every pod's per-port counts right in every scrape.");
   Say("");
   Say("| sockets | hash | pods | bare dump | scrape, pods off | scrape, pods on | first, on / off "
       "| "
       "on/bare | off/bare | on/bare, CPU | sockets collector on/bare | settle | read | age | "
-      "counts | VmHWM off | "
+      "per pod read: sockets collector, CPU | counts | VmHWM off | "
       "VmHWM on |");
-  Say("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|");
+  Say("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|");
   for (const CaseResult& r : results) {
     const std::string head = "| " + HumanCount(r.requested) + " | " +
                              (r.private_hash ? "private" : "shared") + " | " +
                              std::to_string(r.pods) + " | ";
     if (!r.ok) {
-      Say(head + "failed | | | | | | | | | | | | | |");
+      Say(head + "failed | | | | | | | | | | | | | | |");
       continue;
     }
     Say(head + Ms(r.bare) + " | " + Ms(r.off) + " | " + Ms(r.on) + " | " + Ms(r.first_scrape) +
@@ -975,8 +989,9 @@ int main(int argc, char** argv) {
         Format("%.2fx", r.off_ratio) + " | " + Ratio(r.on_cpu, r.bare_cpu) + " | " +
         Ratio(r.on_collector, r.bare) + " | " + std::to_string(r.settle_scrapes) + " | " +
         Format("%g", r.pods_read) + " | " + Format("%.1f s", r.max_age) + " | " +
-        (r.counts_exact ? "exact" : "WRONG") + " | " + MiB(r.off_hwm_kb) + " | " +
-        MiB(r.on_hwm_kb) + " |");
+        PerPod(r.on_collector - r.off_collector, r.pods_read) + ", " +
+        PerPod(r.on_cpu - r.off_cpu, r.pods_read) + " | " + (r.counts_exact ? "exact" : "WRONG") +
+        " | " + MiB(r.off_hwm_kb) + " | " + MiB(r.on_hwm_kb) + " |");
   }
   Say("");
 

@@ -341,6 +341,12 @@ class FakePods : public PodNetworks {
     return std::unique_ptr<netlink::Transport>(
         std::make_unique<netlink::ReplayTransport>(kernel->second));
   }
+  /// The collectors here read through sock_diag only (no iterators offered): never entered.
+  Result<netlink::UniqueFd> CreateInside(uint64_t inode,
+                                         const NamespaceWorker::Make& /*make*/) const override {
+    entered.push_back(inode);
+    return Failure{"no namespace to enter in this fixture"};
+  }
   std::optional<EphemeralRange> EphemeralRangeOf(uint64_t inode) const override {
     auto found = ranges.find(inode);
     return found != ranges.end() ? std::optional(found->second) : std::nullopt;
@@ -355,6 +361,7 @@ class FakePods : public PodNetworks {
   std::map<uint64_t, EphemeralRange> ranges;
   std::map<uint64_t, std::string> reserved;
   mutable std::vector<uint64_t> opened;
+  mutable std::vector<uint64_t> entered;
 };
 
 /// Sock_diag answers for one namespace, request by request in the collector's order.
@@ -532,6 +539,8 @@ TEST_F(PodServicesCollectorTest, OnePassOverProcFindsTheNodesAndEveryPodsHolders
   std::vector<uint64_t> entered = {web0, web1, db0};
   std::sort(entered.begin(), entered.end());
   EXPECT_EQ(pods->opened, entered);  // gone-0 is not entered
+  // No iterators offered to this collector: every pod through its sock_diag socket alone.
+  EXPECT_TRUE(pods->entered.empty());
   EXPECT_EQ(Samples(out, "portwatch_listener_info"),
             (std::map<std::string, double>{
                 {"{address=\"0.0.0.0\",container=\"app\",family=\"ipv4\",namespace=\"shop\",pod="
