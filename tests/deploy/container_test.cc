@@ -372,7 +372,7 @@ class FakePod {
     std::mt19937_64 random(std::random_device{}());
     uid_ = NewPodUid(random);
     std::filesystem::path cgroup = CgroupfsRoot();
-    for (const std::string part : {std::string("kubepods"), "pod" + uid_, RandomHex(random, 64)}) {
+    for (const std::string& part : {std::string("kubepods"), "pod" + uid_, RandomHex(random, 64)}) {
       cgroup /= part;
       if (!std::filesystem::exists(cgroup)) {
         std::filesystem::create_directory(cgroup);
