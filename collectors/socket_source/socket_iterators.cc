@@ -111,13 +111,13 @@ netlink::DumpResult BpfSocketSource::Walk(const netlink::DumpRequest& request,
   // The iterators walk the established and listening hashes: bound-inactive TCP sockets are in
   // neither.
   if (!UsesBpf(request.protocol) || (request.states & netlink::kBoundInactiveStates) != 0) {
-    return fallback_->Walk(request, visit);
+    return WalkFallback(request, visit);
   }
   Result<netlink::UniqueFd> walk = create_(request.protocol);
   if (!walk) {
     // Nothing was read yet: sock_diag answers this request without counting anything twice.
     on_fallback_(walk.Error());
-    return fallback_->Walk(request, visit);
+    return WalkFallback(request, visit);
   }
   const int fd = walk->Get();
   return ReadIteratorWalk(
@@ -126,6 +126,45 @@ netlink::DumpResult BpfSocketSource::Walk(const netlink::DumpRequest& request,
         return got >= 0 ? got : -errno;
       },
       request, visit);
+}
+
+netlink::DumpResult BpfSocketSource::WalkFallback(const netlink::DumpRequest& request,
+                                                  const netlink::SocketVisitor& visit) {
+  if (!request.both_families || fallback_->WalksBothFamilies(request.protocol)) {
+    return fallback_->Walk(request, visit);
+  }
+  // This source said it walks both families at once, so callers ask for both in one request;
+  // sock_diag takes that only as the older inet_diag request, which not every kernel answers.
+  // A refusal reads nothing, so asking again per family counts nothing twice.
+  if (!both_families_refused_) {
+    netlink::DumpResult both = fallback_->Walk(request, visit);
+    const bool refused = both.outcome == netlink::DumpOutcome::kUnsupported ||
+                         (both.outcome == netlink::DumpOutcome::kFailed && both.sockets == 0);
+    if (!refused) {
+      return both;
+    }
+    both_families_refused_ = true;
+  }
+  netlink::DumpResult merged;
+  merged.outcome = netlink::DumpOutcome::kUnsupported;
+  for (const netlink::Family family : {netlink::Family::kIpv4, netlink::Family::kIpv6}) {
+    netlink::DumpRequest one = request;
+    one.family = family;
+    one.both_families = false;
+    netlink::DumpResult result = fallback_->Walk(one, visit);
+    merged.sockets += result.sockets;
+    merged.stray_messages += result.stray_messages;
+    if (result.outcome == netlink::DumpOutcome::kFailed ||
+        result.outcome == netlink::DumpOutcome::kInterrupted) {
+      merged.outcome = result.outcome;
+      merged.error = result.error;
+      break;
+    }
+    if (result.outcome == netlink::DumpOutcome::kComplete) {
+      merged.outcome = netlink::DumpOutcome::kComplete;
+    }
+  }
+  return merged;
 }
 
 std::array<bool, 2> ChooseBpfProtocols(SocketBackendSetting setting, bool loaded,

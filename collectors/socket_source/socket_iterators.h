@@ -82,11 +82,16 @@ class BpfSocketSource : public SocketSource {
   bool UsesBpf(netlink::Protocol protocol) const {
     return use_bpf_[SocketIterators::Index(protocol)];
   }
+  /// `request` through the fallback, one family at a time when it asks for both and the kernel
+  /// refuses that.
+  netlink::DumpResult WalkFallback(const netlink::DumpRequest& request,
+                                   const netlink::SocketVisitor& visit);
 
   CreateWalk create_;
   std::array<bool, 2> use_bpf_;
   std::unique_ptr<SocketSource> fallback_;
   std::function<void(const std::string&)> on_fallback_;
+  bool both_families_refused_ = false;  ///< the fallback refused a request for both families
 };
 
 /// Chooses the backend of the exporter's own network namespace, and of each pod's, from the config

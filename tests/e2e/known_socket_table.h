@@ -4,6 +4,9 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -29,18 +32,18 @@ class KnownSocketTable {
     }
     // Three held connections to 5000 and one to the in-range listener.
     for (int i = 0; i < 3; ++i) {
-      Keep(Connect(SOCK_STREAM, "127.0.0.1", 5000));
-      Keep(Accept(listener_v4_));
+      Keep(Connect(SOCK_STREAM, "127.0.0.1", 5000), "held client of 5000");
+      Keep(Accept(listener_v4_), "held server of 5000");
     }
-    Keep(Connect(SOCK_STREAM, "127.0.0.1", 40500));
-    Keep(Accept(listener_in_range_));
+    Keep(Connect(SOCK_STREAM, "127.0.0.1", 40500), "client of 40500");
+    Keep(Accept(listener_in_range_), "server of 40500");
     // Server-side TIME_WAIT on 5000: the server closes first.
     for (int i = 0; i < 2; ++i) {
       UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", 5000);
       UniqueFd server = Accept(listener_v4_);
       server = UniqueFd();
       if (!WaitForEof(client)) {
-        return ::testing::AssertionFailure() << "server-side TIME_WAIT";
+        return ::testing::AssertionFailure() << "server-side TIME_WAIT: " << std::strerror(errno);
       }
     }
     // Client-side TIME_WAIT toward [::1]:5001: the client closes first.
@@ -49,39 +52,37 @@ class KnownSocketTable {
       UniqueFd server = Accept(listener_v6_);
       client = UniqueFd();
       if (!WaitForEof(server)) {
-        return ::testing::AssertionFailure() << "client-side TIME_WAIT";
+        return ::testing::AssertionFailure() << "client-side TIME_WAIT: " << std::strerror(errno);
       }
     }
     // SYN-RECV request sockets: with TCP_DEFER_ACCEPT the server keeps a connection that sent
     // no data as a request socket, though the client side is established.
-    Keep(Listen("127.0.0.1", 5002));
+    Keep(Listen("127.0.0.1", 5002), "listener 5002");
     const int defer_seconds = 30;
     if (::setsockopt(held_.back().Get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds,
                      sizeof(defer_seconds)) != 0) {
       return ::testing::AssertionFailure() << "TCP_DEFER_ACCEPT";
     }
     for (int i = 0; i < 2; ++i) {
-      Keep(Connect(SOCK_STREAM, "127.0.0.1", 5002));
+      Keep(Connect(SOCK_STREAM, "127.0.0.1", 5002), "request socket client");
     }
     // A client bound to a fixed port outside the ephemeral range keeps its port label.
-    Keep(ConnectFrom(SOCK_STREAM, "127.0.0.1", 6000, "127.0.0.1", 5000));
-    Keep(Accept(listener_v4_));
+    Keep(ConnectFrom(SOCK_STREAM, "127.0.0.1", 6000, "127.0.0.1", 5000), "client from 6000");
+    Keep(Accept(listener_v4_), "server of the client from 6000");
     // An IPv4 client on an in-range port that an IPv6-only socket listens on: read per family,
     // the IPv4 table comes first, so the listener shows up late and the table is read again; in
     // one walk of both families every listener comes first.
-    Keep(Listen("::1", 40600));
-    Keep(ConnectFrom(SOCK_STREAM, "127.0.0.1", 40600, "127.0.0.1", 5000));
-    Keep(Accept(listener_v4_));
+    Keep(Listen("::1", 40600), "listener [::1]:40600");
+    Keep(ConnectFrom(SOCK_STREAM, "127.0.0.1", 40600, "127.0.0.1", 5000), "client from 40600");
+    Keep(Accept(listener_v4_), "server of the client from 40600");
     // UDP: two bound servers, a connected client from an ephemeral port, one from a fixed port.
-    Keep(Bind(SOCK_DGRAM, "127.0.0.1", 5353));
-    Keep(Bind(SOCK_DGRAM, "::1", 5354));
-    Keep(Connect(SOCK_DGRAM, "127.0.0.1", 5353));
+    Keep(Bind(SOCK_DGRAM, "127.0.0.1", 5353), "UDP 5353");
+    Keep(Bind(SOCK_DGRAM, "::1", 5354), "UDP [::1]:5354");
+    Keep(Connect(SOCK_DGRAM, "127.0.0.1", 5353), "UDP client");
     const uint16_t udp_client_port = LocalPort(held_.back());
-    Keep(Bind(SOCK_DGRAM, "127.0.0.1", 7000));
-    for (const UniqueFd& fd : held_) {
-      if (!fd.Valid()) {
-        return ::testing::AssertionFailure() << "a socket of the table could not be made";
-      }
+    Keep(Bind(SOCK_DGRAM, "127.0.0.1", 7000), "UDP 7000");
+    if (!first_failure_.empty()) {
+      return ::testing::AssertionFailure() << first_failure_;
     }
     if (udp_client_port < 40000) {
       return ::testing::AssertionFailure() << "UDP client port " << udp_client_port;
@@ -90,12 +91,20 @@ class KnownSocketTable {
   }
 
  private:
-  void Keep(UniqueFd fd) { held_.push_back(std::move(fd)); }
+  /// Keeps `fd`; the first that could not be made is named, with errno (a timed-out Accept says
+  /// ETIMEDOUT), in Build()'s failure.
+  void Keep(UniqueFd fd, const char* what) {
+    if (!fd.Valid() && first_failure_.empty()) {
+      first_failure_ = std::string(what) + ": " + std::strerror(errno);
+    }
+    held_.push_back(std::move(fd));
+  }
 
   UniqueFd listener_v4_;
   UniqueFd listener_v6_;
   UniqueFd listener_in_range_;
   std::vector<UniqueFd> held_;
+  std::string first_failure_;
 };
 
 }  // namespace portwatch::testing

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace portwatch::testing {
@@ -89,7 +90,11 @@ constexpr int kPeerWaitMs = 20000;
 
 UniqueFd Accept(const UniqueFd& listener) {
   pollfd wanted{listener.Get(), POLLIN, 0};
-  if (::poll(&wanted, 1, kPeerWaitMs) != 1) {
+  const int ready = ::poll(&wanted, 1, kPeerWaitMs);
+  if (ready != 1) {
+    if (ready == 0) {
+      errno = ETIMEDOUT;  // for the caller's message: nothing came
+    }
     return UniqueFd();
   }
   return UniqueFd(::accept4(listener.Get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -99,7 +104,11 @@ bool WaitForEof(const UniqueFd& fd) {
   char buffer[256];
   for (int reads = 0; reads < 1000; ++reads) {
     pollfd wanted{fd.Get(), POLLIN, 0};
-    if (::poll(&wanted, 1, kPeerWaitMs) != 1) {
+    const int ready = ::poll(&wanted, 1, kPeerWaitMs);
+    if (ready != 1) {
+      if (ready == 0) {
+        errno = ETIMEDOUT;
+      }
       return false;
     }
     ssize_t received = ::recv(fd.Get(), buffer, sizeof(buffer), 0);

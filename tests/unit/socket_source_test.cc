@@ -19,16 +19,25 @@ using netlink::Family;
 using netlink::Protocol;
 using netlink::SocketRecord;
 
-/// Answers every walk with one IPv4 socket on port 7 and counts the requests it got.
+/// Answers every walk with one IPv4 socket on port 7 and counts the requests it got; with
+/// `refuse_both_families`, refuses a request for both families as a kernel without the older
+/// inet_diag request does.
 class FakeNetlink : public SocketSource {
  public:
-  explicit FakeNetlink(std::vector<DumpRequest>& asked) : asked_(asked) {}
+  explicit FakeNetlink(std::vector<DumpRequest>& asked, bool refuse_both_families = false)
+      : asked_(asked), refuse_both_families_(refuse_both_families) {}
   SocketBackend Backend(Protocol /*protocol*/) const override { return SocketBackend::kNetlink; }
   bool FiltersInKernel(Protocol /*protocol*/) const override { return true; }
   bool WalksBothFamilies(Protocol /*protocol*/) const override { return false; }
   netlink::DumpResult Walk(const DumpRequest& request,
                            const netlink::SocketVisitor& visit) override {
     asked_.push_back(request);
+    if (refuse_both_families_ && request.both_families) {
+      netlink::DumpResult refused;
+      refused.outcome = DumpOutcome::kFailed;
+      refused.error = "Invalid argument";
+      return refused;
+    }
     SocketRecord record;
     record.family = AF_INET;
     record.state = netlink::kClose;
@@ -42,6 +51,7 @@ class FakeNetlink : public SocketSource {
 
  private:
   std::vector<DumpRequest>& asked_;
+  bool refuse_both_families_;
 };
 
 /// A walk as the kernel would hand it: the read end of a pipe holding `records` sockets on
@@ -76,6 +86,7 @@ struct Harness {
   std::vector<Protocol> walks_created;
   std::vector<std::string> fallbacks;
   bool create_fails = false;
+  bool netlink_refuses_both_families = false;
 
   BpfSocketSource Source(std::array<bool, 2> use_bpf) {
     return BpfSocketSource(
@@ -86,7 +97,7 @@ struct Harness {
           }
           return PipeWalk(3);
         },
-        use_bpf, std::make_unique<FakeNetlink>(netlink_asked),
+        use_bpf, std::make_unique<FakeNetlink>(netlink_asked, netlink_refuses_both_families),
         [this](const std::string& error) { fallbacks.push_back(error); });
   }
 };
@@ -140,6 +151,39 @@ TEST(BpfSocketSourceTest, AWalkThatCannotStartIsAnsweredBySockDiagAndReported) {
   EXPECT_EQ(harness.fallbacks,
             std::vector<std::string>{"socket iterator: create: Operation not permitted"});
   EXPECT_EQ(harness.netlink_asked.size(), 1U);
+}
+
+TEST(BpfSocketSourceTest, ABothFamiliesRequestSockDiagRefusesIsAskedAgainPerFamily) {
+  // bound_inactive: the iterators cannot see those sockets, so TCP's one request for both
+  // families goes to sock_diag, and a kernel without the older inet_diag request refuses it.
+  Harness harness;
+  harness.netlink_refuses_both_families = true;
+  BpfSocketSource source = harness.Source({true, true});
+  const DumpRequest both{
+      Protocol::kTcp, Family::kIpv4, netlink::kAllStates | netlink::kBoundInactiveStates, {}, true};
+  EXPECT_EQ(WalkAll(source, both).size(), 2U);  // one socket from each family's request
+  ASSERT_EQ(harness.netlink_asked.size(), 3U);
+  EXPECT_TRUE(harness.netlink_asked[0].both_families);
+  EXPECT_FALSE(harness.netlink_asked[1].both_families);
+  EXPECT_EQ(harness.netlink_asked[1].family, Family::kIpv4);
+  EXPECT_EQ(harness.netlink_asked[2].family, Family::kIpv6);
+  // Refused once, not asked again in this scrape; a walk that cannot start goes the same way.
+  harness.create_fails = true;
+  EXPECT_EQ(WalkAll(source, {Protocol::kTcp, Family::kIpv4, netlink::kAllStates, {}, true}).size(),
+            2U);
+  EXPECT_EQ(harness.netlink_asked.size(), 5U);
+  EXPECT_FALSE(harness.netlink_asked[3].both_families);
+}
+
+TEST(BpfSocketSourceTest, ABothFamiliesRequestSockDiagTakesIsAskedOnce) {
+  Harness harness;
+  BpfSocketSource source = harness.Source({true, true});
+  EXPECT_EQ(
+      WalkAll(source, {Protocol::kTcp, Family::kIpv4, netlink::kBoundInactiveStates, {}, true})
+          .size(),
+      1U);
+  ASSERT_EQ(harness.netlink_asked.size(), 1U);
+  EXPECT_TRUE(harness.netlink_asked[0].both_families);
 }
 
 TEST(SocketSourcesTest, LoadsTheIteratorsOnceAndSaysWhyTheyAreUnavailable) {
