@@ -53,8 +53,8 @@ void AppendPrivilegeMetrics(const PrivilegePlan& plan, CapabilityMask effective_
   FamilyBuilder effective("portwatch_capability_effective",
                           "A capability the exporter kept after dropping every one no enabled "
                           "collector needs (one series per capability): 1 effective on every "
-                          "thread, 0 permitted only, raised by the one short-lived thread that "
-                          "uses it (CAP_SYS_ADMIN, for setns into pods).",
+                          "thread, 0 permitted only, raised only around its use by the thread "
+                          "that uses it (CAP_SYS_ADMIN: setns into pods' network namespaces).",
                           prometheus::MetricType::Gauge);
   for (int capability = 0; capability < 64; ++capability) {
     if ((effective_after_drop & CapabilityBit(capability)) != 0) {
