@@ -30,6 +30,11 @@ class KnownSocketTable {
     if (!listener_v4_.Valid() || !listener_v6_.Valid() || !listener_in_range_.Valid()) {
       return ::testing::AssertionFailure() << "listeners";
     }
+    // The IPv6-only listener on an in-range port (used below) is made before any connect(): a
+    // client's ephemeral port may be 40600 until a bind() holds it, and a client-side TIME_WAIT
+    // left on [::1]:40600 made this bind fail (EADDRINUSE, CI). A bound port is never handed
+    // to connect().
+    Keep(Listen("::1", 40600), "listener [::1]:40600");
     // Three held connections to 5000 and one to the in-range listener.
     for (int i = 0; i < 3; ++i) {
       Keep(Connect(SOCK_STREAM, "127.0.0.1", 5000), "held client of 5000");
@@ -72,7 +77,6 @@ class KnownSocketTable {
     // An IPv4 client on an in-range port that an IPv6-only socket listens on: read per family,
     // the IPv4 table comes first, so the listener shows up late and the table is read again; in
     // one walk of both families every listener comes first.
-    Keep(Listen("::1", 40600), "listener [::1]:40600");
     Keep(ConnectFrom(SOCK_STREAM, "127.0.0.1", 40600, "127.0.0.1", 5000), "client from 40600");
     Keep(Accept(listener_v4_), "server of the client from 40600");
     // UDP: two bound servers, a connected client from an ephemeral port, one from a fixed port.
