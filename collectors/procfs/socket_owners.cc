@@ -48,29 +48,42 @@ std::string Trimmed(std::string text) {
   return text;
 }
 
-/// The parent pid in the text of /proc/<pid>/stat ("pid (comm) state ppid ..."), read after the
-/// last ')': a command may contain spaces and parentheses. 0 when the text is not that.
-pid_t ParentPidFromStat(std::string_view stat) {
+/// What portwatch reads of /proc/<pid>/stat ("pid (comm) state ppid ..."), read after the last
+/// ')': a command may contain spaces and parentheses.
+struct StatFields {
+  char state = '?';
+  pid_t parent = 0;  ///< 0 when the text is not that
+};
+StatFields ParseStat(std::string_view stat) {
+  StatFields fields;
   const size_t comm_end = stat.rfind(')');
   if (comm_end == std::string_view::npos || comm_end + 4 >= stat.size()) {
-    return 0;
+    return fields;
   }
+  fields.state = stat[comm_end + 2];
   const std::string_view after_state = stat.substr(comm_end + 4);  // ") S "
   pid_t parent = 0;
   const auto [next, error] =
       std::from_chars(after_state.data(), after_state.data() + after_state.size(), parent);
-  return error == std::errc() && next != after_state.data() && parent >= 0 ? parent : 0;
+  fields.parent = error == std::errc() && next != after_state.data() && parent >= 0 ? parent : 0;
+  return fields;
 }
 
+/// Who `pid` is; command and cmdline empty when it is gone, also when it has exited but was not
+/// reaped yet (a zombie: no fds, no network namespace, no longer a running instance of anything).
 ProcessInfo Identify(const ProcFs& procfs, pid_t pid, const std::string& pid_dir) {
   ProcessInfo info;
   info.pid = pid;
+  const StatFields stat = ParseStat(procfs.ReadFile(pid_dir + "/stat").value_or(""));
+  if (stat.state == 'Z' || stat.state == 'X') {
+    return info;
+  }
+  info.parent_pid = stat.parent;
   struct stat status {};
   if (::stat((procfs.Root() + "/" + pid_dir).c_str(), &status) == 0) {
     info.uid = status.st_uid;
   }
   info.command = Trimmed(procfs.ReadFile(pid_dir + "/comm").value_or(""));
-  info.parent_pid = ParentPidFromStat(procfs.ReadFile(pid_dir + "/stat").value_or(""));
   std::string cmdline = procfs.ReadFile(pid_dir + "/cmdline").value_or("");
   std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
   info.cmdline = Trimmed(std::move(cmdline));
@@ -147,7 +160,7 @@ std::optional<ProcessInfo> AddHolder(const ProcFs& procfs, pid_t pid, const std:
   }
   ProcessInfo info = Identify(procfs, pid, pid_dir);
   if (info.command.empty() && info.cmdline.empty()) {
-    owners.processes_skipped++;  // vanished between finding its fds and now
+    owners.processes_skipped++;  // vanished (or exited) between finding its fds and now
     return std::nullopt;
   }
   for (const auto& entry : held) {

@@ -222,6 +222,26 @@ TEST_F(SocketOwnersTest, IdentifyAllListsEveryLiveProcess) {
                                                  "pid 300 (app: app --flag)"}));
 }
 
+TEST_F(SocketOwnersTest, AnExitedProcessNotYetReapedIsNoRunningProcess) {
+  // A zombie keeps its comm but has no fds and no network namespace: it is no running instance
+  // (a worker killed with its master stays one until init reaps it).
+  using namespace std::string_literals;
+  AddProcess("300", "svc-instance\n", "svc\0"s);
+  std::ofstream(root_ + "/300/stat") << "300 (svc-instance) S 1 300 300 0 -1 0\n";
+  AddProcess("301", "svc-instance\n", "");
+  std::ofstream(root_ + "/301/stat") << "301 (svc-instance) Z 300 300 300 0 -1 0\n";
+  AddProcess("302", "svc-instance\n", "");
+  std::ofstream(root_ + "/302/stat") << "302 (svc-instance) X 300 300 300 0 -1 0\n";
+  std::filesystem::create_directories(root_ + "/self");
+
+  SocketOwners owners = FindSocketOwners(ProcFs(root_), {}, true);
+  EXPECT_EQ(owners.processes_scanned, 3U);
+  EXPECT_EQ(owners.processes_skipped, 2U);
+  ASSERT_EQ(owners.processes.size(), 1U);
+  EXPECT_EQ(owners.processes[0].pid, 300);
+  EXPECT_EQ(owners.processes[0].parent_pid, 1);
+}
+
 TEST_F(SocketOwnersTest, IdentifyAllAlsoResolvesWantedInodes) {
   using namespace std::string_literals;
   AddProcess("10", "init\n", "/sbin/init\0"s);  // no fd dir: its fds cannot be read
