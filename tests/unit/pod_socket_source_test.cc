@@ -2,7 +2,6 @@
 // standing for the iterator), sock_diag for what the iterators cannot see and for walks that
 // cannot start, with the reason; and SocketSources::OpenPod's choice of backend.
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <string>
 #include <utility>
@@ -12,6 +11,7 @@
 
 #include "collectors/bpf/socket_iter_abi.h"
 #include "collectors/socket_source/socket_iterators.h"
+#include "tests/unit/socket_source_fakes.h"
 
 namespace portwatch {
 namespace {
@@ -22,54 +22,16 @@ using netlink::Family;
 using netlink::Protocol;
 using netlink::SocketRecord;
 
-/// sock_diag as a fake: one IPv4 socket on port 7 (no SO_REUSEADDR flag: netlink never says).
-class FakeNetlink : public SocketSource {
- public:
-  explicit FakeNetlink(std::vector<DumpRequest>& asked) : asked_(asked) {}
-  SocketBackend Backend(Protocol /*protocol*/) const override { return SocketBackend::kNetlink; }
-  bool FiltersInKernel(Protocol /*protocol*/) const override { return true; }
-  bool WalksBothFamilies(Protocol /*protocol*/) const override { return false; }
-  netlink::DumpResult Walk(const DumpRequest& request,
-                           const netlink::SocketVisitor& visit) override {
-    asked_.push_back(request);
-    SocketRecord record;
-    record.family = AF_INET;
-    record.state = netlink::kListen;
-    record.local_port = 7;
-    visit(record);
-    netlink::DumpResult result;
-    result.outcome = DumpOutcome::kComplete;
-    result.sockets = 1;
-    return result;
-  }
-
- private:
-  std::vector<DumpRequest>& asked_;
-};
+using testing::FakeSockDiag;
 
 /// An iterator's walk: `records` TIME_WAIT sockets on port 9 with SO_REUSEADDR, and the trailer.
-Result<netlink::UniqueFd> PipeWalk(int records) {
-  int ends[2];
-  if (::pipe(ends) != 0) {
-    return Failure{"pipe"};
-  }
-  netlink::UniqueFd read_end(ends[0]);
-  const netlink::UniqueFd write_end(ends[1]);
-  for (int i = 0; i < records; ++i) {
-    portwatch_socket_record raw{};
-    raw.kind = PORTWATCH_SOCKET_ITER_RECORD;
-    raw.family = AF_INET;
-    raw.state = netlink::kTimeWait;
-    raw.local_port = 9;
-    raw.reuse = 1;
-    EXPECT_EQ(::write(write_end.Get(), &raw, sizeof(raw)), static_cast<ssize_t>(sizeof(raw)));
-  }
-  portwatch_socket_trailer trailer{};
-  trailer.kind = PORTWATCH_SOCKET_ITER_TRAILER;
-  trailer.objects = static_cast<uint64_t>(records);
-  EXPECT_EQ(::write(write_end.Get(), &trailer, sizeof(trailer)),
-            static_cast<ssize_t>(sizeof(trailer)));
-  return read_end;
+Result<netlink::UniqueFd> TimeWaitWalk(int records) {
+  portwatch_socket_record raw{};
+  raw.family = AF_INET;
+  raw.state = netlink::kTimeWait;
+  raw.local_port = 9;
+  raw.reuse = 1;
+  return testing::PipeWalk(raw, records);
 }
 
 /// A pod whose namespace the fake CreateInside "enters": `inside` is true only while an action
@@ -107,9 +69,9 @@ struct FakePod {
           if (create_fails) {
             return Failure{"socket iterator: create: Cannot allocate memory"};
           }
-          return PipeWalk(2);
+          return TimeWaitWalk(2);
         },
-        Inside(), use_bpf, std::make_unique<FakeNetlink>(netlink_asked),
+        Inside(), use_bpf, std::make_unique<FakeSockDiag>(netlink_asked),
         [this](const std::string& reason, const std::string& error) {
           fallbacks.emplace_back(reason, error);
         });

@@ -1,7 +1,5 @@
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -9,6 +7,7 @@
 
 #include "collectors/bpf/socket_iter_abi.h"
 #include "collectors/socket_source/socket_iterators.h"
+#include "tests/unit/socket_source_fakes.h"
 
 namespace portwatch {
 namespace {
@@ -19,66 +18,17 @@ using netlink::Family;
 using netlink::Protocol;
 using netlink::SocketRecord;
 
-/// Answers every walk with one IPv4 socket on port 7 and counts the requests it got; with
-/// `refuse_both_families`, refuses a request for both families as a kernel without the older
-/// inet_diag request does.
-class FakeNetlink : public SocketSource {
- public:
-  explicit FakeNetlink(std::vector<DumpRequest>& asked, bool refuse_both_families = false)
-      : asked_(asked), refuse_both_families_(refuse_both_families) {}
-  SocketBackend Backend(Protocol /*protocol*/) const override { return SocketBackend::kNetlink; }
-  bool FiltersInKernel(Protocol /*protocol*/) const override { return true; }
-  bool WalksBothFamilies(Protocol /*protocol*/) const override { return false; }
-  netlink::DumpResult Walk(const DumpRequest& request,
-                           const netlink::SocketVisitor& visit) override {
-    asked_.push_back(request);
-    if (refuse_both_families_ && request.both_families) {
-      netlink::DumpResult refused;
-      refused.outcome = DumpOutcome::kFailed;
-      refused.error = "Invalid argument";
-      return refused;
-    }
-    SocketRecord record;
-    record.family = AF_INET;
-    record.state = netlink::kClose;
-    record.local_port = 7;
-    visit(record);
-    netlink::DumpResult result;
-    result.outcome = DumpOutcome::kComplete;
-    result.sockets = 1;
-    return result;
-  }
+using testing::FakeSockDiag;
 
- private:
-  std::vector<DumpRequest>& asked_;
-  bool refuse_both_families_;
-};
-
-/// A walk as the kernel would hand it: the read end of a pipe holding `records` sockets on
-/// port 9 (SO_REUSEADDR set) and the trailer.
-Result<netlink::UniqueFd> PipeWalk(int records) {
-  int ends[2];
-  if (::pipe(ends) != 0) {
-    return Failure{"pipe"};
-  }
-  netlink::UniqueFd read_end(ends[0]);
-  netlink::UniqueFd write_end(ends[1]);
-  for (int i = 0; i < records; ++i) {
-    portwatch_socket_record raw{};
-    raw.kind = PORTWATCH_SOCKET_ITER_RECORD;
-    raw.family = AF_INET6;
-    raw.state = netlink::kEstablished;
-    raw.local_port = 9;
-    raw.reuse = 1;
-    raw.v6only = 0;
-    EXPECT_EQ(::write(write_end.Get(), &raw, sizeof(raw)), static_cast<ssize_t>(sizeof(raw)));
-  }
-  portwatch_socket_trailer trailer{};
-  trailer.kind = PORTWATCH_SOCKET_ITER_TRAILER;
-  trailer.objects = static_cast<uint64_t>(records);
-  EXPECT_EQ(::write(write_end.Get(), &trailer, sizeof(trailer)),
-            static_cast<ssize_t>(sizeof(trailer)));
-  return read_end;
+/// The iterators' walk of these tests: `records` IPv6 sockets on port 9, SO_REUSEADDR set.
+Result<netlink::UniqueFd> Ipv6Walk(int records) {
+  portwatch_socket_record raw{};
+  raw.family = AF_INET6;
+  raw.state = netlink::kEstablished;
+  raw.local_port = 9;
+  raw.reuse = 1;
+  raw.v6only = 0;
+  return testing::PipeWalk(raw, records);
 }
 
 struct Harness {
@@ -95,9 +45,9 @@ struct Harness {
           if (create_fails) {
             return Failure{"socket iterator: create: Operation not permitted"};
           }
-          return PipeWalk(3);
+          return Ipv6Walk(3);
         },
-        use_bpf, std::make_unique<FakeNetlink>(netlink_asked, netlink_refuses_both_families),
+        use_bpf, std::make_unique<FakeSockDiag>(netlink_asked, netlink_refuses_both_families),
         [this](const std::string& error) { fallbacks.push_back(error); });
   }
 };
