@@ -25,6 +25,9 @@ using netlink::DumpOutcome;
 using netlink::Family;
 using netlink::Protocol;
 
+/// The slot of PodCounts::read_by_backend's inner array for `backend`.
+size_t BackendSlot(SocketBackend backend) { return backend == SocketBackend::kBpf ? 1 : 0; }
+
 struct Table {
   Protocol protocol;
   Family family;
@@ -131,9 +134,9 @@ Status SocketsCollector::ReadPod(const PodNamespace& pod, const EphemeralRange& 
            family.name == "portwatch_scrape_sockets_read";
   });
   for (const Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
-    if (protocol == Protocol::kTcp ? options.tcp : options.udp) {
+    if (options.Reads(protocol)) {
       ++counts.read_by_backend[SocketIterators::Index(protocol)]
-                              [source->Backend(protocol) == SocketBackend::kBpf ? 1 : 0];
+                              [BackendSlot(source->Backend(protocol))];
     }
   }
   PodReading& reading = pod_readings_[pod.inode];
@@ -288,12 +291,13 @@ void SocketsCollector::AppendPodReadings(const SocketsConfig& options,
       "chosen as for the exporter's own namespace).",
       prometheus::MetricType::Gauge);
   for (const Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
-    if (protocol == Protocol::kTcp ? options.tcp : options.udp) {
+    if (options.Reads(protocol)) {
       for (const SocketBackend backend : {SocketBackend::kBpf, SocketBackend::kNetlink}) {
-        by_backend.Add({{"backend", std::string(BackendName(backend))},
-                        {"protocol", std::string(netlink::ProtocolName(protocol))}},
-                       static_cast<double>(counts.read_by_backend[SocketIterators::Index(
-                           protocol)][backend == SocketBackend::kBpf ? 1 : 0]));
+        by_backend.Add(
+            {{"backend", std::string(BackendName(backend))},
+             {"protocol", std::string(netlink::ProtocolName(protocol))}},
+            static_cast<double>(
+                counts.read_by_backend[SocketIterators::Index(protocol)][BackendSlot(backend)]));
       }
     }
   }
@@ -313,7 +317,7 @@ Status SocketsCollector::CollectNamespace(SocketSource& source, const EphemeralR
   Status status;
   std::vector<Table> tables;
   for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
-    if ((protocol == Protocol::kTcp ? options.tcp : options.udp)) {
+    if (options.Reads(protocol)) {
       for (Family family : {Family::kIpv4, Family::kIpv6}) {
         if (family == Family::kIpv4 ? options.ipv4 : options.ipv6) {
           tables.push_back({protocol, family});
@@ -443,7 +447,7 @@ void SocketsCollector::AppendBackendMetrics(const SocketSource& source,
       "(collectors.sockets.backend). Pods: portwatch_pod_socket_tables.",
       prometheus::MetricType::Gauge);
   for (const Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
-    if (protocol == Protocol::kTcp ? options.tcp : options.udp) {
+    if (options.Reads(protocol)) {
       backend.Add({{"backend", std::string(BackendName(source.Backend(protocol)))},
                    {"protocol", std::string(netlink::ProtocolName(protocol))}},
                   1);

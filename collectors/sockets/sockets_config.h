@@ -15,6 +15,10 @@ namespace portwatch {
 struct SocketsConfig {
   bool tcp = true;
   bool udp = true;
+  /// Whether `protocol`'s table is read (tcp or udp above).
+  bool Reads(netlink::Protocol protocol) const {
+    return protocol == netlink::Protocol::kTcp ? tcp : udp;
+  }
   bool ipv4 = true;
   bool ipv6 = true;
   /// Distinct (protocol, port) values in portwatch_sockets; listening ports are always kept.
