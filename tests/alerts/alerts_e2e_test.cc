@@ -169,14 +169,7 @@ ChildProcess::Setup ListenOn(uint16_t port, bool reuse_address, int backlog = 64
 
 ChildProcess::Setup ReusePortListener(uint16_t port) {
   return [=](std::vector<UniqueFd>& keep) {
-    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const int on = 1;
-    ::setsockopt(fd.Get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    if (::bind(fd.Get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-      ::listen(fd.Get(), 16);
+    if (UniqueFd fd = ReusePortListen("0.0.0.0", port); fd.Valid()) {
       keep.push_back(std::move(fd));
     }
   };

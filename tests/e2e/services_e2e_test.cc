@@ -2,7 +2,6 @@
 // namespace, scrapes the real exporter, then really attempts bind() with and without
 // SO_REUSEADDR and checks that portwatch predicted the outcome.
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -240,14 +239,7 @@ TEST_F(ServicesE2eTest, ForeignProcessHoldsThePort) {
 
 /// One listening SO_REUSEPORT socket on the service port, kept in `keep` (none when bind fails).
 void ReusePortListener(std::vector<UniqueFd>& keep) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const int on = 1;
-  ::setsockopt(fd.Get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(kServicePort);
-  if (::bind(fd.Get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      ::listen(fd.Get(), 16) == 0) {
+  if (UniqueFd fd = ReusePortListen("0.0.0.0", kServicePort); fd.Valid()) {
     keep.push_back(std::move(fd));
   }
 }

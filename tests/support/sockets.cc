@@ -61,6 +61,20 @@ UniqueFd Listen(const std::string& address, uint16_t port, bool reuse_address) {
   return fd;
 }
 
+UniqueFd ReusePortListen(const std::string& address, uint16_t port) {
+  UniqueFd fd(::socket(IsIpv6(address) ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int on = 1;
+  ::setsockopt(fd.Get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
+  sockaddr_storage storage;
+  const socklen_t length = MakeAddress(address, port, storage);
+  if (!fd.Valid() || length == 0 ||
+      ::bind(fd.Get(), reinterpret_cast<sockaddr*>(&storage), length) != 0 ||
+      ::listen(fd.Get(), 16) != 0) {
+    return UniqueFd();
+  }
+  return fd;
+}
+
 namespace {
 
 bool ConnectTo(const UniqueFd& fd, const std::string& address, uint16_t port) {

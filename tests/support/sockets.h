@@ -15,6 +15,8 @@ UniqueFd Bind(int type, const std::string& address, uint16_t port, bool reuse_ad
               bool v6only = true);
 /// Bind() plus listen().
 UniqueFd Listen(const std::string& address, uint16_t port, bool reuse_address = false);
+/// A TCP listener with SO_REUSEPORT on address:port: one more member of the port's group.
+UniqueFd ReusePortListen(const std::string& address, uint16_t port);
 /// A TCP (or UDP, with SOCK_DGRAM) socket connected to address:port from an ephemeral port.
 UniqueFd Connect(int type, const std::string& address, uint16_t port);
 /// Like Connect(), from a socket first bound to local_address:local_port.
