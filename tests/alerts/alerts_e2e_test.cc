@@ -180,7 +180,7 @@ void ServerClosesFirst(uint16_t port, int count) {
   for (int i = 0; i < count; ++i) {
     UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", port);
     ASSERT_TRUE(client.Valid());
-    ASSERT_TRUE(WaitForEof(client));
+    ASSERT_TRUE(CloseAfterPeer(std::move(client)));
   }
 }
 
@@ -193,7 +193,7 @@ void ClientClosesFirst(const UniqueFd& listener, uint16_t port, int count) {
     UniqueFd server = Accept(listener);
     ASSERT_TRUE(server.Valid());
     client = UniqueFd();  // FIN from the client first
-    ASSERT_TRUE(WaitForEof(server));
+    ASSERT_TRUE(CloseAfterPeer(std::move(server)));
   }
 }
 
@@ -210,7 +210,7 @@ void ChurnConnections(const UniqueFd& listener, uint16_t port, int count, bool s
     UniqueFd& first = server_first ? server : client;
     UniqueFd& second = server_first ? client : server;
     first = UniqueFd();
-    WaitForEof(second);
+    CloseAfterPeer(std::move(second));
   }
 }
 

@@ -47,7 +47,7 @@ class KnownSocketTable {
       UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", 5000);
       UniqueFd server = Accept(listener_v4_);
       server = UniqueFd();
-      if (!WaitForEof(client)) {
+      if (!CloseAfterPeer(std::move(client))) {
         return ::testing::AssertionFailure() << "server-side TIME_WAIT: " << std::strerror(errno);
       }
     }
@@ -56,7 +56,7 @@ class KnownSocketTable {
       UniqueFd client = Connect(SOCK_STREAM, "::1", 5001);
       UniqueFd server = Accept(listener_v6_);
       client = UniqueFd();
-      if (!WaitForEof(server)) {
+      if (!CloseAfterPeer(std::move(server))) {
         return ::testing::AssertionFailure() << "client-side TIME_WAIT: " << std::strerror(errno);
       }
     }

@@ -29,7 +29,7 @@ void BuildPodTable(std::vector<UniqueFd>& keep) {
     UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", kTimeWaitPort);
     UniqueFd served = Accept(gone);
     served = UniqueFd();  // the server closes first: TIME_WAIT lands on kTimeWaitPort
-    if (!WaitForEof(client)) {
+    if (!CloseAfterPeer(std::move(client))) {
       ::_exit(4);
     }
   }

@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -56,7 +58,7 @@ void MakeServerCloseFirst(int connections) {
   for (int i = 0; i < connections; ++i) {
     UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", kServicePort);
     ASSERT_TRUE(client.Valid());
-    ASSERT_TRUE(WaitForEof(client));
+    ASSERT_TRUE(CloseAfterPeer(std::move(client))) << std::strerror(errno);
   }
 }
 
@@ -174,7 +176,8 @@ class ServicesE2eTest : public ::testing::Test {
     EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "svc"}}), 0);
     EXPECT_EQ(
         metrics.Value("portwatch_service_sockets", {{"service", "svc"}, {"state", "time_wait"}}),
-        connections);
+        connections)
+        << metrics.Text();
     if (!listener_reuse) {
       EXPECT_EQ(
           metrics.Value("portwatch_service_bind_blockers",

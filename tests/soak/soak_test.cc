@@ -423,7 +423,7 @@ TEST_F(SoakTest, ReloadsChurnAndScrapesForAMinute) {
       UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", kFinalPorts[0]);
       UniqueFd server = Accept(keep[0]);
       server = UniqueFd();
-      WaitForEof(client);
+      CloseAfterPeer(std::move(client));
     }
   });
   ASSERT_TRUE(final_table.Ready());

@@ -2,12 +2,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace portwatch::testing {
 
@@ -114,6 +117,9 @@ UniqueFd Accept(const UniqueFd& listener) {
   return UniqueFd(::accept4(listener.Get(), nullptr, nullptr, SOCK_CLOEXEC));
 }
 
+namespace {
+
+/// Reads until the peer's FIN. True when EOF was seen.
 bool WaitForEof(const UniqueFd& fd) {
   char buffer[256];
   for (int reads = 0; reads < 1000; ++reads) {
@@ -135,6 +141,32 @@ bool WaitForEof(const UniqueFd& fd) {
   }
   return false;
 }
+
+/// Sends our FIN and waits until the peer acknowledged it: our socket is then CLOSE (from
+/// LAST_ACK), so the peer has received the FIN and is in TIME_WAIT.
+bool ShutdownUntilAcknowledged(const UniqueFd& fd) {
+  if (::shutdown(fd.Get(), SHUT_WR) != 0) {
+    return false;
+  }
+  constexpr auto kPollInterval = std::chrono::milliseconds(1);
+  for (int waited_ms = 0; waited_ms < kPeerWaitMs; ++waited_ms) {
+    tcp_info info{};
+    socklen_t length = sizeof(info);
+    if (::getsockopt(fd.Get(), IPPROTO_TCP, TCP_INFO, &info, &length) != 0) {
+      return false;
+    }
+    if (info.tcpi_state == TCP_CLOSE) {
+      return true;
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  errno = ETIMEDOUT;
+  return false;
+}
+
+}  // namespace
+
+bool CloseAfterPeer(UniqueFd fd) { return WaitForEof(fd) && ShutdownUntilAcknowledged(fd); }
 
 uint16_t LocalPort(const UniqueFd& fd) {
   sockaddr_storage storage{};

@@ -22,10 +22,14 @@ UniqueFd Connect(int type, const std::string& address, uint16_t port);
 /// Like Connect(), from a socket first bound to local_address:local_port.
 UniqueFd ConnectFrom(int type, const std::string& local_address, uint16_t local_port,
                      const std::string& address, uint16_t port);
-/// accept() with a 5 s bound.
+/// accept() with a 20 s bound (errno ETIMEDOUT when nothing came).
 UniqueFd Accept(const UniqueFd& listener);
-/// Reads until the peer's FIN (bounded by a 5 s timeout). True when EOF was seen.
-bool WaitForEof(const UniqueFd& fd);
+/// Closes a TCP connection whose peer closed first: reads until the peer's FIN, sends ours and
+/// waits until the peer acknowledged it, so the peer's socket is in TIME_WAIT when this returns
+/// true. Without the wait the peer may still be in FIN_WAIT2: a loopback packet dropped under
+/// load is retransmitted only after 200 ms or more (a CI run counted 1 TIME_WAIT of 2). Each wait
+/// is bounded by 20 s (errno ETIMEDOUT).
+bool CloseAfterPeer(UniqueFd fd);
 /// The local port a socket is bound to.
 uint16_t LocalPort(const UniqueFd& fd);
 
