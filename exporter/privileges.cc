@@ -2,8 +2,10 @@
 
 #include <linux/capability.h>
 
+#include <algorithm>
 #include <bit>
 #include <map>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -23,7 +25,19 @@ PrivilegePlan PlanPrivileges(const std::vector<CollectorNeeds>& enabled,
       const bool mapped = need.capability > held.last_known;
       const int capability = mapped ? CAP_SYS_ADMIN : need.capability;
       const bool permitted = (held.permitted & CapabilityBit(capability)) != 0;
-      plan.requirements.push_back({collector.collector, capability, need.without, permitted});
+      // One requirement per collector and capability (one series of
+      // portwatch_collector_capability_held): CAP_BPF and CAP_PERFMON both become CAP_SYS_ADMIN
+      // on kernels before them.
+      const auto same = std::find_if(plan.requirements.begin(), plan.requirements.end(),
+                                     [&](const PrivilegePlan::Requirement& requirement) {
+                                       return requirement.collector == collector.collector &&
+                                              requirement.capability == capability;
+                                     });
+      if (same == plan.requirements.end()) {
+        plan.requirements.push_back({collector.collector, capability, need.without, permitted});
+      } else if (same->without != need.without) {
+        same->without += "; " + need.without;
+      }
       if (permitted) {
         plan.keep |= CapabilityBit(capability);
         if (mapped || !need.raised_on_use) {
@@ -68,20 +82,28 @@ void AppendPrivilegeMetrics(const PrivilegePlan& plan, CapabilityMask effective_
 
 void LogPrivilegePlan(const PrivilegePlan& plan) {
   // One line per collector, its missing capabilities together.
-  std::map<std::string, std::pair<std::string, std::string>> missing;  // names, costs
+  struct Missing {
+    std::string names;
+    std::string costs;
+    std::set<std::string> costs_said;  // CAP_BPF and CAP_PERFMON cost the same: said once
+  };
+  std::map<std::string, Missing> missing;
   for (const PrivilegePlan::Requirement& requirement : plan.requirements) {
     if (requirement.held) {
       continue;
     }
-    auto& [names, costs] = missing[requirement.collector];
-    names += (names.empty() ? "" : ",") + CapabilityName(requirement.capability);
-    costs += (costs.empty() ? "" : "; ") + requirement.without;
+    Missing& collector = missing[requirement.collector];
+    collector.names +=
+        (collector.names.empty() ? "" : ",") + CapabilityName(requirement.capability);
+    if (collector.costs_said.insert(requirement.without).second) {
+      collector.costs += (collector.costs.empty() ? "" : "; ") + requirement.without;
+    }
   }
   for (const auto& [collector, what] : missing) {
     spdlog::warn("{}", LogLine("collector lacks capabilities, running without what they give")
                            .Add("collector", collector)
-                           .Add("missing", what.first)
-                           .Add("cost", what.second)
+                           .Add("missing", what.names)
+                           .Add("cost", what.costs)
                            .Text());
   }
 }

@@ -12,18 +12,21 @@ namespace portwatch {
 
 namespace {
 
-/// What the BPF socket iterators need, when the config may use them (the sockets and services
-/// collectors share one loaded copy).
-void AddSocketIteratorNeeds(const Config& config, std::vector<CapabilityNeed>& needs) {
-  if (config.sockets.backend == SocketBackendSetting::kNetlink) {
-    return;
-  }
-  const std::string without =
-      "the BPF socket iterators cannot be loaded: sockets are read through sock_diag, which "
-      "does not report SO_REUSEADDR (TIME_WAIT left by a listener portwatch never saw reads "
-      "unknown)";
+/// CAP_BPF and CAP_PERFMON (loading tracing programs), each with what is lost without them.
+void AddEbpfNeeds(const std::string& without, std::vector<CapabilityNeed>& needs) {
   needs.push_back({CAP_BPF, without});
   needs.push_back({CAP_PERFMON, without});
+}
+
+/// What is lost without the BPF socket iterators, when the config may use them (the sockets and
+/// services collectors share one loaded copy); empty when it reads through sock_diag anyway.
+std::string WithoutSocketIterators(const Config& config) {
+  if (config.sockets.backend == SocketBackendSetting::kNetlink) {
+    return "";
+  }
+  return "the BPF socket iterators cannot be loaded: sockets are read through sock_diag, which "
+         "does not report SO_REUSEADDR (TIME_WAIT left by a listener portwatch never saw reads "
+         "unknown)";
 }
 
 }  // namespace
@@ -49,7 +52,9 @@ const std::vector<CollectorSpec>& KnownCollectors() {
                      "other users' /proc/<pid>/ns/net cannot be opened: those "
                      "pods' sockets are not counted"}};
          }
-         AddSocketIteratorNeeds(config, needs);
+         if (const std::string without = WithoutSocketIterators(config); !without.empty()) {
+           AddEbpfNeeds(without, needs);
+         }
          return needs;
        }},
       {"services",
@@ -78,7 +83,15 @@ const std::vector<CollectorSpec>& KnownCollectors() {
                             "listeners and the services scoped to pods are not read",
                             /*raised_on_use=*/true});
          }
-         AddSocketIteratorNeeds(config, needs);
+         // The socket owner walk (iter/task_file) loads when the collector is built, whatever
+         // reads the sockets: without it the first scrape reads every /proc/<pid>/fd.
+         std::string without_ebpf =
+             "the socket owner iterator cannot be loaded: the processes holding the services' "
+             "sockets are found by reading every /proc/<pid>/fd (a slower first scrape)";
+         if (const std::string without = WithoutSocketIterators(config); !without.empty()) {
+           without_ebpf = without + "; " + without_ebpf;
+         }
+         AddEbpfNeeds(without_ebpf, needs);
          return needs;
        }},
       {"kernel_limits",

@@ -254,18 +254,20 @@ std::vector<std::string> ThreadCapabilities(pid_t pid) {
 
 TEST_F(DaemonE2eTest, EveryThreadKeepsOnlyTheCapabilitiesOfTheEnabledCollectors) {
   // Run as root: the exporter starts with every capability and must drop all but the services
-  // collector's two (bind_events is off, sockets are read through sock_diag) from every set of
-  // every thread, bounding set included.
+  // collector's four (bind_events is off, sockets are read through sock_diag: CAP_BPF and
+  // CAP_PERFMON stay for the socket-owner walk alone) from every set of every thread, bounding
+  // set included.
   const std::string config =
       ::testing::TempDir() + "/portwatch-caps-" + std::to_string(::getpid()) + ".yaml";
-  std::ofstream(config) << "collectors:\n  sockets:\n    backend: netlink\n";
+  std::ofstream(config) << "collectors:\n  sockets:\n    backend: netlink\n"
+                        << "services:\n  - name: self\n    port: " << kPort << "\n";
   ExporterProcess exporter(PORTWATCH_EXPORTER_BINARY,
                            {kListen, "--no-collector.bind_events", "--config.file=" + config});
   const bool ready = exporter.WaitReady(kPort);
   ::unlink(config.c_str());
   ASSERT_TRUE(ready) << exporter.Log();
-  // CAP_DAC_READ_SEARCH is bit 2, CAP_SYS_PTRACE bit 19.
-  const std::string kept = "0000000000080004";
+  // CAP_DAC_READ_SEARCH bit 2, CAP_SYS_PTRACE bit 19, CAP_PERFMON bit 38, CAP_BPF bit 39.
+  const std::string kept = "000000c000080004";
   const std::string expected = "CapInh:\t0000000000000000 CapPrm:\t" + kept + " CapEff:\t" + kept +
                                " CapBnd:\t" + kept + " CapAmb:\t0000000000000000 ";
   const std::vector<std::string> threads = ThreadCapabilities(exporter.Pid());
@@ -274,14 +276,21 @@ TEST_F(DaemonE2eTest, EveryThreadKeepsOnlyTheCapabilitiesOfTheEnabledCollectors)
     EXPECT_EQ(thread, expected);
   }
   const Exposition metrics(HttpRequest(kPort, "GET", "/metrics").body);
-  EXPECT_EQ(metrics.Sum("portwatch_capability_effective"), 2);
+  EXPECT_EQ(metrics.Sum("portwatch_capability_effective"), 4);
   EXPECT_EQ(metrics.Value("portwatch_capability_effective", {{"capability", "CAP_SYS_PTRACE"}}), 1);
   EXPECT_EQ(metrics.Value("portwatch_collector_capability_held",
                           {{"capability", "CAP_DAC_READ_SEARCH"}, {"collector", "services"}}),
             1);
-  EXPECT_EQ(metrics.Sum("portwatch_collector_capability_held"), 2);
+  EXPECT_EQ(metrics.Value("portwatch_collector_capability_held",
+                          {{"capability", "CAP_BPF"}, {"collector", "services"}}),
+            1);
+  EXPECT_EQ(metrics.Sum("portwatch_collector_capability_held"), 4);
+  // What the two are kept for: the exporter's own listener found by the task_file walk.
+  EXPECT_EQ(metrics.Value("portwatch_process_scan_method", {{"method", "bpf_task_file"}}), 1)
+      << metrics.Text();
+  EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "self"}}), 1);
   EXPECT_NE(exporter.Log().find("msg=\"dropped capabilities no enabled collector needs\" "
-                                "kept=CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE"),
+                                "kept=CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE,CAP_PERFMON,CAP_BPF "),
             std::string::npos)
       << exporter.Log();
 }

@@ -18,9 +18,13 @@
 namespace portwatch {
 namespace {
 
-constexpr CapabilityMask kServices =
+/// What loading tracing programs needs (bind_events; the services' socket owner walk; the socket
+/// iterators).
+constexpr CapabilityMask kEbpf = CapabilityBit(CAP_BPF) | CapabilityBit(CAP_PERFMON);
+/// Reading other users' /proc/<pid>/fd and socket links.
+constexpr CapabilityMask kProcReading =
     CapabilityBit(CAP_DAC_READ_SEARCH) | CapabilityBit(CAP_SYS_PTRACE);
-constexpr CapabilityMask kBindEvents = CapabilityBit(CAP_BPF) | CapabilityBit(CAP_PERFMON);
+constexpr CapabilityMask kServices = kProcReading | kEbpf;
 constexpr int kLastCap = CAP_CHECKPOINT_RESTORE;  // 40 on Linux 5.9+
 constexpr CapabilityMask kRoot = (CapabilityMask{1} << (kLastCap + 1)) - 1;
 
@@ -65,8 +69,8 @@ std::string Exposed(const PrivilegePlan& plan, CapabilityMask effective) {
 TEST(PrivilegesTest, RootKeepsOnlyWhatTheDefaultCollectorsNeed) {
   const PrivilegePlan plan = PlanPrivileges(
       CollectorCapabilityNeeds(DefaultCollectors(), PlainHost()), Held(kRoot, kRoot));
-  EXPECT_EQ(plan.keep, kServices | kBindEvents);
-  EXPECT_EQ(plan.drop, kRoot & ~(kServices | kBindEvents));
+  EXPECT_EQ(plan.keep, kServices);
+  EXPECT_EQ(plan.drop, kRoot & ~(kServices));
   EXPECT_EQ(CapabilityNames(plan.keep), "CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE,CAP_PERFMON,CAP_BPF");
   EXPECT_EQ(
       Exposed(plan, plan.keep),
@@ -75,10 +79,12 @@ TEST(PrivilegesTest, RootKeepsOnlyWhatTheDefaultCollectorsNeed) {
       "capability gives; the log says what at start).\n"
       "# TYPE portwatch_collector_capability_held gauge\n"
       "portwatch_collector_capability_held{capability=\"CAP_BPF\",collector=\"bind_events\"} 1\n"
+      "portwatch_collector_capability_held{capability=\"CAP_BPF\",collector=\"services\"} 1\n"
       "portwatch_collector_capability_held{capability=\"CAP_DAC_READ_SEARCH\",collector="
       "\"services\"} 1\n"
       "portwatch_collector_capability_held{capability=\"CAP_PERFMON\",collector=\"bind_events\"} "
       "1\n"
+      "portwatch_collector_capability_held{capability=\"CAP_PERFMON\",collector=\"services\"} 1\n"
       "portwatch_collector_capability_held{capability=\"CAP_SYS_PTRACE\",collector=\"services\"} "
       "1\n"
       "# HELP portwatch_capability_effective A capability the exporter kept after dropping "
@@ -134,19 +140,40 @@ TEST(PrivilegesTest, PodNamespacesAddWhatEnteringThemNeedsOnANodeWithPods) {
 }
 
 TEST(PrivilegesTest, MissingCapabilitiesAreReportedPerCollector) {
-  // A systemd unit that granted only the services' capabilities: nothing to drop.
+  // A systemd unit that granted only what reading /proc needs: nothing to drop, no eBPF.
   const PrivilegePlan plan = PlanPrivileges(
-      CollectorCapabilityNeeds(DefaultCollectors(), PlainHost()), Held(kServices, kServices));
-  EXPECT_EQ(plan.keep, kServices);
+      CollectorCapabilityNeeds(DefaultCollectors(), PlainHost()), Held(kProcReading, kProcReading));
+  EXPECT_EQ(plan.keep, kProcReading);
   EXPECT_EQ(plan.drop, 0U);
-  ASSERT_EQ(plan.requirements.size(), 4U);
+  ASSERT_EQ(plan.requirements.size(), 6U);
   for (const PrivilegePlan::Requirement& requirement : plan.requirements) {
-    EXPECT_EQ(requirement.held, requirement.collector == "services") << requirement.collector;
+    EXPECT_EQ(requirement.held, (CapabilityBit(requirement.capability) & kProcReading) != 0)
+        << requirement.collector << " " << CapabilityName(requirement.capability);
     EXPECT_FALSE(requirement.without.empty());
   }
-  EXPECT_THAT(Exposed(plan, plan.keep),
+  const std::string exposed = Exposed(plan, plan.keep);
+  EXPECT_THAT(exposed,
               ::testing::HasSubstr("portwatch_collector_capability_held{capability=\"CAP_BPF\","
                                    "collector=\"bind_events\"} 0\n"));
+  EXPECT_THAT(exposed,
+              ::testing::HasSubstr("portwatch_collector_capability_held{capability=\"CAP_BPF\","
+                                   "collector=\"services\"} 0\n"));
+}
+
+TEST(PrivilegesTest, TheServicesOwnerWalkAsksForEbpfWhateverReadsTheSockets) {
+  // backend: netlink and bind_events off: the services collector alone keeps CAP_BPF and
+  // CAP_PERFMON, for its iter/task_file owner walk (without them its first pass reads every
+  // /proc/<pid>/fd).
+  const PrivilegePlan plan = PlanPrivileges(
+      CollectorCapabilityNeeds({"sockets", "services"}, PlainHost()), Held(kRoot, kRoot));
+  EXPECT_EQ(plan.keep, kServices);
+  for (const PrivilegePlan::Requirement& requirement : plan.requirements) {
+    EXPECT_EQ(requirement.collector, "services");
+    if ((CapabilityBit(requirement.capability) & kEbpf) != 0) {
+      EXPECT_THAT(requirement.without, ::testing::StartsWith("the socket owner iterator"));
+      EXPECT_THAT(requirement.without, ::testing::Not(::testing::HasSubstr("socket iterators")));
+    }
+  }
 }
 
 TEST(PrivilegesTest, SocketIteratorsAskCapBpfAndCapPerfmonForSocketsAndServices) {
@@ -154,7 +181,7 @@ TEST(PrivilegesTest, SocketIteratorsAskCapBpfAndCapPerfmonForSocketsAndServices)
   config.sockets.backend = SocketBackendSetting::kAuto;
   const PrivilegePlan plan =
       PlanPrivileges(CollectorCapabilityNeeds({"sockets", "services"}, config), Held(kRoot, kRoot));
-  EXPECT_EQ(plan.keep, kServices | kBindEvents);
+  EXPECT_EQ(plan.keep, kServices);
   EXPECT_EQ(plan.permitted_only, 0U);
   std::set<std::string> asked;
   for (const PrivilegePlan::Requirement& requirement : plan.requirements) {
@@ -163,11 +190,19 @@ TEST(PrivilegesTest, SocketIteratorsAskCapBpfAndCapPerfmonForSocketsAndServices)
   EXPECT_EQ(asked, (std::set<std::string>{"services:CAP_BPF", "services:CAP_DAC_READ_SEARCH",
                                           "services:CAP_PERFMON", "services:CAP_SYS_PTRACE",
                                           "sockets:CAP_BPF", "sockets:CAP_PERFMON"}));
+  EXPECT_EQ(plan.requirements.size(), asked.size());
+  for (const PrivilegePlan::Requirement& requirement : plan.requirements) {
+    if (requirement.collector == "services" && requirement.capability == CAP_BPF) {
+      // One requirement, both costs: the iterators and the owner walk.
+      EXPECT_THAT(requirement.without, ::testing::HasSubstr("BPF socket iterators"));
+      EXPECT_THAT(requirement.without, ::testing::HasSubstr("socket owner iterator"));
+    }
+  }
   // The defaults of a plain host keep exactly what they kept before: bind_events asked for both.
   EXPECT_EQ(
       PlanPrivileges(CollectorCapabilityNeeds(DefaultCollectors(), Config{}), Held(kRoot, kRoot))
           .keep,
-      kServices | kBindEvents);
+      kServices);
 }
 
 TEST(PrivilegesTest, OnlyTheBoundingSetLeftIsDroppedToo) {
@@ -185,8 +220,15 @@ TEST(PrivilegesTest, KernelsBeforeCapBpfNeedCapSysAdminForEbpf) {
   const PrivilegePlan plan = PlanPrivileges(CollectorCapabilityNeeds({"bind_events"}, Config{}),
                                             Held(root, root, linux_5_4));
   EXPECT_EQ(plan.keep, CapabilityBit(CAP_SYS_ADMIN));
-  ASSERT_EQ(plan.requirements.size(), 2U);
+  // CAP_BPF and CAP_PERFMON both become CAP_SYS_ADMIN: one requirement, one series.
+  ASSERT_EQ(plan.requirements.size(), 1U);
   EXPECT_EQ(plan.requirements[0].capability, CAP_SYS_ADMIN);
+  const std::string exposed = Exposed(plan, plan.keep);
+  const std::string series =
+      "portwatch_collector_capability_held{capability=\"CAP_SYS_ADMIN\",collector=\"bind_events\"} "
+      "1\n";
+  ASSERT_THAT(exposed, ::testing::HasSubstr(series));
+  EXPECT_EQ(exposed.find(series), exposed.rfind(series)) << exposed;
 }
 
 TEST(PrivilegesTest, OnKernelsBeforeCapBpfPodsAndEbpfKeepCapSysAdminEffective) {
