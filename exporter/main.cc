@@ -61,6 +61,26 @@ int RecordNetlink(const Config& config, const std::string& path) {
   return 0;
 }
 
+/// --config.check: whatever a start would refuse, found without starting: the config (already
+/// loaded by the caller), the web config and the listen address. One line per file checked.
+int CheckConfigs(const Config& config, const portwatch::Options& options) {
+  std::cout << config.source << ": config OK\n";
+  if (!options.web.web_config_file.empty()) {
+    const portwatch::Result<std::unique_ptr<portwatch::WebConfigStore>> web_config =
+        portwatch::WebConfigStore::Open(options.web.web_config_file);
+    if (!web_config) {
+      std::cerr << "portwatch_exporter: " << web_config.Error() << "\n";
+      return 1;
+    }
+    std::cout << options.web.web_config_file << ": web config OK\n";
+  }
+  if (const auto address = portwatch::ParseListenAddress(options.web.listen_address); !address) {
+    std::cerr << "portwatch_exporter: " << address.Error() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,8 +105,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (options.config_check) {
-    std::cout << loaded->source << ": config OK\n";
-    return 0;
+    return CheckConfigs(*loaded, options);
   }
   if (options.diagnose) {
     return portwatch::RunDiagnose(*options.diagnose, *loaded, std::cout, std::cerr);

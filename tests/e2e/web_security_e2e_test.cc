@@ -232,5 +232,32 @@ TEST_F(WebSecurityE2eTest, ABadWebConfigStopsTheStart) {
       << exporter.Log();
 }
 
+TEST_F(WebSecurityE2eTest, ConfigCheckReadsTheWebConfigAndItsCertificates) {
+  const std::string web_config = (dir_ / "web.yml").string();
+  const std::vector<std::string> check = {PORTWATCH_EXPORTER_BINARY, "--config.check",
+                                          "--web.config.file=" + web_config};
+  std::string output;
+  WriteWebConfig("tls_server_config:\n  cert_file: server.crt\n");
+  EXPECT_EQ(RunCommand(check, output), 1);
+  EXPECT_NE(output.find("web.yml:2:3: tls_server_config needs a certificate and its key: key_file "
+                        "(or key) is missing"),
+            std::string::npos)
+      << output;
+  // A certificate that is not there: the start would fail, so the check does.
+  WriteWebConfig("tls_server_config:\n  cert_file: gone.crt\n  key_file: server.key\n");
+  EXPECT_EQ(RunCommand(check, output), 1);
+  EXPECT_NE(output.find("gone.crt"), std::string::npos) << output;
+  WriteWebConfig(std::string("tls_server_config:\n  cert_file: server.crt\n  key_file: "
+                             "server.key\nbasic_auth_users:\n  prom: ") +
+                 kScrapeSecret + "\n");
+  EXPECT_EQ(RunCommand(check, output), 0) << output;
+  EXPECT_NE(output.find(web_config + ": web config OK\n"), std::string::npos) << output;
+  // The listen address a start would refuse.
+  std::vector<std::string> bad_address = check;
+  bad_address.push_back("--web.listen-address=127.0.0.1:notaport");
+  EXPECT_EQ(RunCommand(bad_address, output), 1);
+  EXPECT_NE(output.find("notaport"), std::string::npos) << output;
+}
+
 }  // namespace
 }  // namespace portwatch::testing
