@@ -35,9 +35,8 @@ TEST_F(PodsE2eTest, EachPodsSocketsAreCountedWithItsLabelsAndVanishWithIt) {
                keep.push_back(Accept(listener));
              }
              UniqueFd client = Connect(SOCK_STREAM, "127.0.0.1", 8080);
-             Accept(listener);  // closed at once: the server side ends in TIME_WAIT
-             std::this_thread::sleep_for(std::chrono::milliseconds(50));
-             client = UniqueFd();
+             Accept(listener);                   // closed at once: the server closes first
+             CloseAfterPeer(std::move(client));  // and its side ends in TIME_WAIT
              keep.push_back(std::move(listener));
            });
   // web-1: cgroupfs driver (a v1 hierarchy where the host has one), burstable, CRI-O id. A UDP
