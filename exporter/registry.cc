@@ -116,7 +116,8 @@ const std::vector<CollectorSpec>& KnownCollectors() {
        [](const Config& config, const SharedKernelViews& shared) -> std::unique_ptr<Collector> {
          auto collector = std::make_unique<BindEventsCollector>(
              ProcFs(), KernelTransportFactory(), OpenKernelBindEventSource, config.bind_events,
-             OwnNetworkNamespace(), nullptr, PodLookupFrom(shared.pods));
+             OwnNetworkNamespace(), nullptr, PodLookupFrom(shared.pods),
+             PodTablesFrom(shared.pods));
          collector->ShowCommandLines(config.privacy.command_lines);
          collector->LookForPods(config.sockets);
          return collector;

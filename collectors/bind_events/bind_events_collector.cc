@@ -45,15 +45,21 @@ BindEventsCollector::PodLookupFactory PodLookupFrom(std::shared_ptr<PodNamespace
   };
 }
 
+BindEventsCollector::PodTableOpener PodTablesFrom(std::shared_ptr<PodNamespaces> pods) {
+  return [pods = std::move(pods)](uint32_t netns) { return pods->Open(netns); };
+}
+
 BindEventsCollector::BindEventsCollector(ProcFs procfs, netlink::TransportFactory open_transport,
                                          SourceFactory open_source, const BindEventsConfig& options,
-                                         uint32_t own_netns, LogSink log, PodLookupFactory pods)
+                                         uint32_t own_netns, LogSink log, PodLookupFactory pods,
+                                         PodTableOpener pod_tables)
     : procfs_(std::move(procfs)),
       open_transport_(std::move(open_transport)),
       open_source_(std::move(open_source)),
       own_netns_(own_netns),
       log_(std::move(log)),
-      pods_for_(std::move(pods)) {
+      pods_for_(std::move(pods)),
+      pod_tables_(std::move(pod_tables)) {
   if (!log_) {
     log_ = [](const std::string& line) { spdlog::info("{}", line); };
   }
@@ -252,11 +258,14 @@ LogLine BindEventsCollector::Describe(const BindFailureEvent& event,
   if (key.port == 0) {
     return line.Add("why", "no free ephemeral port");
   }
-  if (own_netns_ == 0 || key.netns != own_netns_) {
+  // Who holds the port, from the socket table of the failure's network namespace: the
+  // exporter's own, or a pod's (entered when the pod was found).
+  const bool own_namespace = own_netns_ != 0 && key.netns == own_netns_;
+  if (!own_namespace && (!pod || !pod_tables_)) {
     return line.Add("holders", "unknown: another network namespace");
   }
-  // Who holds the port, from the socket table of this network namespace.
-  Result<std::unique_ptr<netlink::Transport>> transport = open_transport_();
+  Result<std::unique_ptr<netlink::Transport>> transport =
+      own_namespace ? open_transport_() : pod_tables_(key.netns);
   if (!transport) {
     return line.Add("holders", "unknown: " + transport.Error());
   }

@@ -35,15 +35,20 @@ class BindEventsCollector : public Collector {
   /// old. Production: PodLookupFrom(the shared PodNamespaces); tests: a fake.
   using PodLookupFactory = std::function<PodLookup(const SocketsConfig& sockets,
                                                    std::chrono::steady_clock::duration max_age)>;
+  /// A sock_diag transport inside pod network namespace `netns` (one a PodLookup named), for
+  /// the holders of a pod's failed port. Production: PodTablesFrom(the shared PodNamespaces).
+  using PodTableOpener = std::function<Result<std::unique_ptr<netlink::Transport>>(uint32_t netns)>;
 
   /// Opens the source at once with the attach paths `options` allows, so failures are counted
   /// from start-up on, not from the first scrape. A reloaded config with other attach paths
   /// re-attaches at the next scrape. `own_netns` is the inode of the exporter's network
   /// namespace. `pods` (nullptr: none) names the pods of failures' namespaces, in the series
-  /// of portwatch_bind_failures_total and in log lines.
+  /// of portwatch_bind_failures_total and in log lines; `pod_tables` (nullptr: none) reads a
+  /// pod's sockets for the holders in its log lines.
   BindEventsCollector(ProcFs procfs, netlink::TransportFactory open_transport,
                       SourceFactory open_source, const BindEventsConfig& options,
-                      uint32_t own_netns, LogSink log = nullptr, PodLookupFactory pods = nullptr);
+                      uint32_t own_netns, LogSink log = nullptr, PodLookupFactory pods = nullptr,
+                      PodTableOpener pod_tables = nullptr);
   ~BindEventsCollector() override;
   BindEventsCollector(const BindEventsCollector&) = delete;
   BindEventsCollector& operator=(const BindEventsCollector&) = delete;
@@ -92,6 +97,7 @@ class BindEventsCollector : public Collector {
   LogSink log_;
   std::atomic<bool> command_lines_{true};
   PodLookupFactory pods_for_;
+  PodTableOpener pod_tables_;
   BindFailureCounters counters_;
 
   mutable std::mutex pods_mutex_;  ///< log lines are written on the source's thread
@@ -115,5 +121,8 @@ uint32_t OwnNetworkNamespace();
 /// them up: Discover(pod_logs_dir, max_age), then, for a namespace not in that list,
 /// Discover(pod_logs_dir, PodNamespaces::kSameScrape).
 BindEventsCollector::PodLookupFactory PodLookupFrom(std::shared_ptr<PodNamespaces> pods);
+/// The kept sock_diag socket of a pod's namespace in `pods` (PodNamespaces::Open): the pod was
+/// entered when it was discovered.
+BindEventsCollector::PodTableOpener PodTablesFrom(std::shared_ptr<PodNamespaces> pods);
 
 }  // namespace portwatch

@@ -2,7 +2,7 @@
 // pod A fails to bind a port that pod A already holds. portwatch_bind_failures_total counts
 // exactly those failures under pod A's {namespace, pod} and network namespace; pod B, which
 // holds the same port in its own namespace, and the node, which holds it too, have none; the log
-// line names the pod.
+// line names the pod and the holder in it.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
@@ -119,6 +119,11 @@ TEST_F(PodsBindEventsE2eTest, APodsFailuresCarryThePodAndNoOneElsesDo) {
             std::string::npos)
       << log;
   EXPECT_NE(log.find(line), std::string::npos) << log;
+  // ...and who holds the port there, read from pod A's own table: its listener, not the node's
+  // or pod B's.
+  const std::string holder = line + " holders=\"tcp listen by pid " +
+                             std::to_string(pods_[0].process->Pid()) + " (" + process_a;
+  EXPECT_NE(log.find(holder), std::string::npos) << log;
 
   // Pod A goes away: its series keeps its labels and its value (it ends only minutes later).
   pods_[0].process->Kill();

@@ -81,7 +81,7 @@ class BindEventsCollectorTest : public ::testing::Test {
           return std::make_unique<FakeSource>(state_);
         },
         options, kOwnNetns, [this](const std::string& line) { lines_.push_back(line); },
-        pods_factory_);
+        pods_factory_, pod_tables_);
   }
 
   static Config ParsedConfig(const std::string& yaml) {
@@ -93,6 +93,7 @@ class BindEventsCollectorTest : public ::testing::Test {
   FakeState state_;
   std::vector<std::string> lines_;
   BindEventsCollector::PodLookupFactory pods_factory_;  ///< none unless a test sets one
+  BindEventsCollector::PodTableOpener pod_tables_;      ///< none unless a test sets one
 };
 
 TEST_F(BindEventsCollectorTest, UnavailableSaysSoAndSucceeds) {
@@ -394,6 +395,53 @@ TEST_F(BindEventsCollectorTest, PodsFailuresCarryThePodAndTheLogLineNamesIt) {
   EXPECT_EQ(collector->DescribeFailure(in_use),
             "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026532999 "
             "family=ipv4 port=8080 holders=\"unknown: another network namespace\"");
+}
+
+// In a pod, the holders come from the pod's own table (its kept sock_diag socket) and the node's
+// /proc (hostPID): nginx (pid 4194401) holds inode 1001 there.
+TEST_F(BindEventsCollectorTest, APodsLogLineNamesTheHoldersInThePod) {
+  FakePods fake;
+  fake.pods = {{kPodNetns, {"shop", "web-0"}}};
+  pods_factory_ = fake.Factory();
+  std::vector<uint32_t> tables_opened;
+  pod_tables_ = [&tables_opened](uint32_t netns) -> Result<std::unique_ptr<netlink::Transport>> {
+    tables_opened.push_back(netns);
+    if (netns != kPodNetns) {
+      return Failure{"namespace not entered"};
+    }
+    unit::DiagSocket listener;
+    listener.state = netlink::kListen;
+    listener.local_port = 8080;
+    listener.local_address = "0.0.0.0";
+    listener.remote_address = "0.0.0.0";
+    listener.inode = 1001;
+    std::vector<netlink::Exchange> kernel =
+        PortDumps(8080, [](unit::DatagramBuilder datagram) { return datagram.Done().Build(); });
+    kernel[0].datagrams = {unit::DatagramBuilder(900, 55).Socket(listener).Done().Build()};
+    return Replaying(kernel)();
+  };
+  auto collector = Make();
+  collector->LookForPods(
+      ParsedConfig("collectors:\n  sockets:\n    pod_logs_dir: /srv/pods\n").sockets);
+  BindFailureEvent in_use;
+  in_use.key = Key(8080, kPodNetns);
+  in_use.pid = 7;
+  EXPECT_EQ(collector->DescribeFailure(in_use),
+            "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026533001 "
+            "pod=shop/web-0 family=ipv4 port=8080 holders=\"tcp listen by pid 4194401 (nginx: "
+            "nginx: master process /usr/sbin/nginx -g daemon off;)\"");
+  // A pod whose table cannot be read says why.
+  fake.pods[kOtherNetns] = {"shop", "web-1"};
+  in_use.key = Key(8080, kOtherNetns);
+  EXPECT_EQ(collector->DescribeFailure(in_use),
+            "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026532999 "
+            "pod=shop/web-1 family=ipv4 port=8080 holders=\"unknown: namespace not entered\"");
+  // A namespace of no pod is not read.
+  fake.pods.erase(kOtherNetns);
+  EXPECT_EQ(collector->DescribeFailure(in_use),
+            "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026532999 "
+            "family=ipv4 port=8080 holders=\"unknown: another network namespace\"");
+  EXPECT_EQ(tables_opened, (std::vector<uint32_t>{kPodNetns, kOtherNetns}));
 }
 
 // A pod whose failure was logged and that went away before the scrape still gets the failure.
