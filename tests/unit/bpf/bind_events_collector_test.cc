@@ -64,6 +64,26 @@ BindFailureKey Key(uint16_t port, uint32_t netns, uint8_t syscall = PORTWATCH_SY
   return key;
 }
 
+/// An EADDRINUSE bind() of port 8080 by pid 7 in `netns`.
+BindFailureEvent InUse(uint32_t netns) {
+  BindFailureEvent event;
+  event.key = Key(8080, netns);
+  event.pid = 7;
+  return event;
+}
+
+/// A TCP listener on 0.0.0.0:8080 with inode 1001, which the fixture /proc's nginx (pid
+/// 4194401) holds.
+unit::DiagSocket NginxListener() {
+  unit::DiagSocket listener;
+  listener.state = netlink::kListen;
+  listener.local_port = 8080;
+  listener.local_address = "0.0.0.0";
+  listener.remote_address = "0.0.0.0";
+  listener.inode = 1001;
+  return listener;
+}
+
 class BindEventsCollectorTest : public ::testing::Test {
  protected:
   /// No socket table by default: no listening ports (the e2e test covers them).
@@ -207,9 +227,7 @@ TEST_F(BindEventsCollectorTest, LogLineExplainsEachKind) {
             "family=ipv4 port=80 why=\"port below net.ipv4.ip_unprivileged_port_start needs "
             "CAP_NET_BIND_SERVICE\"");
   // Own namespace, but no socket table to ask: says why.
-  BindFailureEvent in_use;
-  in_use.key = Key(8080, kOwnNetns);
-  in_use.pid = 7;
+  BindFailureEvent in_use = InUse(kOwnNetns);
   EXPECT_EQ(collector->DescribeFailure(in_use),
             "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026531840 "
             "family=ipv4 port=8080 holders=\"unknown: no netlink in unit tests\"");
@@ -254,9 +272,7 @@ netlink::TransportFactory Replaying(const std::vector<netlink::Exchange>& exchan
 
 // No holder found because the tables could not be read is not "none visible".
 TEST_F(BindEventsCollectorTest, UnreadableSocketTablesMakeTheHolderUnknown) {
-  BindFailureEvent in_use;
-  in_use.key = Key(8080, kOwnNetns);
-  in_use.pid = 7;
+  BindFailureEvent in_use = InUse(kOwnNetns);
   const std::string who =
       "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026531840 "
       "family=ipv4 port=8080 ";
@@ -282,12 +298,7 @@ TEST_F(BindEventsCollectorTest, UnreadableSocketTablesMakeTheHolderUnknown) {
 // The holders come from one kernel-filtered dump per table (the request carries the port) and
 // the fixture /proc: nginx (pid 4194401) holds inode 1001.
 TEST_F(BindEventsCollectorTest, LogLineNamesTheHoldersOfThePort) {
-  unit::DiagSocket listener;
-  listener.state = netlink::kListen;
-  listener.local_port = 8080;
-  listener.local_address = "0.0.0.0";
-  listener.remote_address = "0.0.0.0";
-  listener.inode = 1001;
+  const unit::DiagSocket listener = NginxListener();
   unit::DiagSocket waiting = listener;
   waiting.state = netlink::kTimeWait;
   waiting.inode = 0;
@@ -303,9 +314,7 @@ TEST_F(BindEventsCollectorTest, LogLineNamesTheHoldersOfThePort) {
   kernel[0].truncated = {false, false};
   kernel[1].datagrams = {unit::DatagramBuilder(901, 55).Socket(hidden).Done().Build()};
   auto collector = Make({}, Replaying(kernel));
-  BindFailureEvent in_use;
-  in_use.key = Key(8080, kOwnNetns);
-  in_use.pid = 7;
+  BindFailureEvent in_use = InUse(kOwnNetns);
   EXPECT_EQ(collector->DescribeFailure(in_use),
             "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026531840 "
             "family=ipv4 port=8080 holders=\"tcp listen by pid 4194401 (nginx: nginx: master "
@@ -377,9 +386,7 @@ TEST_F(BindEventsCollectorTest, PodsFailuresCarryThePodAndTheLogLineNamesIt) {
                            {"/srv/pods", PodNamespaces::kSameScrape}}));
   EXPECT_EQ(std::count(fake.looked_up.begin(), fake.looked_up.end(), kOwnNetns), 0);
 
-  BindFailureEvent in_use;
-  in_use.key = Key(8080, kPodNetns);
-  in_use.pid = 7;
+  BindFailureEvent in_use = InUse(kPodNetns);
   EXPECT_EQ(collector->DescribeFailure(in_use),
             "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026533001 "
             "pod=shop/web-0 family=ipv4 port=8080 holders=\"unknown: another network "
@@ -409,23 +416,15 @@ TEST_F(BindEventsCollectorTest, APodsLogLineNamesTheHoldersInThePod) {
     if (netns != kPodNetns) {
       return Failure{"namespace not entered"};
     }
-    unit::DiagSocket listener;
-    listener.state = netlink::kListen;
-    listener.local_port = 8080;
-    listener.local_address = "0.0.0.0";
-    listener.remote_address = "0.0.0.0";
-    listener.inode = 1001;
     std::vector<netlink::Exchange> kernel =
         PortDumps(8080, [](unit::DatagramBuilder datagram) { return datagram.Done().Build(); });
-    kernel[0].datagrams = {unit::DatagramBuilder(900, 55).Socket(listener).Done().Build()};
+    kernel[0].datagrams = {unit::DatagramBuilder(900, 55).Socket(NginxListener()).Done().Build()};
     return Replaying(kernel)();
   };
   auto collector = Make();
   collector->LookForPods(
       ParsedConfig("collectors:\n  sockets:\n    pod_logs_dir: /srv/pods\n").sockets);
-  BindFailureEvent in_use;
-  in_use.key = Key(8080, kPodNetns);
-  in_use.pid = 7;
+  BindFailureEvent in_use = InUse(kPodNetns);
   EXPECT_EQ(collector->DescribeFailure(in_use),
             "msg=\"bind failed\" errno=EADDRINUSE process=app pid=7 uid=0 netns=4026533001 "
             "pod=shop/web-0 family=ipv4 port=8080 holders=\"tcp listen by pid 4194401 (nginx: "
