@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,23 @@ class PodsSocketBackendsE2eTest : public PodsE2eTest {
     exporter_.reset();
     return metrics;
   }
+
+  /// `diagnose kTimeWaitPort --pod shop/web-0` with the last config: its verdict for a restart
+  /// with SO_REUSEADDR (without it, the TIME_WAIT socket blocks: exit status 1).
+  std::string DiagnoseWithSoReuseaddr() {
+    std::string report;
+    const int status =
+        RunCommand({PORTWATCH_EXPORTER_BINARY, "--config.file=" + ConfigPath().string(), "diagnose",
+                    std::to_string(kTimeWaitPort), "--pod", "shop/web-0", "--output=json"},
+                   report);
+    const nlohmann::json diagnosis = nlohmann::json::parse(report, nullptr, false);
+    if (status != 1 || diagnosis.is_discarded() ||
+        diagnosis["bind"]["without_so_reuseaddr"]["result"] != "blocked") {
+      ADD_FAILURE() << "exit status " << status << ": " << report;
+      return "";
+    }
+    return diagnosis["bind"]["with_so_reuseaddr"]["result"];
+  }
 };
 
 TEST_F(PodsSocketBackendsE2eTest, APodReadThroughTheIteratorsGivesTheMetricsOfSockDiag) {
@@ -118,6 +136,8 @@ TEST_F(PodsSocketBackendsE2eTest, APodReadThroughTheIteratorsGivesTheMetricsOfSo
   // made inside the pod, as the kernel's bind() would judge it.
   EXPECT_EQ(Predicted(bpf, false), "blocked") << bpf.Text();
   EXPECT_EQ(Predicted(bpf, true), "free") << bpf.Text();
+  // The one-shot `diagnose --pod` (the same config) reads it the same way.
+  EXPECT_EQ(DiagnoseWithSoReuseaddr(), "free");
 
   const Exposition netlink = ScrapeThrough("netlink");
   EXPECT_EQ(
@@ -127,6 +147,7 @@ TEST_F(PodsSocketBackendsE2eTest, APodReadThroughTheIteratorsGivesTheMetricsOfSo
             0);
   EXPECT_EQ(Predicted(netlink, false), "blocked") << netlink.Text();
   EXPECT_EQ(Predicted(netlink, true), "unknown") << netlink.Text();
+  EXPECT_EQ(DiagnoseWithSoReuseaddr(), "unknown");
 
   const std::map<std::string, double> through_bpf = PodSamples(bpf);
   // The table is there: its listener, its connections both ways and its TIME_WAIT socket.
