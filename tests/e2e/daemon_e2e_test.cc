@@ -285,7 +285,8 @@ TEST_F(DaemonE2eTest, EveryThreadKeepsOnlyTheCapabilitiesOfTheEnabledCollectors)
                           {{"capability", "CAP_BPF"}, {"collector", "services"}}),
             1);
   EXPECT_EQ(metrics.Sum("portwatch_collector_capability_held"), 4);
-  // What the two are kept for: the exporter's own listener found by the task_file walk.
+  // What CAP_BPF and CAP_PERFMON are kept for: the exporter's own listener found by the
+  // task_file walk.
   EXPECT_EQ(metrics.Value("portwatch_process_scan_method", {{"method", "bpf_task_file"}}), 1)
       << metrics.Text();
   EXPECT_EQ(metrics.Value("portwatch_service_up", {{"service", "self"}}), 1);
